@@ -1,0 +1,115 @@
+"""Any OpenAI-compatible chat endpoint: vLLM serve, SGLang, hosted APIs.
+
+Requests go out concurrently (bounded by a semaphore), one per sample so servers without `n`
+support work too, and are retried with exponential backoff on 429, 5xx, timeouts and dropped
+connections (honouring Retry-After). A server's separate `reasoning_content` is folded back into
+the completion as a think block, so every backend yields the same raw form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from typing import Any
+
+import httpx
+
+from datakit.backends import Backend, Generation, Messages, OnResult, OpenAIOptions, PromptResult, SamplingParams
+from datakit.errors import DatakitError
+from datakit.reasoning import join_reasoning
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAIBackend(Backend):
+    def __init__(self, model: str, options: OpenAIOptions):
+        self.model = model
+        self.options = options
+        self.api_key = os.environ.get(options.api_key_env, "")
+        self.url = options.base_url.rstrip("/") + "/chat/completions"
+
+    def generate(
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
+    ) -> list[PromptResult]:
+        return asyncio.run(self._generate_all(prompts, params, seeds, on_result))
+
+    async def _generate_all(
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None
+    ) -> list[PromptResult]:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        limits = httpx.Limits(max_connections=self.options.max_concurrency)
+        gate = asyncio.Semaphore(self.options.max_concurrency)
+        async with httpx.AsyncClient(headers=headers, timeout=self.options.timeout_s, limits=limits) as client:
+
+            async def one_prompt(i: int) -> PromptResult:
+                replies = await asyncio.gather(
+                    *(self._sample(client, gate, prompts[i], params, seeds[i] + k) for k in range(params.n))
+                )
+                result = PromptResult(
+                    prompt_tokens=replies[0][0], generations=[generation for _, generation in replies]
+                )
+                if on_result:
+                    on_result(i, result)
+                return result
+
+            return list(await asyncio.gather(*(one_prompt(i) for i in range(len(prompts)))))
+
+    async def _sample(
+        self, client: httpx.AsyncClient, gate: asyncio.Semaphore, messages: Messages, params: SamplingParams, seed: int
+    ) -> tuple[int, Generation]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "n": 1,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "seed": seed,
+        }
+        if params.top_k > 0:
+            body["top_k"] = params.top_k  # vLLM and SGLang accept it; hosted APIs may not
+        async with gate:
+            data = await self._post_with_retries(client, body)
+        return _parse_reply(data)
+
+    async def _post_with_retries(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+        last = ""
+        for attempt in range(self.options.max_retries + 1):
+            try:
+                response = await client.post(self.url, json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as e:
+                last = f"{type(e).__name__}: {e}"
+                wait = None
+            else:
+                if response.status_code == 200:
+                    return response.json()
+                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                if response.status_code not in RETRY_STATUS:
+                    raise DatakitError(f"{self.url} refused the request ({last})")
+                wait = _retry_after(response)
+            if attempt < self.options.max_retries:
+                await asyncio.sleep(wait if wait is not None else min(60.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+        raise DatakitError(f"{self.url}: gave up after {self.options.max_retries + 1} attempts; last error: {last}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return min(120.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _parse_reply(data: dict[str, Any]) -> tuple[int, Generation]:
+    """(prompt tokens, generation) from a chat completion response."""
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+        # DeepSeek's API and vLLM's reasoning parsers say reasoning_content; some servers say reasoning.
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        text = join_reasoning(reasoning, message.get("content") or "")
+        usage = data.get("usage") or {}
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        return int(usage.get("prompt_tokens", 0)), Generation(text, finish, int(usage.get("completion_tokens", 0)))
+    except (KeyError, IndexError, TypeError) as e:
+        raise DatakitError(f"unexpected chat completion response ({e!r}): {str(data)[:300]}") from e

@@ -1,0 +1,190 @@
+"""The `datakit` command: a thin layer that turns flags and recipes into configs and calls the library.
+
+Settings resolve as defaults < recipe YAML (`--recipe`) < `--set a.b=c` < named flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datakit.config import apply_overrides, build, load_recipe_section
+from datakit.errors import DatakitError
+
+app = typer.Typer(
+    help="Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+MAX_REJECTS_SHOWN = 10
+
+
+@app.callback()
+def _root() -> None:
+    """Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe)."""
+
+
+def _settings(recipe: Path | None, section: str, overrides: list[str], flags: dict[str, Any]) -> dict[str, Any]:
+    """Merge recipe, --set overrides and the named flags the user actually gave (not None)."""
+    data = load_recipe_section(recipe, section) if recipe else {}
+    apply_overrides(data, overrides)
+    for dotted, value in flags.items():
+        if value is None or value == []:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return data
+
+
+def _column_map(items: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in items:
+        field, eq, column = item.partition("=")
+        if not eq or not field or not column:
+            raise DatakitError(f"--map {item!r}: expected FIELD=COLUMN, e.g. --map question=problem")
+        mapping[field] = column
+    return mapping
+
+
+RecipeOpt = Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `sample:` section sets defaults.", rich_help_panel="Config")]
+SetOpt = Annotated[list[str], typer.Option("--set", help="Override any setting: --set sampling.top_p=0.9 (repeatable).", rich_help_panel="Config")]
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  datakit sample data/demo/math.jsonl out/samples --model smollm2-135m-instruct --n 4\n\n"
+        "  datakit sample prompts.parquet out/s --backend vllm --model deepseek-ai/DeepSeek-R1 --tensor-parallel-size 8\n\n"
+        "  datakit sample prompts.jsonl out/s --backend openai --base-url http://host:8000/v1 --model deepseek-reasoner\n\n"
+        "  datakit sample openai/gsm8k out/s --split test --map reference=answer --domain math"
+    )
+)
+def sample(
+    input: Annotated[str, typer.Argument(help="Prompts: a .jsonl or .parquet file, a Parquet folder, a saved `datasets` folder, or a Hub dataset id.")],
+    output: Annotated[Path, typer.Argument(help="Output folder: Parquet shards + manifest.json. Re-run the same command to resume.")],
+    recipe: RecipeOpt = None,
+    set_: SetOpt = [],
+    model: Annotated[Optional[str], typer.Option(help="Model: the embedded alias smollm2-135m-instruct (default), a local folder or a Hub id.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto (vllm if installed, else hf) | vllm | hf | openai.")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Completions per prompt (default 4).", rich_help_panel="Sampling")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (R1: 0.6).", rich_help_panel="Sampling")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling (R1: 0.95).", rich_help_panel="Sampling")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Top-k sampling; 0 = off (default).", rich_help_panel="Sampling")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Most tokens per completion (R1: 32768; clipped to the model's context).", rich_help_panel="Sampling")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Run seed; each prompt's seed derives from it and its prompt_id (default 0).", rich_help_panel="Sampling")] = None,
+    prefill_think: Annotated[Optional[bool], typer.Option("--prefill-think/--no-prefill-think", help="Open the <think> block in the prompt, as R1's template does (default off).", rich_help_panel="Sampling")] = None,
+    shard_size: Annotated[Optional[int], typer.Option(help="Prompts per output shard, the unit of resume (default 256).", rich_help_panel="Output")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).", rich_help_panel="Output")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="Input column for a prompt field: FIELD=COLUMN, FIELD one of id, question, messages, reference, tests, domain, language, kind, verifier (repeatable).", rich_help_panel="Prompts")] = [],
+    system_prompt: Annotated[Optional[str], typer.Option(help="System message prepended to every prompt that has none.", rich_help_panel="Prompts")] = None,
+    math_instruction: Annotated[Optional[bool], typer.Option("--math-instruction/--no-math-instruction", help="Append R1's 'Please reason step by step, and put your final answer within \\boxed{}.' to math prompts (default on).", rich_help_panel="Prompts")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="Domain of rows without a domain column (default general).", rich_help_panel="Prompts")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Expected answer language of rows without one (default en).", rich_help_panel="Prompts")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Provenance tag for the `source` column (default: the input's name).", rich_help_panel="Prompts")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split of a dataset folder or Hub dataset (default train).", rich_help_panel="Prompts")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N valid prompts.", rich_help_panel="Prompts")] = None,
+    tensor_parallel_size: Annotated[Optional[int], typer.Option(help="GPUs per model replica (tensor parallel).", rich_help_panel="vLLM")] = None,
+    pipeline_parallel_size: Annotated[Optional[int], typer.Option(help="Pipeline stages per replica (multi-node with Ray).", rich_help_panel="vLLM")] = None,
+    max_model_len: Annotated[Optional[int], typer.Option(help="Context length the engine reserves (default: the model's).", rich_help_panel="vLLM")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Weights dtype for vllm (default auto) and hf (default bfloat16).", rich_help_panel="vLLM")] = None,
+    gpu_memory_utilization: Annotated[Optional[float], typer.Option(help="Share of GPU memory vLLM may take (default 0.9).", rich_help_panel="vLLM")] = None,
+    enforce_eager: Annotated[Optional[bool], typer.Option("--enforce-eager/--no-enforce-eager", help="Skip CUDA graphs / torch.compile: faster start, slower run.", rich_help_panel="vLLM")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint (default http://localhost:8000/v1).", rich_help_panel="OpenAI-compatible server")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding the API key (default OPENAI_API_KEY).", rich_help_panel="OpenAI-compatible server")] = None,
+    max_concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at once (default 64).", rich_help_panel="OpenAI-compatible server")] = None,
+    max_retries: Annotated[Optional[int], typer.Option(help="Retries on 429/5xx/timeouts, with exponential backoff (default 8).", rich_help_panel="OpenAI-compatible server")] = None,
+    request_timeout: Annotated[Optional[float], typer.Option(help="Seconds per request (default 600).", rich_help_panel="OpenAI-compatible server")] = None,
+    batch_prompts: Annotated[Optional[int], typer.Option(help="Prompts per transformers generate call (default 8).", rich_help_panel="transformers (hf)")] = None,
+) -> None:
+    """Sample N completions per prompt from a teacher model, into resumable Parquet shards."""
+    from datakit.sample import SampleConfig, run_sample
+
+    flags = {
+        "input": input,
+        "output": str(output),
+        "model": model,
+        "backend.name": backend,
+        "sampling.n": n,
+        "sampling.temperature": temperature,
+        "sampling.top_p": top_p,
+        "sampling.top_k": top_k,
+        "sampling.max_tokens": max_tokens,
+        "sampling.seed": seed,
+        "prefill_think": prefill_think,
+        "shard_size": shard_size,
+        "progress": progress,
+        "ingest.system_prompt": system_prompt,
+        "ingest.math_instruction": math_instruction,
+        "ingest.domain": domain,
+        "ingest.language": language,
+        "ingest.source": source,
+        "ingest.split": split,
+        "ingest.limit": limit,
+        "backend.vllm.tensor_parallel_size": tensor_parallel_size,
+        "backend.vllm.pipeline_parallel_size": pipeline_parallel_size,
+        "backend.vllm.max_model_len": max_model_len,
+        "backend.vllm.dtype": dtype,
+        "backend.hf.dtype": dtype if dtype and dtype != "auto" else None,
+        "backend.vllm.gpu_memory_utilization": gpu_memory_utilization,
+        "backend.vllm.enforce_eager": enforce_eager,
+        "backend.openai.base_url": base_url,
+        "backend.openai.api_key_env": api_key_env,
+        "backend.openai.max_concurrency": max_concurrency,
+        "backend.openai.max_retries": max_retries,
+        "backend.openai.timeout_s": request_timeout,
+        "backend.hf.batch_prompts": batch_prompts,
+    }
+    flags.update({f"ingest.mapping.{k}": v for k, v in _column_map(map_).items()})
+    config = build(SampleConfig, _settings(recipe, "sample", set_, flags))
+    summary = run_sample(config)
+    _print_rejects(summary.output / "rejects.jsonl")
+    _print_sample_summary(summary)
+
+
+def _print_rejects(path: Path) -> None:
+    import json
+
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    for line in lines[:MAX_REJECTS_SHOWN]:
+        r = json.loads(line)
+        where = f"{r['file']}:{r['line']}"
+        field = f" field {r['field']!r}:" if r["field"] else ""
+        err_console.print(f"[yellow]rejected[/] {where}:{field} {r['reason']}", highlight=False)
+    if len(lines) > MAX_REJECTS_SHOWN:
+        err_console.print(f"[yellow]... and {len(lines) - MAX_REJECTS_SHOWN} more[/] in {path}")
+
+
+def _print_sample_summary(summary: Any) -> None:
+    if summary.already_complete:
+        console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
+    table = Table(title=f"datakit sample -> {summary.output}", show_header=False)
+    table.add_row("prompts", f"{summary.prompts:,}")
+    table.add_row("rejected input rows", f"{summary.rejected_prompts:,}" + (f" (see {summary.output / 'rejects.jsonl'})" if summary.rejected_prompts else ""))
+    table.add_row("samples written", f"{summary.rows:,}")
+    table.add_row("completion tokens", f"{summary.completion_tokens:,}")
+    table.add_row("finish reasons", ", ".join(f"{k}: {v:,}" for k, v in summary.finish_reasons.items()))
+    if not summary.already_complete:
+        table.add_row("shards", f"{summary.shards_written} written, {summary.shards_skipped} already done")
+        table.add_row("time", f"{summary.seconds:.1f} s ({summary.tokens_per_second:,.0f} generated tok/s)")
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except DatakitError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise SystemExit(2) from None

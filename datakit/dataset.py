@@ -1,0 +1,90 @@
+"""Stage folders: Parquet shards written atomically, plus a manifest saying what made them.
+
+A shard file exists only once it is complete (written to a hidden temp name, then renamed), so the
+set of shard files is the set of finished work units, and resuming a killed stage needs no other
+bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datakit.errors import DatakitError
+
+MANIFEST = "manifest.json"
+SHARD_DIR = "shards"
+
+
+def shard_path(folder: Path, index: int) -> Path:
+    return folder / SHARD_DIR / f"part-{index:05d}.parquet"
+
+
+def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
+    """Write one finished work unit; a kill during the write leaves only a temp file behind."""
+    final = shard_path(folder, index)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    _fsync(tmp)
+    os.replace(tmp, final)
+    return final
+
+
+def completed_shards(folder: Path) -> set[int]:
+    """Indices of the shards already written; leftover temp files of a killed run are removed."""
+    shard_dir = folder / SHARD_DIR
+    if not shard_dir.is_dir():
+        return set()
+    for leftover in shard_dir.glob(".*.tmp"):
+        leftover.unlink()
+    return {int(p.stem.split("-")[1]) for p in shard_dir.glob("part-*.parquet")}
+
+
+def shard_files(folder: Path) -> list[Path]:
+    files = sorted((Path(folder) / SHARD_DIR).glob("part-*.parquet"))
+    if not files:
+        raise DatakitError(f"{folder}: no Parquet shards under {SHARD_DIR}/ (is this a datakit stage folder?)")
+    return files
+
+
+def read_table(folder: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read a whole stage folder (all shards, in order) into one Arrow table."""
+    return pa.concat_tables(pq.read_table(f, columns=columns) for f in shard_files(Path(folder)))
+
+
+def iter_batches(folder: str | Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a stage folder shard by shard, so memory stays flat however large it grows."""
+    for f in shard_files(Path(folder)):
+        yield from pq.ParquetFile(f).iter_batches(columns=columns)
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatakitError(f"{path}: not valid JSON ({e}); delete the folder or fix the file") from e
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,272 @@
+"""Prompt ingest: JSONL, Parquet, a saved `datasets` folder or a Hub dataset -> prompt records.
+
+Every input row either becomes a prompt record (see `datakit.schema.PROMPT_SCHEMA`) or a reject
+naming the file, line and field at fault; nothing is dropped without a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datakit.errors import DatakitError
+from datakit.schema import KINDS, PROMPT_SCHEMA, VERIFIERS, default_kind, default_verifier
+
+R1_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass
+class ColumnMapping:
+    """Which input column holds each prompt field (a missing optional column falls back to a default)."""
+
+    id: str = "id"
+    question: str = "question"
+    messages: str = "messages"
+    reference: str = "answer"
+    tests: str = "tests"
+    domain: str = "domain"
+    language: str = "language"
+    kind: str = "kind"
+    verifier: str = "verifier"
+
+
+@dataclass
+class IngestConfig:
+    """How input rows become prompts."""
+
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    system_prompt: str | None = None
+    math_instruction: bool = True  # append R1's "\boxed{}" instruction to math questions
+    domain: str = "general"  # for rows without a domain column
+    language: str = "en"  # for rows without a language column
+    source: str | None = None  # provenance tag; defaults to the input's file name or Hub id
+    split: str = "train"  # for dataset folders and Hub ids holding several splits
+    limit: int | None = None  # keep only the first N valid prompts
+
+
+@dataclass
+class Reject:
+    """An input row that could not become a prompt, and why."""
+
+    file: str
+    line: int
+    field: str | None
+    reason: str
+    raw: str
+
+    def message(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: field {self.field!r}: {self.reason}" if self.field else f"{where}: {self.reason}"
+
+
+@dataclass
+class Ingested:
+    prompts: pa.Table
+    rejects: list[Reject]
+    rows_read: int
+
+
+class RowError(ValueError):
+    def __init__(self, field: str | None, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def load_prompts(source: str, config: IngestConfig) -> Ingested:
+    """Read every row of `source` and turn it into a prompt record or a reject."""
+    tag = config.source or _default_source(source)
+    records: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    first_seen: dict[str, int] = {}
+    rows_read = 0
+    for line, row, raw in _iter_rows(source, config):
+        rows_read += 1
+        try:
+            if isinstance(row, RowError):
+                raise row
+            record = to_prompt(row, config, tag)
+            if record["prompt_id"] in first_seen:
+                raise RowError("id", f"duplicate prompt_id {record['prompt_id']!r} (first at line {first_seen[record['prompt_id']]})")
+        except RowError as e:
+            rejects.append(Reject(source, line, e.field, e.reason, raw))
+            continue
+        first_seen[record["prompt_id"]] = line
+        records.append(record)
+        if config.limit is not None and len(records) >= config.limit:
+            break
+    return Ingested(pa.Table.from_pylist(records, schema=PROMPT_SCHEMA), rejects, rows_read)
+
+
+def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
+    """Validate one input row and build its prompt record; raise RowError naming the bad field."""
+    if not isinstance(row, dict):
+        raise RowError(None, f"expected a JSON object, got {type(row).__name__}")
+    m = config.mapping
+    messages = _messages(row, m, config)
+    domain = (_optional_str(row, m.domain) or config.domain).strip().lower()
+    if domain == "math" and config.math_instruction:
+        messages = _with_math_instruction(messages)
+    reference = _reference(row, m, domain)
+    kind = _optional_str(row, m.kind) or default_kind(domain)
+    if kind not in KINDS:
+        raise RowError(m.kind, f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    verifier = _optional_str(row, m.verifier) or default_verifier(domain, reference is not None)
+    if verifier not in VERIFIERS:
+        raise RowError(m.verifier, f"must be one of {', '.join(VERIFIERS)}, got {verifier!r}")
+    used = {m.id, m.question, m.messages, m.reference, m.tests, m.domain, m.language, m.kind, m.verifier}
+    extra = {k: v for k, v in row.items() if k not in used}
+    return {
+        "prompt_id": _prompt_id(row, m, messages),
+        "messages": messages,
+        "domain": domain,
+        "kind": kind,
+        "language": _optional_str(row, m.language) or config.language,
+        "reference": reference,
+        "verifier": verifier,
+        "source": source,
+        "metadata": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str),
+    }
+
+
+def _messages(row: dict[str, Any], m: ColumnMapping, config: IngestConfig) -> list[dict[str, str]]:
+    if row.get(m.messages) is not None:
+        messages = _check_messages(row[m.messages], m.messages)
+    else:
+        question = row.get(m.question)
+        if question is None:
+            raise RowError(m.question, f"missing (no {m.question!r} or {m.messages!r} column in this row)")
+        if not isinstance(question, str):
+            raise RowError(m.question, f"expected a string, got {type(question).__name__} {question!r:.60}")
+        if not question.strip():
+            raise RowError(m.question, "empty")
+        messages = [{"role": "user", "content": question}]
+    if config.system_prompt and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": config.system_prompt}, *messages]
+    return messages
+
+
+def _check_messages(value: Any, name: str) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise RowError(name, "expected a non-empty list of {role, content} messages")
+    out = []
+    for i, msg in enumerate(value):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
+            raise RowError(f"{name}[{i}]", "expected {role: str, content: str}")
+        out.append({"role": msg["role"], "content": msg["content"]})
+    if out[-1]["role"] != "user":
+        raise RowError(name, f"the last message must be the user's, got {out[-1]['role']!r}")
+    return out
+
+
+def _with_math_instruction(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    last = messages[-1]
+    if R1_MATH_INSTRUCTION in last["content"]:
+        return messages
+    return [*messages[:-1], {"role": "user", "content": f"{last['content'].rstrip()}\n{R1_MATH_INSTRUCTION}"}]
+
+
+def _reference(row: dict[str, Any], m: ColumnMapping, domain: str) -> str | None:
+    """Code prompts are checked by their tests; the rest by their reference answer."""
+    names = (m.tests, m.reference) if domain == "code" else (m.reference, m.tests)
+    for name in names:
+        value = row.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise RowError(name, f"expected a string or number, got {type(value).__name__}")
+        return str(value)
+    return None
+
+
+def _optional_str(row: dict[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowError(name, f"expected a string, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _prompt_id(row: dict[str, Any], m: ColumnMapping, messages: list[dict[str, str]]) -> str:
+    value = row.get(m.id)
+    if value is None:  # no id given: derive a stable one from the prompt's content
+        blob = json.dumps(messages, ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RowError(m.id, f"expected a string or integer, got {type(value).__name__}")
+    return str(value)
+
+
+def _default_source(source: str) -> str:
+    path = Path(source)
+    return path.name if path.exists() else source
+
+
+def _iter_rows(source: str, config: IngestConfig) -> Iterator[tuple[int, Any, str]]:
+    """Yield (line or row number, row or RowError, raw text) from whatever `source` is."""
+    path = Path(source)
+    if path.is_file() and path.suffix in (".jsonl", ".json", ".ndjson"):
+        yield from _iter_jsonl(path)
+    elif path.is_file() and path.suffix == ".parquet":
+        yield from _iter_arrow_rows(pq.ParquetFile(path).iter_batches())
+    elif path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+        yield from _iter_datasets(_load_from_disk(path, config.split))
+    elif path.is_dir() and sorted(path.rglob("*.parquet")):
+        for f in sorted(path.rglob("*.parquet")):
+            yield from _iter_arrow_rows(pq.ParquetFile(f).iter_batches())
+    elif path.exists():
+        raise DatakitError(f"{source}: not a .jsonl, .parquet, Parquet folder or saved `datasets` folder")
+    else:
+        yield from _iter_datasets(_load_from_hub(source, config.split))
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str]]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield number, json.loads(text), text.rstrip("\n")
+            except json.JSONDecodeError as e:
+                yield number, RowError(None, f"invalid JSON: {e.msg} at column {e.colno}"), text.rstrip("\n")
+
+
+def _iter_arrow_rows(batches: Iterator[pa.RecordBatch | pa.Table]) -> Iterator[tuple[int, Any, str]]:
+    number = 0
+    for batch in batches:
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row, json.dumps(row, ensure_ascii=False, default=str)
+
+
+def _iter_datasets(dataset: Any) -> Iterator[tuple[int, Any, str]]:
+    yield from _iter_arrow_rows(dataset.with_format("arrow").iter(batch_size=1024))
+
+
+def _load_from_disk(path: Path, split: str) -> Any:
+    import datasets
+
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DatakitError(f"{path}: no split {split!r}; it has {', '.join(loaded)} (use --split)")
+        return loaded[split]
+    return loaded
+
+
+def _load_from_hub(name: str, split: str) -> Any:
+    import datasets
+
+    try:
+        return datasets.load_dataset(name, split=split)
+    except Exception as e:  # the hub client raises many types; all mean "could not get it"
+        raise DatakitError(
+            f"{name}: not a local file or folder, and loading it as a Hub dataset failed: {e}"
+        ) from e

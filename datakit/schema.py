@@ -1,0 +1,68 @@
+"""The one record that flows through every stage, as Arrow schemas with a version.
+
+A prompt row becomes a sample row by gaining the sample columns; later stages only add columns.
+`data/README.md` documents every column listed here (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+DOMAINS = ("math", "code", "science", "logic", "general", "writing", "qa", "translation", "self_cognition")
+KINDS = ("reasoning", "non_reasoning")
+VERIFIERS = ("math", "code", "choice", "exact", "judge", "none")
+REASONING_DOMAINS = frozenset({"math", "code", "science", "logic"})
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+PROMPT_FIELDS = [
+    pa.field("prompt_id", pa.string(), nullable=False),
+    pa.field("messages", pa.list_(MESSAGE), nullable=False),
+    pa.field("domain", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("language", pa.string(), nullable=False),
+    pa.field("reference", pa.string()),
+    pa.field("verifier", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("metadata", pa.string(), nullable=False),
+]
+
+SAMPLING = pa.struct(
+    [
+        ("n", pa.int32()),
+        ("temperature", pa.float64()),
+        ("top_p", pa.float64()),
+        ("top_k", pa.int32()),
+        ("max_tokens", pa.int32()),
+        ("seed", pa.int64()),
+    ]
+)
+
+SAMPLE_FIELDS = [
+    pa.field("sample_index", pa.int32(), nullable=False),
+    pa.field("completion", pa.string(), nullable=False),
+    pa.field("reasoning", pa.string(), nullable=False),
+    pa.field("answer", pa.string(), nullable=False),
+    pa.field("finish_reason", pa.string(), nullable=False),
+    pa.field("prompt_tokens", pa.int32(), nullable=False),
+    pa.field("completion_tokens", pa.int32(), nullable=False),
+    pa.field("generator", pa.string(), nullable=False),
+    pa.field("sampling", SAMPLING, nullable=False),
+]
+
+PROMPT_SCHEMA = pa.schema(PROMPT_FIELDS)
+SAMPLE_SCHEMA = pa.schema(PROMPT_FIELDS + SAMPLE_FIELDS)
+
+
+def default_kind(domain: str) -> str:
+    """R1 splits its data into reasoning (math, code, science, logic) and non-reasoning (the rest)."""
+    return "reasoning" if domain in REASONING_DOMAINS else "non_reasoning"
+
+
+def default_verifier(domain: str, has_reference: bool) -> str:
+    """The check that can prove a sample correct, when the prompt file does not name one."""
+    if not has_reference:
+        return "none"
+    return {"math": "math", "code": "code"}.get(domain, "judge")
