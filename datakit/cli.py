@@ -188,3 +188,7 @@ def main() -> None:
     except DatakitError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False)
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

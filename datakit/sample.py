@@ -37,8 +37,9 @@ REJECTS = "rejects.jsonl"
 class SampleConfig:
     """Everything `datakit sample` needs; recipes' `sample:` sections map onto it one-to-one."""
 
-    input: str = ""
-    output: str = ""
+    # The prompts' content, not their path, identifies a run: a moved file or folder still resumes.
+    input: str = field(default="", metadata=NOT_HASHED)
+    output: str = field(default="", metadata=NOT_HASHED)
     model: str = DEFAULT_MODEL
     sampling: SamplingParams = field(default_factory=SamplingParams)
     backend: BackendConfig = field(default_factory=BackendConfig)
