@@ -65,14 +65,15 @@ SetOpt = Annotated[list[str], typer.Option("--set", help="Override any setting: 
     epilog=(
         "Examples:\n\n"
         "  datakit sample data/demo/math.jsonl out/samples --model smollm2-135m-instruct --n 4\n\n"
+        "  datakit sample --recipe recipes/demo.yaml --set sampling.n=8\n\n"
         "  datakit sample prompts.parquet out/s --backend vllm --model deepseek-ai/DeepSeek-R1 --tensor-parallel-size 8\n\n"
         "  datakit sample prompts.jsonl out/s --backend openai --base-url http://host:8000/v1 --model deepseek-reasoner\n\n"
         "  datakit sample openai/gsm8k out/s --split test --map reference=answer --domain math"
     )
 )
 def sample(
-    input: Annotated[str, typer.Argument(help="Prompts: a .jsonl or .parquet file, a Parquet folder, a saved `datasets` folder, or a Hub dataset id.")],
-    output: Annotated[Path, typer.Argument(help="Output folder: Parquet shards + manifest.json. Re-run the same command to resume.")],
+    input: Annotated[Optional[str], typer.Argument(help="Prompts: a .jsonl or .parquet file, a Parquet folder, a saved `datasets` folder, or a Hub dataset id (or `input:` in the recipe).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Argument(help="Output folder: Parquet shards + manifest.json (or `output:` in the recipe). Re-run the same command to resume.", show_default=False)] = None,
     recipe: RecipeOpt = None,
     set_: SetOpt = [],
     model: Annotated[Optional[str], typer.Option(help="Model: the embedded alias smollm2-135m-instruct (default), a local folder or a Hub id.")] = None,
@@ -112,7 +113,7 @@ def sample(
 
     flags = {
         "input": input,
-        "output": str(output),
+        "output": str(output) if output else None,
         "model": model,
         "backend.name": backend,
         "sampling.n": n,
@@ -150,6 +151,7 @@ def sample(
     summary = run_sample(config)
     _print_rejects(summary.output / "rejects.jsonl")
     _print_sample_summary(summary)
+    _print_example(summary.output)
 
 
 def _print_rejects(path: Path) -> None:
@@ -180,6 +182,19 @@ def _print_sample_summary(summary: Any) -> None:
         table.add_row("shards", f"{summary.shards_written} written, {summary.shards_skipped} already done")
         table.add_row("time", f"{summary.seconds:.1f} s ({summary.tokens_per_second:,.0f} generated tok/s)")
     console.print(table)
+
+
+def _print_example(folder: Path) -> None:
+    """One sample, so a user sees what the teacher wrote before opening the Parquet."""
+    from datakit.dataset import iter_batches
+
+    row = next(iter_batches(folder, columns=["prompt_id", "messages", "reasoning", "answer", "reference"])).to_pylist()[0]
+    clip = lambda text, size=400: text if len(text) <= size else text[:size] + " …"  # noqa: E731
+    console.print(f"\n[bold]example[/] {row['prompt_id']} (reference: {row['reference']})")
+    console.print(f"[cyan]prompt:[/] {clip(row['messages'][-1]['content'])}", highlight=False)
+    if row["reasoning"]:
+        console.print(f"[magenta]reasoning:[/] {clip(row['reasoning'])}", highlight=False)
+    console.print(f"[green]answer:[/] {clip(row['answer'])}", highlight=False)
 
 
 def main() -> None:

