@@ -87,6 +87,8 @@ def sample(
     prefill_think: Annotated[Optional[bool], typer.Option("--prefill-think/--no-prefill-think", help="Open the <think> block in the prompt, as R1's template does (default off).", rich_help_panel="Sampling")] = None,
     shard_size: Annotated[Optional[int], typer.Option(help="Prompts per output shard, the unit of resume (default 256).", rich_help_panel="Output")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).", rich_help_panel="Output")] = None,
+    num_workers: Annotated[Optional[int], typer.Option(help="Jobs sharing this output folder (e.g. a SLURM array); worker i takes shards i, i+K, ...", rich_help_panel="Output")] = None,
+    worker_index: Annotated[Optional[int], typer.Option(help="This job's index in [0, num-workers).", rich_help_panel="Output")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="Input column for a prompt field: FIELD=COLUMN, FIELD one of id, question, messages, reference, tests, domain, language, kind, verifier (repeatable).", rich_help_panel="Prompts")] = [],
     system_prompt: Annotated[Optional[str], typer.Option(help="System message prepended to every prompt that has none.", rich_help_panel="Prompts")] = None,
     math_instruction: Annotated[Optional[bool], typer.Option("--math-instruction/--no-math-instruction", help="Append R1's 'Please reason step by step, and put your final answer within \\boxed{}.' to math prompts (default on).", rich_help_panel="Prompts")] = None,
@@ -97,6 +99,7 @@ def sample(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N valid prompts.", rich_help_panel="Prompts")] = None,
     tensor_parallel_size: Annotated[Optional[int], typer.Option(help="GPUs per model replica (tensor parallel).", rich_help_panel="vLLM")] = None,
     pipeline_parallel_size: Annotated[Optional[int], typer.Option(help="Pipeline stages per replica (multi-node with Ray).", rich_help_panel="vLLM")] = None,
+    data_parallel_size: Annotated[Optional[int], typer.Option(help="Engine replicas on this machine, one process each with its own GPUs (also for hf).", rich_help_panel="vLLM")] = None,
     max_model_len: Annotated[Optional[int], typer.Option(help="Context length the engine reserves (default: the model's).", rich_help_panel="vLLM")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="Weights dtype for vllm (default auto) and hf (default bfloat16).", rich_help_panel="vLLM")] = None,
     gpu_memory_utilization: Annotated[Optional[float], typer.Option(help="Share of GPU memory vLLM may take (default 0.9).", rich_help_panel="vLLM")] = None,
@@ -125,6 +128,9 @@ def sample(
         "prefill_think": prefill_think,
         "shard_size": shard_size,
         "progress": progress,
+        "num_workers": num_workers,
+        "worker_index": worker_index,
+        "data_parallel_size": data_parallel_size,
         "ingest.system_prompt": system_prompt,
         "ingest.math_instruction": math_instruction,
         "ingest.domain": domain,
@@ -149,6 +155,13 @@ def sample(
     flags.update({f"ingest.mapping.{k}": v for k, v in _column_map(map_).items()})
     config = build(SampleConfig, _settings(recipe, "sample", set_, flags))
     summary = run_sample(config)
+    if not summary.complete:
+        console.print(
+            f"worker {config.worker_index} of {config.num_workers} finished its shards "
+            f"({summary.shards_written} written, {summary.shards_skipped} already done); "
+            f"{summary.output} is complete once every worker has finished."
+        )
+        return
     _print_rejects(summary.output / "rejects.jsonl")
     _print_sample_summary(summary)
     _print_example(summary.output)

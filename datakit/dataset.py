@@ -26,7 +26,8 @@ def shard_path(folder: Path, index: int) -> Path:
 
 
 def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
-    """Write one finished work unit; a kill during the write leaves only a temp file behind."""
+    """Write one finished work unit; a kill during the write leaves only a temp file, which the
+    re-run of that unit overwrites."""
     final = shard_path(folder, index)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp")
@@ -37,12 +38,10 @@ def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
 
 
 def completed_shards(folder: Path) -> set[int]:
-    """Indices of the shards already written; leftover temp files of a killed run are removed."""
+    """Indices of the shards already written."""
     shard_dir = folder / SHARD_DIR
     if not shard_dir.is_dir():
         return set()
-    for leftover in shard_dir.glob(".*.tmp"):
-        leftover.unlink()
     return {int(p.stem.split("-")[1]) for p in shard_dir.glob("part-*.parquet")}
 
 
@@ -75,9 +74,14 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one; workers sharing a folder may race."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
     _fsync(tmp)
     os.replace(tmp, path)
 

@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
 
 from datakit import __version__
 from datakit.backends import Backend, BackendConfig, PromptResult, SamplingParams, make_backend, resolve_backend_name
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, completed_shards, read_manifest, read_table, write_json_atomic, write_shard
+from datakit.dataset import (
+    MANIFEST,
+    completed_shards,
+    read_manifest,
+    read_table,
+    shard_path,
+    write_json_atomic,
+    write_shard,
+    write_text_atomic,
+)
 from datakit.errors import DatakitError
 from datakit.ingest import IngestConfig, Reject, load_prompts
 from datakit.models import DEFAULT_MODEL, generator_id
@@ -46,6 +59,13 @@ class SampleConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     prefill_think: bool = False  # open the think block in the prompt, as R1's template does
     shard_size: int = 256  # prompts per shard: the unit of resume
+    # Several processes (one per GPU group, or a SLURM array) can share one output folder: worker i of
+    # k takes shards i, i+k, i+2k, ...; the last one to finish marks the folder complete.
+    num_workers: int = field(default=1, metadata=NOT_HASHED)
+    worker_index: int = field(default=0, metadata=NOT_HASHED)
+    # Engine replicas on this machine (data parallel): one worker process each, each given its own
+    # tensor_parallel_size x pipeline_parallel_size GPUs. Samples do not depend on it.
+    data_parallel_size: int = field(default=1, metadata=NOT_HASHED)
     progress: bool = field(default=True, metadata=NOT_HASHED)
 
 
@@ -61,21 +81,26 @@ class SampleSummary:
     seconds: float
     finish_reasons: dict[str, int]
     already_complete: bool = False
+    complete: bool = True  # False: this worker is done, other workers' shards are still missing
 
     @classmethod
-    def from_manifest(cls, out: Path, manifest: dict[str, Any], written: int = 0, skipped: int = 0, seconds: float = 0.0, already_complete: bool = False) -> SampleSummary:
+    def from_manifest(
+        cls, out: Path, manifest: dict[str, Any], written: int = 0, skipped: int = 0, seconds: float = 0.0,
+        already_complete: bool = False, complete: bool = True,
+    ) -> SampleSummary:
         counts = manifest["counts"]
         return cls(
             output=out,
             prompts=counts["prompts"],
             rejected_prompts=counts["rejected_prompts"],
-            rows=counts["rows"],
-            completion_tokens=counts["completion_tokens"],
+            rows=counts.get("rows", 0),
+            completion_tokens=counts.get("completion_tokens", 0),
             shards_written=written,
             shards_skipped=skipped,
             seconds=seconds,
-            finish_reasons=counts["finish_reasons"],
+            finish_reasons=counts.get("finish_reasons", {}),
             already_complete=already_complete,
+            complete=complete,
         )
 
     @property
@@ -115,18 +140,24 @@ def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSu
 
     shards = [(i, prompts.slice(start, config.shard_size)) for i, start in enumerate(range(0, prompts.num_rows, config.shard_size))]
     done = completed_shards(out)
-    pending = [(i, shard) for i, shard in shards if i not in done]
-    if pending:
-        already = prompts.num_rows - sum(shard.num_rows for _, shard in pending)
+    mine = [(i, shard) for i, shard in shards if i % config.num_workers == config.worker_index]
+    pending = [(i, shard) for i, shard in mine if i not in done]
+    if pending and config.data_parallel_size > 1:
+        _run_replicas(config, out, shards)
+    elif pending:
+        already = sum(shard.num_rows for _, shard in mine) - sum(shard.num_rows for _, shard in pending)
         owned = backend is None
         backend = backend or make_backend(config.backend, config.model, config.prefill_think)
         try:
-            _generate_shards(config, backend, out, pending, already, prompts.num_rows)
+            _generate_shards(config, backend, out, pending, already, sum(shard.num_rows for _, shard in mine))
         finally:
             if owned:
                 backend.close()
 
-    return _finish(out, manifest, len(pending), len(shards) - len(pending), time.monotonic() - started)
+    seconds = time.monotonic() - started
+    if len(completed_shards(out)) < len(shards):  # other workers are still at it
+        return SampleSummary.from_manifest(out, manifest, written=len(pending), skipped=len(mine) - len(pending), seconds=seconds, complete=False)
+    return _finish(out, manifest, len(pending), len(mine) - len(pending), seconds)
 
 
 def _check_values(config: SampleConfig) -> None:
@@ -137,6 +168,10 @@ def _check_values(config: SampleConfig) -> None:
         (s.temperature >= 0, f"temperature must be >= 0, got {s.temperature}"),
         (0 < s.top_p <= 1, f"top_p must be in (0, 1], got {s.top_p}"),
         (config.shard_size >= 1, f"shard_size must be >= 1, got {config.shard_size}"),
+        (config.num_workers >= 1, f"num_workers must be >= 1, got {config.num_workers}"),
+        (config.data_parallel_size >= 1, f"data_parallel_size must be >= 1, got {config.data_parallel_size}"),
+        (config.data_parallel_size == 1 or config.num_workers == 1, "use either data_parallel_size (one machine) or num_workers (several jobs), not both"),
+        (0 <= config.worker_index < config.num_workers, f"worker_index must be in [0, {config.num_workers}), got {config.worker_index}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -157,6 +192,54 @@ def _generate_shards(
             seeds = [prompt_seed(config.sampling.seed, row["prompt_id"]) for row in rows]
             results = backend.generate([row["messages"] for row in rows], config.sampling, seeds, advance)
             write_shard(out, index, _sample_rows(rows, results, generator, config.sampling))
+
+
+def _run_replicas(config: SampleConfig, out: Path, shards: list[tuple[int, pa.Table]]) -> None:
+    """Start one worker process per replica on this machine and follow their shards as they land."""
+    replicas = config.data_parallel_size
+    per_replica = config.backend.vllm.tensor_parallel_size * config.backend.vllm.pipeline_parallel_size
+    gpus = _visible_gpus()
+    if gpus and len(gpus) < replicas * per_replica:
+        raise DatakitError(f"{replicas} replicas x {per_replica} GPUs each need {replicas * per_replica} GPUs; {len(gpus)} are visible")
+    workers = []
+    for rank in range(replicas):
+        child = replace(config, data_parallel_size=1, num_workers=replicas, worker_index=rank, progress=False)
+        recipe = out / f".worker-{rank}.yaml"
+        write_text_atomic(recipe, yaml.safe_dump({"sample": to_dict(child)}, sort_keys=False))
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * per_replica : (rank + 1) * per_replica])
+        log = (out / f".worker-{rank}.log").open("w")
+        cmd = [sys.executable, "-m", "datakit.cli", "sample", "--recipe", str(recipe)]
+        workers.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    rows = {i: shard.num_rows for i, shard in shards}
+    seen = completed_shards(out)
+    try:
+        with StageProgress("sampling", total=sum(rows.values()), completed=sum(rows[i] for i in seen), unit="prompts", enabled=config.progress) as progress:
+            while any(w.poll() is None for w in workers):
+                time.sleep(1.0)
+                for i in sorted(completed_shards(out) - seen):
+                    tokens = pq.read_table(shard_path(out, i), columns=["completion_tokens"]).column(0)
+                    progress.advance(rows[i], tokens=int(pc.sum(tokens).as_py() or 0))
+                    seen.add(i)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    failed = [rank for rank, w in enumerate(workers) if w.returncode != 0]
+    if failed:
+        raise DatakitError(f"data-parallel worker(s) {failed} failed; see {out}/.worker-{failed[0]}.log. Re-run to resume.")
+    for leftover in out.glob(".worker-*"):
+        leftover.unlink()
+
+
+def _visible_gpus() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return listed.split(",") if listed else [str(i) for i in range(torch.cuda.device_count())]
 
 
 def prompt_seed(run_seed: int, prompt_id: str) -> int:
@@ -236,12 +319,8 @@ def _manifest(config: SampleConfig, run_hash: str, prompts: int, ingested: Any) 
 
 
 def _write_rejects(path: Path, rejects: list[Reject]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        for r in rejects:
-            f.write(json.dumps({"file": r.file, "line": r.line, "field": r.field, "reason": r.reason, "raw": r.raw}, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    lines = (json.dumps({"file": r.file, "line": r.line, "field": r.field, "reason": r.reason, "raw": r.raw}, ensure_ascii=False) for r in rejects)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def _finish(out: Path, manifest: dict[str, Any], written: int, skipped: int, seconds: float) -> SampleSummary:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -134,3 +135,24 @@ def test_cli_error_is_one_clean_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "error:" in result.stderr and "n must be >= 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_workers_sharing_a_folder_equal_one_process(tiny_model: str, tmp_path: Path) -> None:
+    source = _prompts(tmp_path, 8)
+    single = _rows(run_sample(_config(tiny_model, source, tmp_path / "single")).output)
+    shared = tmp_path / "shared"
+    first = run_sample(replace(_config(tiny_model, source, shared), num_workers=2, worker_index=1))
+    assert not first.complete and first.shards_written == 1  # shards 1 of 0..2
+    assert not json.loads((shared / "manifest.json").read_text())["complete"]
+    last = run_sample(replace(_config(tiny_model, source, shared), num_workers=2, worker_index=0))
+    assert last.complete and last.rows == 16 and last.shards_written == 2
+    assert _rows(shared).equals(single)
+
+
+def test_data_parallel_replicas_equal_one_process(tiny_model: str, tmp_path: Path) -> None:
+    source = _prompts(tmp_path, 8)
+    single = _rows(run_sample(_config(tiny_model, source, tmp_path / "single")).output)
+    summary = run_sample(replace(_config(tiny_model, source, tmp_path / "dp"), data_parallel_size=2))
+    assert summary.complete and summary.rows == 16
+    assert _rows(tmp_path / "dp").equals(single)
+    assert sorted(p.name for p in (tmp_path / "dp").iterdir()) == ["manifest.json", "rejects.jsonl", "shards"]

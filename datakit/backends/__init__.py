@@ -37,7 +37,6 @@ class VLLMOptions:
 
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
-    data_parallel_size: int = 1
     max_model_len: int | None = None  # None: the model's own
     dtype: str = "auto"
     gpu_memory_utilization: float = field(default=0.9, metadata=NOT_HASHED)

@@ -16,11 +16,6 @@ from datakit.reasoning import ends_with_open_think
 
 class VLLMBackend(Backend):
     def __init__(self, model: str, options: VLLMOptions, prefill_think: bool = False):
-        if options.data_parallel_size != 1:
-            raise DatakitError(
-                "vLLM's offline engine runs one data-parallel rank per process; "
-                "start one `datakit sample` per rank with --num-shards/--shard-index instead of --data-parallel-size"
-            )
         _cpu_defaults()
         try:
             from vllm import LLM
