@@ -167,6 +167,63 @@ def sample(
     _print_example(summary.output)
 
 
+@app.command(
+    "filter",
+    epilog=(
+        "Examples:\n\n"
+        "  datakit filter out/samples out/filtered --chain filters/r1-reasoning.yaml\n\n"
+        "  datakit filter traces.jsonl out/filtered --chain my-chain.yaml --map completion=response --map reference=gold"
+    ),
+)
+def filter_(
+    input: Annotated[Optional[str], typer.Argument(help="Samples: a `datakit sample` folder, or a .jsonl/.parquet file or Hub dataset using the schema's column names.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Argument(help="Output folder: accepted/, rejected/, report.json, funnel.png, lengths.png. Re-run to resume.", show_default=False)] = None,
+    recipe: RecipeOpt = None,
+    set_: SetOpt = [],
+    chain: Annotated[Optional[Path], typer.Option(help="Filter chain YAML (default filters/r1-reasoning.yaml).")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="Schema column from an input column: COLUMN=INPUT_COLUMN (repeatable).")] = [],
+    workers: Annotated[Optional[int], typer.Option(help="Processes filtering shards in parallel (default: one per core).")] = None,
+    rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per work unit for file inputs (default 4096).")] = None,
+    plots: Annotated[Optional[bool], typer.Option("--plots/--no-plots", help="Write funnel.png and lengths.png (default on).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+) -> None:
+    """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons."""
+    from datakit.filter import FilterConfig, run_filter
+
+    flags = {
+        "input": input,
+        "output": str(output) if output else None,
+        "chain": str(chain) if chain else None,
+        "workers": workers,
+        "rows_per_shard": rows_per_shard,
+        "plots": plots,
+        "progress": progress,
+    }
+    flags.update({f"mapping.{k}": v for k, v in _column_map(map_).items()})
+    summary = run_filter(build(FilterConfig, _settings(recipe, "filter", set_, flags)))
+    print_funnel(summary.report)
+    for plot in summary.plots:
+        console.print(f"plot: {plot}")
+    console.print(f"report: {summary.output / 'report.json'}; accepted: {summary.output / 'accepted'}; rejected: {summary.output / 'rejected'}")
+
+
+def print_funnel(report: dict[str, Any]) -> None:
+    table = Table(title=f"filter funnel ({report['chain']})")
+    for column in ("filter", "in", "dropped", "out", "top reasons"):
+        table.add_column(column, justify="left" if column in ("filter", "top reasons") else "right")
+    for step in report["funnel"]:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in list(step["reasons"].items())[:3])
+        table.add_row(step["filter"], f"{step['rows_in']:,}", f"{step['dropped']:,}", f"{step['rows_out']:,}", reasons)
+    console.print(table)
+    prompts = report["prompts"]
+    console.print(
+        f"kept {report['rows_out']:,} of {report['rows_in']:,} samples; "
+        f"{prompts['zero_accepted']:,} of {prompts['in']:,} prompts have no accepted sample"
+    )
+    for domain, d in report["by_domain"].items():
+        console.print(f"  {domain}: {d['out']:,}/{d['in']:,} kept ({d['pass_rate']:.0%})")
+
+
 def _print_rejects(path: Path) -> None:
     import json
 

@@ -13,28 +13,33 @@ from rich.text import Text
 class RateColumn(ProgressColumn):
     """Items per second and tokens per second since this run started (resumed work excluded)."""
 
-    def __init__(self, unit: str):
+    def __init__(self, unit: str, show_tokens: bool):
         super().__init__()
         self.unit = unit
+        self.show_tokens = show_tokens
 
     def render(self, task: Task) -> Text:
         elapsed = max(time.monotonic() - task.fields["started"], 1e-9)
-        items = (task.completed - task.fields["resumed"]) / elapsed
-        tokens = task.fields["tokens"] / elapsed
-        return Text(f"{items:.2f} {self.unit}/s  {tokens:,.0f} tok/s", style="progress.data.speed")
+        text = f"{(task.completed - task.fields['resumed']) / elapsed:,.2f} {self.unit}/s"
+        if self.show_tokens:
+            text += f" {task.fields['tokens'] / elapsed:,.0f} tok/s"
+        return Text(text, style="progress.data.speed")
 
 
 class StageProgress:
-    """`with StageProgress("sampling", total=...) as p: p.advance(1, tokens=...)`; silent when disabled."""
+    """`with StageProgress("sampling", total=...) as p: p.advance(1, tokens=...)`; silent when disabled.
+    The tokens/s rate is shown when `show_tokens` (generation stages)."""
 
-    def __init__(self, description: str, total: int, completed: int = 0, unit: str = "items", enabled: bool = True):
+    def __init__(
+        self, description: str, total: int, completed: int = 0, unit: str = "items", enabled: bool = True, show_tokens: bool = False
+    ):
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn(unit),
-            RateColumn(unit),
+            RateColumn(unit, show_tokens),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),

@@ -182,7 +182,7 @@ def _generate_shards(
     config: SampleConfig, backend: Backend, out: Path, pending: list[tuple[int, pa.Table]], already: int, total: int
 ) -> None:
     generator = generator_id(config.model)
-    with StageProgress("sampling", total=total, completed=already, unit="prompts", enabled=config.progress) as progress:
+    with StageProgress("sampling", total=total, completed=already, unit="prompts", enabled=config.progress, show_tokens=True) as progress:
 
         def advance(_: int, result: PromptResult) -> None:
             progress.advance(1, tokens=sum(g.completion_tokens for g in result.generations))
@@ -215,7 +215,7 @@ def _run_replicas(config: SampleConfig, out: Path, shards: list[tuple[int, pa.Ta
     rows = {i: shard.num_rows for i, shard in shards}
     seen = completed_shards(out)
     try:
-        with StageProgress("sampling", total=sum(rows.values()), completed=sum(rows[i] for i in seen), unit="prompts", enabled=config.progress) as progress:
+        with StageProgress("sampling", total=sum(rows.values()), completed=sum(rows[i] for i in seen), unit="prompts", enabled=config.progress, show_tokens=True) as progress:
             while any(w.poll() is None for w in workers):
                 time.sleep(1.0)
                 for i in sorted(completed_shards(out) - seen):

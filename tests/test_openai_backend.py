@@ -44,9 +44,10 @@ class FakeServer:
                     self.wfile.write(b'{"error": "busy"}')
                     return
                 question = body["messages"][-1]["content"]
+                content = server.reply_for(question)
                 reply = {
                     "choices": [{
-                        "message": {"role": "assistant", "reasoning_content": f"thinking about {question}", "content": f"seed {body['seed']}"},
+                        "message": {"role": "assistant", "reasoning_content": f"thinking about {question}" if content is None else None, "content": content or f"seed {body['seed']}"},
                         "finish_reason": "length" if "long" in question else "stop",
                     }],
                     "usage": {"prompt_tokens": 11, "completion_tokens": 7},
@@ -61,6 +62,10 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def reply_for(self, prompt: str) -> str | None:
+        """The reply's content; None: a reasoning model's reply (reasoning_content + "seed N")."""
+        return None
 
 
 @pytest.fixture

@@ -1,0 +1,125 @@
+"""Filter throughput: the R1 reasoning chain (no judge) against a plain `datasets.map` + math-verify
+loop, on the same synthetic samples of R1-like length, in one run.
+
+    python bench/filter.py                 # 10^4 samples
+    python bench/filter.py --rows 100000   # the issue's 10^5 (several minutes on 2 cores)
+
+Each side runs in its own subprocess so peak RSS is its own. The ratio is per core: datakit's
+rows/s divided by the cores it used, over the baseline's single-process rows/s. Target >= 3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = (
+    "let me compute the sum first then check each step carefully so the total becomes clear "
+    "wait this needs another look because the second term was doubled earlier therefore we "
+    "subtract it again and verify that nothing else changed in the expression"
+).split()
+
+
+def synthetic_samples(rows: int, words: int, seed: int = 0) -> "object":
+    """R1-like samples: long English chains of thought, a boxed answer, 1 in 4 wrong, 1 in 20 truncated."""
+    import pyarrow as pa
+
+    from datakit.schema import SAMPLE_SCHEMA
+
+    rng = random.Random(seed)
+    records = []
+    for i in range(rows):
+        prompt, index = divmod(i, 4)
+        sentences = []
+        while sum(len(s.split()) for s in sentences) < words:
+            sentences.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize() + ".")
+        paragraphs = ["\n".join(sentences[j : j + 6]) for j in range(0, len(sentences), 6)]
+        reasoning = "\n\n".join(paragraphs)
+        truth = 7 * prompt + 3
+        value = truth if rng.random() > 0.25 else truth + 1
+        answer = f"The total is {value}, so the answer is \\boxed{{{value}}}."
+        truncated = rng.random() < 0.05
+        records.append({
+            "prompt_id": f"p{prompt}", "messages": [{"role": "user", "content": f"Compute 7*{prompt}+3."}],
+            "domain": "math", "kind": "reasoning", "language": "en", "reference": str(truth), "verifier": "math",
+            "source": "bench", "metadata": "{}", "sample_index": index,
+            "completion": f"<think>\n{reasoning}\n</think>\n\n{answer}", "reasoning": reasoning, "answer": answer,
+            "finish_reason": "length" if truncated else "stop", "prompt_tokens": 20, "completion_tokens": int(words * 1.3),
+            "generator": "bench", "sampling": {"n": 4, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 32768, "seed": 0},
+        })
+    return pa.Table.from_pylist(records, schema=SAMPLE_SCHEMA)
+
+
+def run_datakit(folder: Path, out: Path) -> dict:
+    from datakit.filter import FilterConfig, run_filter
+
+    started = time.perf_counter()
+    summary = run_filter(FilterConfig(input=str(folder), output=str(out), chain=str(ROOT / "filters" / "r1-reasoning.yaml"), progress=False, plots=False))
+    seconds = time.perf_counter() - started
+    return {"rows": summary.report["rows_in"], "kept": summary.report["rows_out"], "seconds": seconds, "cores": os.cpu_count()}
+
+
+def run_baseline(folder: Path) -> dict:
+    """What a user without datakit writes: datasets.map over rows, math-verify on each completion."""
+    import datasets
+    from math_verify import parse, verify
+
+    data = datasets.load_dataset("parquet", data_files=str(folder / "shards" / "*.parquet"), split="train")
+
+    def check(row: dict) -> dict:
+        return {"correct": bool(verify(parse(row["reference"]), parse(row["completion"])))}
+
+    started = time.perf_counter()
+    result = data.map(check)
+    seconds = time.perf_counter() - started
+    return {"rows": len(result), "kept": sum(result["correct"]), "seconds": seconds, "cores": 1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--words", type=int, default=1500, help="words per chain of thought (R1's run to thousands)")
+    parser.add_argument("--side", choices=["datakit", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        folder = Path(args.data)
+        result = run_datakit(folder, folder.parent / "filtered") if args.side == "datakit" else run_baseline(folder)
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(json.dumps({**result, "peak_rss_mb": peak_kb / 1024}))
+        return
+
+    from datakit.dataset import write_shard
+
+    work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
+    table = synthetic_samples(args.rows, args.words)
+    for shard, start in enumerate(range(0, table.num_rows, 1024)):
+        write_shard(work / "samples", shard, table.slice(start, 1024))
+    (work / "samples" / "manifest.json").write_text(json.dumps({"stage": "sample", "model": "smollm2-135m-instruct"}))
+    results = {}
+    for side in ("baseline", "datakit"):
+        proc = subprocess.run([sys.executable, __file__, "--side", side, "--data", str(work / "samples")], capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{side} failed:\n{proc.stderr[-3000:]}")
+        results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+    base, ours = results["baseline"], results["datakit"]
+    base_rate = base["rows"] / base["seconds"]
+    ours_rate = ours["rows"] / ours["seconds"]
+    print(f"{args.rows:,} samples x {args.words:,} words of reasoning")
+    print(f"{'':<10} {'rows/s':>9} {'cores':>6} {'rows/s/core':>12} {'peak RSS MB':>12}")
+    print(f"{'baseline':<10} {base_rate:>9.1f} {base['cores']:>6} {base_rate:>12.1f} {base['peak_rss_mb']:>12.0f}")
+    print(f"{'datakit':<10} {ours_rate:>9.1f} {ours['cores']:>6} {ours_rate / ours['cores']:>12.1f} {ours['peak_rss_mb']:>12.0f}")
+    print(f"ratio per core: {ours_rate / ours['cores'] / base_rate:.2f}x (target >= 3x); datakit also checks format, repetition, paragraphs, code blocks, language and length")
+
+
+if __name__ == "__main__":
+    main()

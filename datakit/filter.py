@@ -1,0 +1,447 @@
+"""`datakit filter`: run a filter chain over samples; write accepted/, rejected/ and a report.
+
+Each input shard is one work unit: its rows go through the chain (cheap filters first, each seeing
+only the rows that survived the ones before), then land in accepted/ or rejected/ with the chain's
+score columns, `rejected_by` and `reject_reason`. A per-shard stats file written last marks the unit
+done, so a killed run resumes where it stopped. Shards run in parallel processes, one per core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from bisect import bisect_right
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterator
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from datakit import __version__
+from datakit.chain import Chain, load_chain
+from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
+from datakit.dataset import MANIFEST, SHARD_DIR, read_manifest, shard_files, write_json_atomic, write_shard
+from datakit.errors import DatakitError
+from datakit.filters import Filter, reason_code
+from datakit.progress import StageProgress
+from datakit.reasoning import split_completion
+from datakit.schema import SCHEMA_VERSION
+
+STATS_DIR = "stats"
+# Reasoning-length histogram bins (tokens): 0, 64, 128, ... doubling up to R1's 32K budget and beyond.
+LENGTH_BINS = [0] + [2**k for k in range(6, 18)]
+
+
+@dataclass
+class FilterConfig:
+    """Everything `datakit filter` needs; a recipe's `filter:` section maps onto it one-to-one."""
+
+    input: str = field(default="", metadata=NOT_HASHED)
+    output: str = field(default="", metadata=NOT_HASHED)
+    chain: str = "filters/r1-reasoning.yaml"
+    mapping: dict[str, str] = field(default_factory=dict)  # schema column -> input column, for foreign traces
+    rows_per_shard: int = 4096  # for file inputs, which have no shards of their own
+    workers: int = field(default=0, metadata=NOT_HASHED)  # processes; 0 = one per core
+    plots: bool = field(default=True, metadata=NOT_HASHED)
+    progress: bool = field(default=True, metadata=NOT_HASHED)
+
+
+@dataclass
+class FilterSummary:
+    output: Path
+    report: dict[str, Any]
+    shards_written: int
+    shards_skipped: int
+    seconds: float
+    plots: list[Path] = field(default_factory=list)
+
+
+def run_filter(config: FilterConfig) -> FilterSummary:
+    """Filter `config.input` into `config.output`, continuing a killed run."""
+    if not config.input or not config.output:
+        raise DatakitError("filter needs an input (samples) and an output folder")
+    started = time.monotonic()
+    chain = load_chain(config.chain)
+    source = open_source(config)
+    _check_columns(chain, source.columns, config.input)
+    out = Path(config.output)
+    run_hash = fingerprint({"config": hashed_view(config), "chain": chain.text, "input": source.fingerprint, "schema": SCHEMA_VERSION})
+    _claim_folder(out, run_hash)
+    manifest = {
+        "stage": "filter",
+        "schema_version": SCHEMA_VERSION,
+        "datakit_version": __version__,
+        "command": sys.argv,
+        "config": to_dict(config),
+        "chain": {"name": chain.name, "yaml": chain.text},
+        "run_hash": run_hash,
+        "model": source.context.get("model"),
+        "input_manifest": source.context or None,
+        "complete": False,
+    }
+    write_json_atomic(out / MANIFEST, manifest)
+
+    pending = [i for i in range(source.shards) if not (out / STATS_DIR / f"part-{i:05d}.json").exists()]
+    _run_shards(config, source, out, pending)
+
+    report = build_report(out, chain, source.shards)
+    write_json_atomic(out / "report.json", report)
+    plots = write_plots(out, report) if config.plots else []
+    for part in ("accepted", "rejected"):
+        write_json_atomic(out / part / MANIFEST, {**manifest, "stage": f"filter/{part}", "complete": True})
+    manifest["complete"] = True
+    write_json_atomic(out / MANIFEST, manifest)
+    return FilterSummary(out, report, len(pending), source.shards - len(pending), time.monotonic() - started, plots)
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """Where the samples come from: a stage folder's shards, or one file cut into shards by prompt."""
+
+    columns: list[str]
+    shards: int
+    fingerprint: str
+    context: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    table: pl.DataFrame | None = None
+    bounds: list[int] = field(default_factory=list)  # row offsets of the table's shards
+
+    def rows(self, index: int) -> int:
+        if self.table is None:
+            return pq.ParquetFile(self.files[index]).metadata.num_rows
+        return self.bounds[index + 1] - self.bounds[index]
+
+    def read(self, index: int, mapping: dict[str, str]) -> pl.DataFrame:
+        if self.table is None:
+            return normalise(pl.read_parquet(self.files[index]), mapping)
+        start, stop = self.bounds[index], self.bounds[index + 1]
+        return self.table.slice(start, stop - start)
+
+
+def open_source(config: FilterConfig) -> Source:
+    path = Path(config.input)
+    if (path / SHARD_DIR).is_dir():
+        files = shard_files(path)
+        schema = _readable_schemas(files)
+        columns = _mapped_columns(list(schema.names), config.mapping)
+        context = read_manifest(path) or {}
+        digest = fingerprint([(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files])
+        return Source(columns, len(files), digest, context, files=files)
+    table = normalise(_read_file(config.input), config.mapping).sort("prompt_id", "sample_index", maintain_order=True)
+    bounds = _prompt_bounds(table, config.rows_per_shard)
+    return Source(table.columns, len(bounds) - 1, fingerprint(table.hash_rows().sum()), {}, table=table, bounds=bounds)
+
+
+def _readable_schemas(files: list[Path]) -> Any:
+    """Open every shard's footer up front, so a broken shard stops the run before any work."""
+    schemas = []
+    for f in files:
+        try:
+            schemas.append(pq.read_schema(f))
+        except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+            raise DatakitError(f"{f}: not a readable Parquet file ({e}); restore or remove it") from e
+    return schemas[0]
+
+
+def _read_file(source: str) -> pl.DataFrame:
+    path = Path(source)
+    try:
+        if path.suffix in (".jsonl", ".ndjson", ".json"):
+            return pl.read_ndjson(path)
+        if path.suffix == ".parquet" or path.is_dir():
+            return pl.read_parquet(path if path.suffix else path / "**" / "*.parquet")
+    except Exception as e:  # polars raises several types for a bad file; all mean "cannot read it"
+        raise DatakitError(f"{source}: cannot read samples: {e}") from e
+    if path.exists():
+        raise DatakitError(f"{source}: not a datakit stage folder, .jsonl or .parquet file of samples")
+    try:
+        import datasets
+
+        return pl.from_arrow(datasets.load_dataset(source, split="train").data.table)  # type: ignore[return-value]
+    except Exception as e:  # the hub client raises many types; all mean "could not get it"
+        raise DatakitError(f"{source}: not a local file or folder, and loading it as a Hub dataset failed: {e}") from e
+
+
+def normalise(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
+    """Rename mapped columns to the schema's names and derive what a foreign trace may lack."""
+    frame = frame.rename({src: dst for dst, src in mapping.items() if src in frame.columns and src != dst})
+    if "completion" in frame.columns and not {"reasoning", "answer"} <= set(frame.columns):
+        split = [split_completion(text or "") for text in frame["completion"].to_list()]
+        frame = frame.with_columns(reasoning=pl.Series([r for r, _ in split]), answer=pl.Series([a for _, a in split]))
+    if "sample_index" not in frame.columns and "prompt_id" in frame.columns:
+        frame = frame.with_columns(sample_index=pl.int_range(pl.len()).over("prompt_id").cast(pl.Int32))
+    return frame
+
+
+def _mapped_columns(columns: list[str], mapping: dict[str, str]) -> list[str]:
+    renamed = [next((dst for dst, src in mapping.items() if src == c), c) for c in columns]
+    if "completion" in renamed:
+        renamed += ["reasoning", "answer"]
+    return sorted(set(renamed))
+
+
+def _prompt_bounds(table: pl.DataFrame, rows_per_shard: int) -> list[int]:
+    """Shard boundaries that never split one prompt's samples (group filters need them together)."""
+    starts = table.with_row_index("_i").group_by("prompt_id", maintain_order=True).agg(pl.col("_i").first())["_i"].to_list()
+    bounds = [0]
+    for start in starts[1:]:
+        if start - bounds[-1] >= rows_per_shard:
+            bounds.append(start)
+    return [*bounds, table.height] if table.height else [0, 0]
+
+
+def _check_columns(chain: Chain, columns: list[str], where: str) -> None:
+    available = set(columns)
+    for f in chain.filters:
+        missing = [c for c in f.columns() if c not in available]
+        if missing:
+            raise DatakitError(
+                f"{where}: filter {f.name!r} needs column(s) {missing}, which the input lacks "
+                f"(map them with --map COLUMN=INPUT_COLUMN); the input has {sorted(columns)}"
+            )
+        available |= set(f.scores)
+
+
+def _claim_folder(out: Path, run_hash: str) -> None:
+    previous = read_manifest(out)
+    if previous is None:
+        if out.exists() and any(out.iterdir()):
+            raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
+        return
+    if previous.get("stage") != "filter":
+        raise DatakitError(f"{out}: holds the output of `{previous.get('stage')}`, not of `filter`")
+    if previous.get("run_hash") != run_hash:
+        raise DatakitError(
+            f"{out}: was made with another chain, input or settings. Re-run with the original ones to resume, "
+            "or choose a new output folder."
+        )
+
+
+# --- running the chain ---------------------------------------------------------------------------
+
+
+_worker: dict[str, Any] = {}
+
+
+def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[int]) -> None:
+    workers = min(config.workers or os.cpu_count() or 1, max(1, len(pending)))
+    if any(f.heavy for f in load_chain(config.chain).filters):
+        workers = 1  # one engine, batching a whole shard per call, beats one engine per core
+    rows = [source.rows(i) for i in range(source.shards)]
+    done = sum(rows) - sum(rows[i] for i in pending)
+    with StageProgress("filtering", total=sum(rows), completed=done, unit="samples", enabled=config.progress) as progress:
+        if workers == 1:
+            _init_worker(config, source)
+            for index in pending:
+                _process_shard(index, out)
+                progress.advance(rows[index])
+            _close_worker()
+            return
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config, source)) as pool:
+            for index, _ in zip(pending, pool.map(_process_shard, pending, [out] * len(pending))):
+                progress.advance(rows[index])
+
+
+def _init_worker(config: FilterConfig, source: Source) -> None:
+    chain = load_chain(config.chain)
+    for f in chain.filters:
+        f.setup(source.context)
+    _worker.update(chain=chain, source=source, mapping=config.mapping)
+
+
+def _close_worker() -> None:
+    for f in _worker["chain"].filters:
+        f.close()
+
+
+def _process_shard(index: int, out: Path) -> None:
+    chain: Chain = _worker["chain"]
+    rows = _worker["source"].read(index, _worker["mapping"])
+    result = apply_chain(chain, rows)
+    accepted = result.filter(pl.col("rejected_by").is_null())
+    rejected = result.filter(pl.col("rejected_by").is_not_null())
+    write_shard(out / "rejected", index, rejected.to_arrow())
+    write_shard(out / "accepted", index, accepted.to_arrow())
+    write_json_atomic(out / STATS_DIR / f"part-{index:05d}.json", shard_stats(chain, rows, result))
+
+
+def apply_chain(chain: Chain, rows: pl.DataFrame) -> pl.DataFrame:
+    """Every row with the chain's score columns, `rejected_by` and `reject_reason` (null when kept).
+
+    Each filter sees the rows that survived the filters before it, with their score columns (so a
+    judge can read the rule verdicts and best-of-N a judge's score)."""
+    frame = rows.with_row_index("_row")
+    active = frame
+    verdicts: list[pl.DataFrame] = []
+    scored: list[pl.DataFrame] = []
+    for f in chain.filters:
+        if active.is_empty():
+            break
+        scores, crashes = _score_safely(f, active)
+        active = pl.concat([active, scores], how="horizontal")
+        reasons = crashes.fill_null(f.keep(active.select(*f.columns(), *f.scores)))
+        scored.append(active.select("_row", *f.scores))
+        dropped = reasons.is_not_null()
+        verdicts.append(
+            pl.DataFrame({"_row": active["_row"].filter(dropped), "reject_reason": reasons.filter(dropped)})
+            .with_columns(rejected_by=pl.lit(f.name))
+        )
+        active = active.filter(~dropped)
+    for part in scored:
+        frame = frame.join(part, on="_row", how="left")
+    missing = {c: pl.lit(None, dtype=t) for c, t in chain.score_columns().items() if c not in frame.columns}
+    frame = frame.with_columns(**missing)
+    verdict = pl.concat(verdicts) if verdicts else pl.DataFrame(schema={"_row": pl.UInt32, "reject_reason": pl.String, "rejected_by": pl.String})
+    frame = frame.join(verdict.select("_row", "rejected_by", "reject_reason"), on="_row", how="left")
+    return frame.sort("_row").drop("_row")
+
+
+def _score_safely(f: Filter, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """Scores for all rows; where scoring crashes, the failing rows (or prompts, for group filters)
+    get null scores and the exception as their reject reason, and the rest go on."""
+    try:
+        return _checked(f, rows, f.score(rows)), pl.Series("reason", [None] * rows.height, dtype=pl.String)
+    except Exception:
+        pass
+    scores, crashes = [], []
+    for unit in _units(f, rows):
+        try:
+            scores.append(_checked(f, unit, f.score(unit)))
+            crashes += [None] * unit.height
+        except Exception as e:  # a crash on one unit must not stop the run: it becomes that unit's reason
+            scores.append(pl.DataFrame({c: [None] * unit.height for c in f.scores}, schema=f.scores))
+            crashes += [f"filter_error: {type(e).__name__}: {str(e)[:200]}"] * unit.height
+    return pl.concat(scores), pl.Series("reason", crashes, dtype=pl.String)
+
+
+def _units(f: Filter, rows: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    if f.group:
+        yield from rows.partition_by("prompt_id", maintain_order=True)
+    else:
+        yield from (rows.slice(i, 1) for i in range(rows.height))
+
+
+def _checked(f: Filter, rows: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
+    if scores.height != rows.height or set(scores.columns) != set(f.scores):
+        raise RuntimeError(f"filter {f.name!r} returned {scores.height} rows of {scores.columns} for {rows.height} rows")
+    return scores.select(list(f.scores)).cast(f.scores)  # type: ignore[arg-type]
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def shard_stats(chain: Chain, rows: pl.DataFrame, result: pl.DataFrame) -> dict[str, Any]:
+    """What happened to one shard: the report is the sum of these."""
+    kept = result.filter(pl.col("rejected_by").is_null())
+    length = "reasoning_tokens" if "reasoning_tokens" in result.columns and result["reasoning_tokens"].null_count() == 0 else "completion_tokens"
+    by_filter = {f.name: Counter() for f in chain.filters}
+    for name, text in result.filter(pl.col("rejected_by").is_not_null()).select("rejected_by", "reject_reason").iter_rows():
+        by_filter[name][reason_code(text)] += 1
+    accepted_prompts = set(kept["prompt_id"].to_list())
+    all_prompts = rows["prompt_id"].unique(maintain_order=True).to_list()
+    return {
+        "rows_in": rows.height,
+        "rows_out": kept.height,
+        "dropped": {name: dict(counts) for name, counts in by_filter.items()},
+        "prompts_in": len(all_prompts),
+        "prompts_zero_accepted": [p for p in all_prompts if p not in accepted_prompts],
+        "domains_in": dict(Counter(rows["domain"].to_list())) if "domain" in rows.columns else {},
+        "domains_out": dict(Counter(kept["domain"].to_list())) if "domain" in kept.columns else {},
+        "length_column": length,
+        "length_before": _histogram(result[length]) if length in result.columns else [],
+        "length_after": _histogram(kept[length]) if length in kept.columns else [],
+    }
+
+
+def _histogram(values: pl.Series) -> list[int]:
+    counts = [0] * len(LENGTH_BINS)
+    for v in values.drop_nulls().to_list():
+        counts[bisect_right(LENGTH_BINS, v) - 1] += 1
+    return counts
+
+
+def build_report(out: Path, chain: Chain, shards: int) -> dict[str, Any]:
+    """The funnel and its breakdowns, summed over every shard's stats."""
+    stats = [json.loads((out / STATS_DIR / f"part-{i:05d}.json").read_text()) for i in range(shards)]
+    rows_in = sum(s["rows_in"] for s in stats)
+    funnel, remaining = [], rows_in
+    for f in chain.filters:
+        reasons = Counter()
+        for s in stats:
+            reasons.update(s["dropped"].get(f.name, {}))
+        dropped = sum(reasons.values())
+        funnel.append({"filter": f.name, "rows_in": remaining, "dropped": dropped, "rows_out": remaining - dropped, "reasons": dict(reasons.most_common())})
+        remaining -= dropped
+    zero = [p for s in stats for p in s["prompts_zero_accepted"]]
+    domains_in, domains_out = Counter(), Counter()
+    for s in stats:
+        domains_in.update(s["domains_in"])
+        domains_out.update(s["domains_out"])
+    return {
+        "chain": chain.name,
+        "rows_in": rows_in,
+        "rows_out": remaining,
+        "funnel": funnel,
+        "prompts": {"in": sum(s["prompts_in"] for s in stats), "zero_accepted": len(zero), "zero_accepted_examples": zero[:50]},
+        "by_domain": {
+            d: {"in": n, "out": domains_out.get(d, 0), "pass_rate": round(domains_out.get(d, 0) / n, 4)} for d, n in sorted(domains_in.items())
+        },
+        "length_histogram": {
+            "column": stats[0]["length_column"] if stats else "completion_tokens",
+            "bins": LENGTH_BINS,
+            "before": [sum(col) for col in zip(*(s["length_before"] for s in stats))],
+            "after": [sum(col) for col in zip(*(s["length_after"] for s in stats))],
+        },
+    }
+
+
+def write_plots(out: Path, report: dict[str, Any]) -> list[Path]:
+    """funnel.png (rows left after each filter) and lengths.png (length histogram before/after)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(report["funnel"]) + 1.8))
+    names = ["input"] + [step["filter"] for step in report["funnel"]]
+    left = [report["rows_in"]] + [step["rows_out"] for step in report["funnel"]]
+    bars = ax.barh(names[::-1], left[::-1], color="#4C72B0")
+    for bar, step in zip(bars[::-1][1:], report["funnel"]):
+        top = ", ".join(f"{k} {v}" for k, v in list(step["reasons"].items())[:2])
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {step['rows_out']:,} (-{step['dropped']:,}{': ' + top if top else ''})", va="center", fontsize=8)
+    ax.text(bars[-1].get_width(), bars[-1].get_y() + bars[-1].get_height() / 2, f"  {report['rows_in']:,}", va="center", fontsize=8)
+    ax.set_xlabel("samples left")
+    ax.set_title(f"filter funnel: {report['chain']} ({report['rows_out']:,} of {report['rows_in']:,} kept)")
+    ax.set_xlim(0, max(left) * 1.6 or 1)
+    fig.tight_layout()
+    funnel = out / "funnel.png"
+    fig.savefig(funnel, dpi=110)
+    plt.close(fig)
+
+    hist = report["length_histogram"]
+    used = max([i for i, n in enumerate(hist["before"]) if n] or [0]) + 2  # drop the empty long tail
+    hist = {**hist, "bins": hist["bins"][:used], "before": hist["before"][:used], "after": hist["after"][:used]}
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels = [f"{edge:,}" for edge in hist["bins"]]
+    positions = range(len(labels))
+    ax.bar([p - 0.2 for p in positions], hist["before"], width=0.4, label="before filtering", color="#999999")
+    ax.bar([p + 0.2 for p in positions], hist["after"], width=0.4, label="accepted", color="#55A868")
+    ax.set_xticks(list(positions), labels, rotation=45, fontsize=8)
+    ax.set_xlabel(f"{hist['column'].replace('_', ' ')} (bin lower edge)")
+    ax.set_ylabel("samples")
+    ax.set_title("length before and after filtering")
+    ax.legend()
+    fig.tight_layout()
+    lengths = out / "lengths.png"
+    fig.savefig(lengths, dpi=110)
+    plt.close(fig)
+    return [funnel, lengths]

@@ -1,0 +1,148 @@
+"""Correctness, chosen by each row's `verifier`: math (math-verify), code (tests in a sandbox),
+choice (letter match) and exact (normalised string match).
+
+Answers are taken from the answer section only, never from the chain of thought. Math, choice and
+exact checks run in a process pool with a hard per-item timeout (sympy can hang); code runs in the
+sandbox from a thread pool. A timeout, a crash of the checker and a wrong answer stay distinct
+verdicts. Rows whose verifier is `judge` or `none` are `unverified` here: a later `judge` filter
+decides them, or they are rejected (`unverified: reject`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import polars as pl
+
+from datakit.errors import DatakitError
+from datakit.filters import Filter, reason
+from datakit.pool import map_with_timeout
+from datakit.sandbox import SandboxLimits, extract_code, run_tests
+from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer
+
+RULES = {"math": check_math, "choice": check_choice, "exact": check_exact}
+PLAIN_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
+THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
+# verdicts a later judge may overturn: the rules could not decide
+UNDECIDED = ("unverified", "no_answer", "bad_reference")
+
+
+@dataclass
+class Correctness(Filter):
+    """Keep samples whose final answer is proven correct against the prompt's reference."""
+
+    name = "correctness"
+    reads = ("verifier", "answer", "reference")
+    scores = {
+        "correct_verdict": pl.String,  # correct | wrong | no_answer | bad_reference | timeout | checker_error | unverified
+        "correct_verifier": pl.String,  # which check decided
+        "correct_extracted": pl.String,  # the answer (or code) taken from the sample
+        "correct_detail": pl.String,
+    }
+
+    timeout_s: float = 10.0  # per math/choice/exact item
+    code_timeout_s: float = 10.0
+    code_memory_mb: int = 1024
+    unverified: str = "reject"  # reject | keep | judge (leave undecided rows to a later `judge` filter)
+    workers: int = 0  # checker processes / sandbox threads; 0 = one per core
+
+    def __post_init__(self) -> None:
+        if self.unverified not in ("reject", "keep", "judge"):
+            raise DatakitError(f"correctness: unverified must be reject, keep or judge, got {self.unverified!r}")
+
+    def score(self, rows: pl.DataFrame) -> pl.DataFrame:
+        checks: list[Check | None] = [None] * rows.height
+        verifiers = rows["verifier"].to_list()
+        answers, references = rows["answer"].to_list(), rows["reference"].to_list()
+        rule_rows = [i for i, v in enumerate(verifiers) if v in RULES]
+        code_rows = [i for i, v in enumerate(verifiers) if v == "code"]
+        for i, check in zip(rule_rows, self._rule_checks([(verifiers[i], answers[i], references[i]) for i in rule_rows])):
+            checks[i] = check
+        for i, check in zip(code_rows, self._code_checks([(answers[i], references[i]) for i in code_rows])):
+            checks[i] = check
+        records = []
+        for verifier, check in zip(verifiers, checks):
+            if check is None:
+                check = Check("unverified", None, f"verifier {verifier!r} is not a rule check")
+            records.append((check.verdict, verifier, check.extracted, check.reason))
+        return pl.DataFrame(records, schema=self.scores, orient="row")
+
+    def keep(self, frame: pl.DataFrame) -> pl.Series:
+        verdict = pl.col("correct_verdict")
+        passes = verdict == "correct"
+        if self.unverified == "keep":
+            passes = passes | (verdict == "unverified")
+        elif self.unverified == "judge":
+            passes = passes | verdict.is_in(UNDECIDED)
+        detail = pl.concat_str([pl.col("correct_verifier"), pl.lit(": "), pl.col("correct_detail").fill_null("")])
+        return frame.select(pl.when(passes).then(None).otherwise(reason_by_verdict(detail))).to_series()
+
+    def _rule_checks(self, items: list[tuple[str, str, str | None]]) -> list[Check]:
+        """Cheap cases in-process (no answer, equal numbers); the rest in the pool, under a hard timeout."""
+        results: list[Check | None] = [_fast_check(*item) for item in items]
+        slow = [i for i, r in enumerate(results) if r is None]
+        outcomes = map_with_timeout(_run_rule, [items[i] for i in slow], self.timeout_s, self.workers or os.cpu_count())
+        for i, outcome in zip(slow, outcomes):
+            if outcome.status == "ok":
+                results[i] = outcome.value
+            elif outcome.status == "timeout":
+                results[i] = Check("timeout", None, outcome.reason)
+            else:
+                results[i] = Check("checker_error", None, outcome.reason)
+        return results  # type: ignore[return-value]
+
+    def _code_checks(self, items: list[tuple[str, str | None]]) -> list[Check]:
+        limits = SandboxLimits(timeout_s=self.code_timeout_s, cpu_s=math.ceil(self.code_timeout_s), memory_mb=self.code_memory_mb)
+        with ThreadPoolExecutor(self.workers or os.cpu_count()) as pool:
+            return list(pool.map(lambda item: _code_check(*item, limits), items))
+
+
+def reason_by_verdict(detail: pl.Expr) -> pl.Expr:
+    """The verdict is the reason code: wrong, no_answer, timeout, checker_error, ... never one "incorrect"."""
+    return pl.concat_str([pl.col("correct_verdict"), pl.lit(": "), detail])
+
+
+def _fast_check(verifier: str, answer: str, reference: str | None) -> Check | None:
+    if reference is None:
+        return Check("bad_reference", None, "the prompt has no reference")
+    if verifier != "math":
+        return None
+    extracted = extract_final_answer(answer)
+    if extracted is None:
+        return Check("no_answer", None, "no \\boxed{} or 'the answer is' in the answer")
+    a, b = _as_number(extracted), _as_number(reference)
+    if a is None or b is None:
+        return None
+    verdict = "correct" if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else "wrong"
+    return Check(verdict, extracted, f"extracted {extracted}, expected {reference}")
+
+
+def _as_number(text: str) -> float | None:
+    """A plain decimal number ("84", "-2.5", "1,000"), else None (left to math-verify)."""
+    text = text.strip().strip("$ ").rstrip(".")
+    if THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    try:
+        return float(text) if PLAIN_NUMBER.fullmatch(text) else None
+    except ValueError:
+        return None
+
+
+def _run_rule(item: tuple[str, str, str | None]) -> Check:
+    verifier, answer, reference = item
+    return RULES[verifier](answer, reference)  # type: ignore[arg-type]
+
+
+def _code_check(answer: str, tests: str | None, limits: SandboxLimits) -> Check:
+    if tests is None:
+        return Check("bad_reference", None, "the prompt has no tests")
+    code = extract_code(answer)
+    if code is None:
+        return Check("no_answer", None, "no fenced code block in the answer")
+    result = run_tests(code, tests, limits)
+    verdict = {"passed": "correct", "failed": "wrong", "timeout": "timeout"}.get(result.status, "checker_error")
+    return Check(verdict, code, result.reason)

@@ -1,0 +1,62 @@
+"""Length in tokens of the chain of thought and of the answer, with the generator's tokenizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from datakit.errors import DatakitError
+from datakit.filters import Filter, reason
+from datakit.models import resolve_model
+
+
+@dataclass
+class Length(Filter):
+    """Bounds on reasoning and answer tokens (R1 capped its samples' lengths)."""
+
+    name = "length"
+    reads = ("reasoning", "answer")
+    scores = {"reasoning_tokens": pl.Int64, "answer_tokens": pl.Int64}
+
+    tokenizer: str | None = None  # default: the model that generated the input (its manifest's `model`)
+    min_reasoning_tokens: int = 0
+    max_reasoning_tokens: int | None = None
+    min_answer_tokens: int = 0
+    max_answer_tokens: int | None = None
+
+    def setup(self, context: dict[str, Any]) -> None:
+        from transformers import AutoTokenizer
+
+        name = self.tokenizer or context.get("model")
+        if not name:
+            raise DatakitError("the length filter needs `tokenizer:` (the input's manifest names no model)")
+        self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
+
+    def score(self, rows: pl.DataFrame) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"reasoning_tokens": self._count(rows["reasoning"]), "answer_tokens": self._count(rows["answer"])},
+            schema=self.scores,
+        )
+
+    def _count(self, texts: pl.Series) -> list[int]:
+        if texts.is_empty():
+            return []
+        return [len(ids) for ids in self._tokenizer(texts.to_list(), add_special_tokens=False)["input_ids"]]
+
+    def keep(self, frame: pl.DataFrame) -> pl.Series:
+        rules = [
+            ("reasoning_tokens", ">", self.max_reasoning_tokens, "too_long"),
+            ("reasoning_tokens", "<", self.min_reasoning_tokens, "too_short"),
+            ("answer_tokens", ">", self.max_answer_tokens, "too_long"),
+            ("answer_tokens", "<", self.min_answer_tokens, "too_short"),
+        ]
+        verdict = pl.lit(None, dtype=pl.String)
+        for column, op, bound, code in reversed(rules):  # the first rule broken names the reason
+            if bound is None:
+                continue
+            broken = pl.col(column) > bound if op == ">" else pl.col(column) < bound
+            detail = pl.format(f"{{}} {column.replace('_', ' ')} {op} {bound}", pl.col(column))
+            verdict = pl.when(broken).then(reason(code, detail)).otherwise(verdict)
+        return frame.select(verdict.alias("reason")).to_series()

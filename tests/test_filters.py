@@ -1,0 +1,131 @@
+"""Each filter on hand-made rows, both verdicts; scores stay apart from thresholds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+
+from datakit.errors import DatakitError
+from datakit.filters import Filter, make_filter
+
+
+def _rows(**columns: list[Any]) -> pl.DataFrame:
+    n = len(next(iter(columns.values())))
+    base = {
+        "prompt_id": [f"p{i}" for i in range(n)],
+        "sample_index": [0] * n,
+        "completion": [""] * n,
+        "reasoning": [""] * n,
+        "answer": ["ok"] * n,
+        "finish_reason": ["stop"] * n,
+        "domain": ["math"] * n,
+        "language": ["en"] * n,
+        "completion_tokens": [10] * n,
+        "verifier": ["math"] * n,
+        "reference": ["1"] * n,
+    }
+    return pl.DataFrame({**base, **columns})
+
+
+def _verdicts(f: Filter, rows: pl.DataFrame, context: dict[str, Any] | None = None) -> list[str | None]:
+    f.setup(context or {})
+    scores = f.score(rows)
+    assert scores.height == rows.height and set(scores.columns) == set(f.scores)
+    return f.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()
+
+
+def test_format() -> None:
+    rows = _rows(
+        completion=["<think>a</think>b", "<think>a", "<think>a</think>b", "<think>a</think>  "],
+        answer=["b", "", "b", ""],
+        finish_reason=["stop", "stop", "length", "stop"],
+    )
+    got = _verdicts(make_filter("format", {}, "t"), rows)
+    assert got[0] is None
+    assert got[1].startswith("no_think_block:")
+    assert got[2] == "truncated: finish_reason=length"
+    assert got[3].startswith("empty_answer: 0 characters")
+    loose = _verdicts(make_filter("format", {"require_think": False}, "t"), _rows(completion=["just an answer"], answer=["just an answer"]))
+    assert loose == [None]
+
+
+def test_long_paragraph() -> None:
+    rows = _rows(reasoning=["short one.\n\nanother short one.", "word " * 301, ""])
+    assert _verdicts(make_filter("long_paragraph", {"max_words": 300}, "t"), rows) == [None, "long_paragraph: a paragraph of 301 words > 300", None]
+
+
+def test_code_block_in_reasoning_only_outside_code_domains() -> None:
+    fenced = "Let me try:\n```python\nprint(1)\n```\nSo it prints 1."
+    rows = _rows(reasoning=[fenced, fenced, "no code here", "```\nunclosed"], domain=["math", "code", "math", "science"])
+    got = _verdicts(make_filter("code_block", {}, "t"), rows)
+    assert got[0] == "code_in_reasoning: 1 code block(s) in the chain of thought of a math prompt"
+    assert got[1] is None and got[2] is None
+    assert got[3].startswith("code_in_reasoning: 1 code block")
+
+
+def test_repetition_catches_loops_not_prose() -> None:
+    prose = "First we add twelve and seven to get nineteen, then we multiply by two which gives thirty eight as the total."
+    loop = "Wait, let me check that again. " * 40
+    got = _verdicts(make_filter("repetition", {"n": 5, "max_repetition": 0.3}, "t"), _rows(reasoning=[prose, loop], answer=["38", "?"]))
+    assert got[0] is None and got[1].startswith("repetitive:")
+
+
+def test_language_consistency_masks_math_and_code() -> None:
+    english = "First I add the two numbers. Then I check the result carefully. The sum is correct and I am confident."
+    with_math = english + " We have $\\frac{a}{b} = \\sqrt{x^2 + y^2}$ and `x = foo(bar)`."
+    mixed = english + " 然后我们需要计算这个问题的答案，我觉得应该是十九。我们再检查一遍这个结果是否正确。"
+    f = make_filter("language", {"min_consistency": 0.9}, "t")
+    got = _verdicts(f, _rows(reasoning=[english, with_math, mixed, ""]))
+    assert got[0] is None and got[1] is None and got[3] is None  # empty chain of thought: nothing to judge
+    assert got[2].startswith("language_mixing:") and "in en" in got[2]
+    scores = f.score(_rows(reasoning=[english, mixed]))
+    assert scores["language_consistency"][0] == 1.0 and scores["language_consistency"][1] < 0.9
+    # a French target accepts French and rejects English
+    french = "Je dois additionner les deux nombres. Ensuite je vérifie le résultat avec soin."
+    got = _verdicts(f, _rows(reasoning=[french, english], language=["fr", "fr"]))
+    assert got[0] is None and got[1].startswith("language_mixing")
+
+
+def test_length_counts_tokens_with_the_generators_tokenizer(tiny_model: str) -> None:
+    f = make_filter("length", {"max_reasoning_tokens": 20, "min_answer_tokens": 1}, "t")
+    rows = _rows(reasoning=["short", "word " * 50, "fine"], answer=["4", "4", ""])
+    got = _verdicts(f, rows, {"model": tiny_model})
+    assert got[0] is None
+    assert got[1].startswith("too_long: ") and "reasoning tokens > 20" in got[1]
+    assert got[2] == "too_short: 0 answer tokens < 1"
+    with pytest.raises(DatakitError, match="needs `tokenizer:`"):
+        make_filter("length", {}, "t").setup({})
+
+
+def test_best_of_n_keeps_the_k_shortest_per_prompt() -> None:
+    rows = pl.DataFrame({
+        "prompt_id": ["a", "a", "a", "b"],
+        "sample_index": [0, 1, 2, 0],
+        "completion_tokens": [30, 10, 20, 99],
+        "judge_score": [0.1, 0.9, 0.5, 0.3],
+    })
+    got = _verdicts(make_filter("best_of_n", {"k": 2}, "t"), rows)
+    assert got == ["not_best_of_n: rank 3 by shortest, keeping 2 per prompt", None, None, None]
+    by_score = _verdicts(make_filter("best_of_n", {"k": 1, "by": "judge_score"}, "t"), rows)
+    assert by_score[1] is None and by_score[3] is None and by_score[0] and by_score[2]
+    first = _verdicts(make_filter("best_of_n", {"k": 1, "by": "random", "seed": 1}, "t"), rows)
+    again = _verdicts(make_filter("best_of_n", {"k": 1, "by": "random", "seed": 1}, "t"), rows)
+    assert first == again and sum(v is None for v in first[:3]) == 1
+
+
+def test_threshold_changes_re_decide_from_stored_scores() -> None:
+    rows = _rows(reasoning=["word " * 150, "word " * 250])
+    strict, loose = make_filter("long_paragraph", {"max_words": 100}, "t"), make_filter("long_paragraph", {"max_words": 200}, "t")
+    scores = strict.score(rows)
+    frame = pl.concat([rows.select(strict.columns()), scores], how="horizontal")
+    assert strict.keep(frame).null_count() == 0
+    assert loose.keep(frame).to_list()[0] is None and loose.keep(frame).to_list()[1] is not None
+
+
+def test_unknown_filter_and_bad_parameters_are_named() -> None:
+    with pytest.raises(DatakitError, match="chain.yaml filters\\[2\\]: unknown filter 'langauge'; known: .*language"):
+        make_filter("langauge", {}, "chain.yaml filters[2]")
+    with pytest.raises(DatakitError, match="max_wrods"):
+        make_filter("long_paragraph", {"max_wrods": 3}, "chain.yaml filters[0]")
