@@ -36,11 +36,17 @@ class Chain:
 
 def load_chain(path: str | Path) -> Chain:
     """Parse and check a chain file; every error names the file and the entry."""
-    path = Path(path)
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
+    except OSError as e:
+        raise DatakitError(f"{path}: cannot read the filter chain: {e}") from e
+    return parse_chain(text, str(path))
+
+
+def parse_chain(text: str, path: str) -> Chain:
+    try:
         data = yaml.safe_load(text) or {}
-    except (OSError, yaml.YAMLError) as e:
+    except yaml.YAMLError as e:
         raise DatakitError(f"{path}: cannot read the filter chain: {e}") from e
     if not isinstance(data, dict) or not isinstance(data.get("filters"), list) or not data["filters"]:
         raise DatakitError(f"{path}: a chain is a mapping with a non-empty `filters:` list")
@@ -51,7 +57,7 @@ def load_chain(path: str | Path) -> Chain:
     names = [f.name for f in filters]
     if len(set(names)) != len(names):
         raise DatakitError(f"{path}: a filter appears twice ({names}); their score columns would collide")
-    return Chain(name=str(data.get("name") or path.stem), filters=filters, text=text)
+    return Chain(name=str(data.get("name") or Path(path).stem), filters=filters, text=text)
 
 
 def _entry(item: Any, where: str) -> Filter:

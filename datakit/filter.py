@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from datakit import __version__
-from datakit.chain import Chain, load_chain
+from datakit.chain import Chain, load_chain, parse_chain
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, SHARD_DIR, read_manifest, shard_files, write_json_atomic, write_shard
 from datakit.errors import DatakitError
@@ -34,6 +34,7 @@ from datakit.reasoning import split_completion
 from datakit.schema import SCHEMA_VERSION
 
 STATS_DIR = "stats"
+PREVIOUS_VERDICT = "_previous_rejected_by"
 # Reasoning-length histogram bins (tokens): 0, 64, 128, ... doubling up to R1's 32K budget and beyond.
 LENGTH_BINS = [0] + [2**k for k in range(6, 18)]
 
@@ -111,30 +112,36 @@ class Source:
     shards: int
     fingerprint: str
     context: dict[str, Any]
-    files: list[Path] = field(default_factory=list)
+    files: list[list[Path]] = field(default_factory=list)  # the files of each shard
     table: pl.DataFrame | None = None
     bounds: list[int] = field(default_factory=list)  # row offsets of the table's shards
 
     def rows(self, index: int) -> int:
         if self.table is None:
-            return pq.ParquetFile(self.files[index]).metadata.num_rows
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files[index])
         return self.bounds[index + 1] - self.bounds[index]
 
     def read(self, index: int, mapping: dict[str, str]) -> pl.DataFrame:
         if self.table is None:
-            return normalise(pl.read_parquet(self.files[index]), mapping)
+            frame = pl.concat([pl.read_parquet(f) for f in self.files[index]], how="diagonal_relaxed")
+            if "rejected_by" in frame.columns:  # a filter output: its verdicts tell which scores are stored
+                frame = frame.rename({"rejected_by": PREVIOUS_VERDICT}).drop("reject_reason", strict=False)
+            return normalise(frame, mapping).sort("prompt_id", "sample_index", maintain_order=True)
         start, stop = self.bounds[index], self.bounds[index + 1]
         return self.table.slice(start, stop - start)
 
 
 def open_source(config: FilterConfig) -> Source:
     path = Path(config.input)
-    if (path / SHARD_DIR).is_dir():
-        files = shard_files(path)
-        schema = _readable_schemas(files)
+    if (path / SHARD_DIR).is_dir() or (path / "accepted" / SHARD_DIR).is_dir():
+        # a filter output is read whole (accepted + rejected) to re-decide it with a new chain
+        parts = [path] if (path / SHARD_DIR).is_dir() else [path / "accepted", path / "rejected"]
+        by_part = [shard_files(part) for part in parts]
+        files = [list(group) for group in zip(*by_part, strict=True)]
+        schema = _readable_schemas([f for group in files for f in group])
         columns = _mapped_columns(list(schema.names), config.mapping)
         context = read_manifest(path) or {}
-        digest = fingerprint([(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files])
+        digest = fingerprint([(f.name, f.stat().st_size, int(f.stat().st_mtime)) for group in files for f in group])
         return Source(columns, len(files), digest, context, files=files)
     table = normalise(_read_file(config.input), config.mapping).sort("prompt_id", "sample_index", maintain_order=True)
     bounds = _prompt_bounds(table, config.rows_per_shard)
@@ -255,7 +262,15 @@ def _init_worker(config: FilterConfig, source: Source) -> None:
     chain = load_chain(config.chain)
     for f in chain.filters:
         f.setup(source.context)
-    _worker.update(chain=chain, source=source, mapping=config.mapping)
+    _worker.update(chain=chain, source=source, mapping=config.mapping, previous=_previous_scores(source.context))
+
+
+def _previous_scores(context: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """For an input made by `datakit filter`: each filter's place in that chain and score identity."""
+    if context.get("stage") != "filter":
+        return {}
+    previous = parse_chain(context["chain"]["yaml"], "the input's chain")
+    return {f.name: (i, f.score_identity()) for i, f in enumerate(previous.filters)}
 
 
 def _close_worker() -> None:
@@ -266,7 +281,7 @@ def _close_worker() -> None:
 def _process_shard(index: int, out: Path) -> None:
     chain: Chain = _worker["chain"]
     rows = _worker["source"].read(index, _worker["mapping"])
-    result = apply_chain(chain, rows)
+    result = apply_chain(chain, rows, _worker["previous"])
     accepted = result.filter(pl.col("rejected_by").is_null())
     rejected = result.filter(pl.col("rejected_by").is_not_null())
     write_shard(out / "rejected", index, rejected.to_arrow())
@@ -274,11 +289,12 @@ def _process_shard(index: int, out: Path) -> None:
     write_json_atomic(out / STATS_DIR / f"part-{index:05d}.json", shard_stats(chain, rows, result))
 
 
-def apply_chain(chain: Chain, rows: pl.DataFrame) -> pl.DataFrame:
+def apply_chain(chain: Chain, rows: pl.DataFrame, previous: dict[str, tuple[int, dict[str, Any] | None]] | None = None) -> pl.DataFrame:
     """Every row with the chain's score columns, `rejected_by` and `reject_reason` (null when kept).
 
     Each filter sees the rows that survived the filters before it, with their score columns (so a
-    judge can read the rule verdicts and best-of-N a judge's score)."""
+    judge can read the rule verdicts and best-of-N a judge's score). `previous` (re-filtering a
+    filter's output) names the filters whose stored scores can be reused instead of recomputed."""
     frame = rows.with_row_index("_row")
     active = frame
     verdicts: list[pl.DataFrame] = []
@@ -286,8 +302,8 @@ def apply_chain(chain: Chain, rows: pl.DataFrame) -> pl.DataFrame:
     for f in chain.filters:
         if active.is_empty():
             break
-        scores, crashes = _score_safely(f, active)
-        active = pl.concat([active, scores], how="horizontal")
+        scores, crashes = _reuse_or_score(f, active, previous or {})
+        active = pl.concat([active.drop(list(f.scores), strict=False), scores], how="horizontal")
         reasons = crashes.fill_null(f.keep(active.select(*f.columns(), *f.scores)))
         scored.append(active.select("_row", *f.scores))
         dropped = reasons.is_not_null()
@@ -296,13 +312,36 @@ def apply_chain(chain: Chain, rows: pl.DataFrame) -> pl.DataFrame:
             .with_columns(rejected_by=pl.lit(f.name))
         )
         active = active.filter(~dropped)
+    frame = frame.drop([c for c in chain.score_columns() if c in frame.columns])
     for part in scored:
         frame = frame.join(part, on="_row", how="left")
     missing = {c: pl.lit(None, dtype=t) for c, t in chain.score_columns().items() if c not in frame.columns}
     frame = frame.with_columns(**missing)
     verdict = pl.concat(verdicts) if verdicts else pl.DataFrame(schema={"_row": pl.UInt32, "reject_reason": pl.String, "rejected_by": pl.String})
     frame = frame.join(verdict.select("_row", "rejected_by", "reject_reason"), on="_row", how="left")
-    return frame.sort("_row").drop("_row")
+    return frame.sort("_row").drop("_row", PREVIOUS_VERDICT, strict=False)
+
+
+def _reuse_or_score(f: Filter, rows: pl.DataFrame, previous: dict[str, tuple[int, dict[str, Any] | None]]) -> tuple[pl.DataFrame, pl.Series]:
+    """Stored scores where the previous chain computed them with the same score parameters (the row
+    reached this filter there), fresh scores for the rest."""
+    position, identity = previous.get(f.name, (-1, None))
+    if identity is None or identity != f.score_identity() or not set(f.scores) <= set(rows.columns):
+        return _score_safely(f, rows.drop(list(f.scores), strict=False))
+    order = {name: i for name, (i, _) in previous.items()}
+    earlier = pl.col(PREVIOUS_VERDICT).replace_strict(order, default=-1, return_dtype=pl.Int64)
+    reached = rows.select(pl.col(PREVIOUS_VERDICT).is_null() | (earlier >= position)).to_series()
+    kept_scores = rows.select(list(f.scores)).cast(f.scores)  # type: ignore[arg-type]
+    if reached.all():
+        return kept_scores, pl.Series("reason", [None] * rows.height, dtype=pl.String)
+    fresh, crashes = _score_safely(f, rows.filter(~reached).drop(list(f.scores)))
+    position_of = pl.Series(range(rows.height))
+    merged = pl.concat([
+        kept_scores.filter(reached).with_columns(_at=position_of.filter(reached)),
+        fresh.with_columns(_at=position_of.filter(~reached)),
+    ]).sort("_at").drop("_at")
+    all_crashes = pl.Series("reason", [None] * rows.height, dtype=pl.String).scatter(position_of.filter(~reached), crashes)
+    return merged, all_crashes
 
 
 def _score_safely(f: Filter, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:

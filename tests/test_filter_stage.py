@@ -169,3 +169,33 @@ def test_foreign_traces_with_a_column_mapping(tmp_path: Path) -> None:
     assert summary.report["rows_out"] == 1
     accepted = pl.read_parquet(out / "accepted" / "shards" / "*.parquet")
     assert accepted["answer"].to_list() == ["\\boxed{4}"] and accepted["sample_index"].to_list() == [0]
+
+
+def test_a_new_threshold_re_decides_from_stored_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = _samples_folder(tmp_path)
+    first = tmp_path / "first"
+    run_filter(FilterConfig(input=str(samples), output=str(first), chain=str(_chain(tmp_path, CHAIN)), workers=1, progress=False, plots=False))
+    # looser repetition threshold, same n: the stored repetition and correctness scores are reused
+    looser = CHAIN.replace("max_repetition: 0.3", "max_repetition: 0.99")
+    from datakit.filters.text import Repetition
+
+    calls: list[int] = []
+    original = Repetition.score
+    monkeypatch.setattr(Repetition, "score", lambda self, rows: calls.append(rows.height) or original(self, rows))
+    second = tmp_path / "second"
+    summary = run_filter(FilterConfig(input=str(first), output=str(second), chain=str(_chain(tmp_path, looser)), workers=1, progress=False, plots=False))
+    assert calls == []  # every row reached repetition in the first run: nothing recomputed
+    funnel = {s["filter"]: s for s in summary.report["funnel"]}
+    assert funnel["repetition"]["dropped"] == 0 and funnel["format"]["dropped"] == 6
+    # the looping samples now reach correctness: they were never checked, so they are checked now
+    assert funnel["correctness"]["rows_in"] == 18 and funnel["correctness"]["reasons"] == {"wrong": 6, "no_answer": 1}
+    accepted = pl.read_parquet(second / "accepted" / "shards" / "*.parquet")
+    # p6's looping sample has the right answer: with loops allowed, every prompt keeps one sample
+    assert sorted(accepted["prompt_id"]) == ["p1", "p2", "p3", "p4", "p5", "p6"]
+    assert "_previous_rejected_by" not in accepted.columns
+    rejected = pl.read_parquet(second / "rejected" / "shards" / "*.parquet")
+    assert rejected.height == 18 and rejected["rejected_by"].null_count() == 0
+    # a changed score parameter (n) recomputes
+    other_n = CHAIN.replace("n: 5", "n: 6")
+    run_filter(FilterConfig(input=str(first), output=str(tmp_path / "third"), chain=str(_chain(tmp_path, other_n)), workers=1, progress=False, plots=False))
+    assert calls and sum(calls) == 18

@@ -16,6 +16,16 @@ def test_every_column_is_documented() -> None:
     assert f"schema version {SCHEMA_VERSION}" in doc
 
 
+def test_every_filter_column_is_documented() -> None:
+    from datakit.filters import REGISTRY, load_builtin_filters
+
+    load_builtin_filters()
+    doc = (ROOT / "data" / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+)` \|", doc, flags=re.M))
+    columns = {c for cls in REGISTRY.values() if not cls.__module__.startswith("test") for c in cls.scores}
+    assert columns | {"rejected_by", "reject_reason"} <= documented
+
+
 def test_importing_datakit_and_its_cli_pulls_in_neither_torch_nor_vllm() -> None:
     code = "import sys, datakit, datakit.cli, datakit.sample; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -32,6 +32,9 @@ class Filter(ABC):
     group: ClassVar[bool] = False
     # A heavy filter loads an inference engine: the stage then runs in one process instead of one per core.
     heavy: ClassVar[bool] = False
+    # The parameters that change scores (the others are thresholds). Re-filtering a filter's output
+    # reuses its stored scores when these are unchanged; None: scores depend on the other rows.
+    score_params: ClassVar[tuple[str, ...] | None] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -41,6 +44,12 @@ class Filter(ABC):
     def columns(self) -> tuple[str, ...]:
         """The columns this filter needs in its input (more than `reads` when a parameter names one)."""
         return self.reads
+
+    def score_identity(self) -> dict[str, Any] | None:
+        """What decides this filter's scores; equal identities mean stored scores can be reused."""
+        if self.score_params is None:
+            return None
+        return {"name": self.name, **{p: getattr(self, p) for p in self.score_params}}
 
     def setup(self, context: dict[str, Any]) -> None:
         """Load models or tools once per run; `context` holds the input folder's manifest."""
@@ -69,11 +78,11 @@ def reason_code(reason_text: str) -> str:
 
 def make_filter(name: str, params: dict[str, Any] | None, where: str) -> Filter:
     """Build a filter from its chain entry, naming the entry on any error."""
-    _load_builtin_filters()
+    load_builtin_filters()
     if name not in REGISTRY:
         raise DatakitError(f"{where}: unknown filter {name!r}; known: {', '.join(sorted(REGISTRY))}")
     return build(REGISTRY[name], params or {}, where=f"{where} ({name}).")
 
 
-def _load_builtin_filters() -> None:
+def load_builtin_filters() -> None:
     from datakit.filters import best_of_n, correctness, judge, language, length, reward, text  # noqa: F401

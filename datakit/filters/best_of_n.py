@@ -18,6 +18,7 @@ class BestOfN(Filter):
     score column (judge or reward model), highest first."""
 
     name = "best_of_n"
+    score_params = None  # a rank depends on which samples survived before
     reads = ("prompt_id", "sample_index", "completion_tokens")
     scores = {"best_of_n_rank": pl.Int64}
     group = True

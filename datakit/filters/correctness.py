@@ -36,6 +36,7 @@ class Correctness(Filter):
     """Keep samples whose final answer is proven correct against the prompt's reference."""
 
     name = "correctness"
+    score_params = ("timeout_s", "code_timeout_s", "code_memory_mb")
     reads = ("verifier", "answer", "reference")
     scores = {
         "correct_verdict": pl.String,  # correct | wrong | no_answer | bad_reference | timeout | checker_error | unverified

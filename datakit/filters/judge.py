@@ -41,6 +41,7 @@ class Judge(Filter):
     unless `judge_rule_verified` (then the report gives rule/judge agreement)."""
 
     name = "judge"
+    score_params = ("model", "backend", "prompt_version", "max_tokens", "judge_rule_verified")
     reads = ("prompt_id", "messages", "answer", "reference", "verifier")
     scores = {"judge_verdict": pl.String, "judge_score": pl.Float64, "judge_reply": pl.String}
     heavy = True  # loads an engine: the stage runs it in one process

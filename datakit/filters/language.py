@@ -35,6 +35,7 @@ class Language(Filter):
     """Reject chains of thought whose share of target-language words is below a threshold."""
 
     name = "language"
+    score_params = ("min_sentence_words",)
     reads = ("reasoning", "language")
     scores = {"language_consistency": pl.Float64, "language_detected": pl.String}
 

@@ -17,6 +17,7 @@ class Length(Filter):
     """Bounds on reasoning and answer tokens (R1 capped its samples' lengths)."""
 
     name = "length"
+    score_params = ("tokenizer",)
     reads = ("reasoning", "answer")
     scores = {"reasoning_tokens": pl.Int64, "answer_tokens": pl.Int64}
 

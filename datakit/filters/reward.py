@@ -21,6 +21,7 @@ class RewardModel(Filter):
     """Write `reward_score`; reject below `min_score` when one is set."""
 
     name = "reward_model"
+    score_params = ("model", "max_length", "dtype")
     reads = ("messages", "answer")
     scores = {"reward_score": pl.Float64}
     heavy = True

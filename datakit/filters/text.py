@@ -90,6 +90,7 @@ class Repetition(Filter):
     """Share of word n-grams that repeat an earlier one: near 0 for prose, near 1 for a model stuck in a loop."""
 
     name = "repetition"
+    score_params = ("n",)
     reads = ("reasoning", "answer")
     scores = {"repetition": pl.Float64}
 
