@@ -89,12 +89,25 @@ def test_language_consistency_masks_math_and_code() -> None:
 
 
 def test_length_counts_tokens_with_the_generators_tokenizer(tiny_model: str) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
     f = make_filter("length", {"max_reasoning_tokens": 20, "min_answer_tokens": 1}, "t")
-    rows = _rows(reasoning=["short", "word " * 50, "fine"], answer=["4", "4", ""])
-    got = _verdicts(f, rows, {"model": tiny_model})
+    reasonings, answers = ["short", "word " * 50, "fine"], ["4", "4", ""]
+    completions = [f"<think>\n{r}\n</think>\n\n{a}" for r, a in zip(reasonings, answers)]
+    counts = [len(tok(c, add_special_tokens=False)["input_ids"]) for c in completions]
+    # foreign traces (no completion_tokens): both parts tokenized
+    foreign = _rows(reasoning=reasonings, answer=answers).drop("completion_tokens")
+    got = _verdicts(f, foreign, {"model": tiny_model})
     assert got[0] is None
     assert got[1].startswith("too_long: ") and "reasoning tokens > 20" in got[1]
     assert got[2] == "too_short: 0 answer tokens < 1"
+    # datakit samples: reasoning tokens derived from the generator's count, within a token or two
+    ours = _rows(reasoning=reasonings, answer=answers, completion=completions, completion_tokens=counts)
+    assert _verdicts(f, ours, {"model": tiny_model}) == got
+    derived = f.score(ours)["reasoning_tokens"].to_list()
+    direct = f.score(foreign)["reasoning_tokens"].to_list()
+    assert all(abs(a - b) <= 2 for a, b in zip(derived, direct)), (derived, direct)
     with pytest.raises(DatakitError, match="needs `tokenizer:`"):
         make_filter("length", {}, "t").setup({})
 

@@ -20,7 +20,7 @@ import polars as pl
 
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason
-from datakit.pool import map_with_timeout
+from datakit.pool import Outcome, map_with_timeout
 from datakit.sandbox import SandboxLimits, extract_code, run_tests
 from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer
 
@@ -83,17 +83,15 @@ class Correctness(Filter):
         return frame.select(pl.when(passes).then(None).otherwise(reason_by_verdict(detail))).to_series()
 
     def _rule_checks(self, items: list[tuple[str, str, str | None]]) -> list[Check]:
-        """Cheap cases in-process (no answer, equal numbers); the rest in the pool, under a hard timeout."""
+        """Cheap cases in-process (no answer, equal numbers); each distinct (verifier, final answer,
+        reference) once in the pool, under a hard timeout: N samples of a prompt often agree."""
         results: list[Check | None] = [_fast_check(*item) for item in items]
-        slow = [i for i, r in enumerate(results) if r is None]
-        outcomes = map_with_timeout(_run_rule, [items[i] for i in slow], self.timeout_s, self.workers or os.cpu_count())
-        for i, outcome in zip(slow, outcomes):
-            if outcome.status == "ok":
-                results[i] = outcome.value
-            elif outcome.status == "timeout":
-                results[i] = Check("timeout", None, outcome.reason)
-            else:
-                results[i] = Check("checker_error", None, outcome.reason)
+        keys = {i: _dedupe_key(*items[i]) for i, r in enumerate(results) if r is None}
+        unique = list(dict.fromkeys(keys.values()))
+        outcomes = map_with_timeout(_run_rule, unique, self.timeout_s, self.workers or os.cpu_count())
+        decided = {key: _outcome_check(outcome) for key, outcome in zip(unique, outcomes)}
+        for i, key in keys.items():
+            results[i] = decided[key]
         return results  # type: ignore[return-value]
 
     def _code_checks(self, items: list[tuple[str, str | None]]) -> list[Check]:
@@ -105,6 +103,21 @@ class Correctness(Filter):
 def reason_by_verdict(detail: pl.Expr) -> pl.Expr:
     """The verdict is the reason code: wrong, no_answer, timeout, checker_error, ... never one "incorrect"."""
     return pl.concat_str([pl.col("correct_verdict"), pl.lit(": "), detail])
+
+
+def _dedupe_key(verifier: str, answer: str, reference: str | None) -> tuple[str, str, str | None]:
+    """Math answers are compared by their final answer only, so samples that box the same answer share a check."""
+    if verifier == "math":
+        extracted = extract_final_answer(answer)
+        return verifier, f"\\boxed{{{extracted}}}", reference
+    return verifier, answer, reference
+
+
+def _outcome_check(outcome: Outcome) -> Check:
+    if outcome.status == "ok":
+        return outcome.value
+    verdict = "timeout" if outcome.status == "timeout" else "checker_error"
+    return Check(verdict, None, outcome.reason)
 
 
 def _fast_check(verifier: str, answer: str, reference: str | None) -> Check | None:

@@ -18,13 +18,16 @@ import polars as pl
 
 from datakit.filters import Filter, reason
 
-MASKS = [
-    re.compile(r"```.*?(```|\Z)", re.S),  # fenced code, closed or not
-    re.compile(r"`[^`\n]*`"),  # inline code
-    re.compile(r"\$\$.*?\$\$|\\\[.*?\\\]|\\begin\{(\w+\*?)\}.*?\\end\{\1\}", re.S),  # display math
-    re.compile(r"\$[^$\n]*\$|\\\(.*?\\\)", re.S),  # inline math
-    re.compile(r"\\[a-zA-Z]+(\{[^}]*\})*"),  # stray LaTeX commands
-]
+# one pass: fenced code (closed or not), inline code, display math, inline math, stray LaTeX commands
+MASK = re.compile(
+    r"```.*?(?:```|\Z)|`[^`\n]*`"
+    r"|\$\$.*?\$\$|\\\[.*?\\\]|\\begin\{(\w+\*?)\}.*?\\end\{\1\}"
+    r"|\$[^$\n]*\$|\\\(.*?\\\)"
+    r"|\\[a-zA-Z]+(?:\{[^}]*\})*",
+    re.S,
+)
+# Scripts other than Latin: a paragraph holding any of them is checked sentence by sentence.
+NON_LATIN = re.compile(r"[^\x00-\u024f\u1e00-\u1eff\u2000-\u206f\s]")
 SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|[。！？；\n]+")
 # a "word": a CJK character (those scripts do not space words) or a run of letters
 WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_]+")
@@ -35,12 +38,13 @@ class Language(Filter):
     """Reject chains of thought whose share of target-language words is below a threshold."""
 
     name = "language"
-    score_params = ("min_sentence_words",)
+    score_params = ("min_sentence_words", "paragraph_confidence")
     reads = ("reasoning", "language")
     scores = {"language_consistency": pl.Float64, "language_detected": pl.String}
 
     min_consistency: float = 0.9
     min_sentence_words: int = 3  # LID is unreliable on shorter fragments ("Wait,", "So 12")
+    paragraph_confidence: float = 0.95  # above it, a Latin-script paragraph in the target language counts whole
 
     def setup(self, context: dict[str, Any]) -> None:
         self.model = _lid_model()
@@ -58,15 +62,22 @@ class Language(Filter):
         return frame.select(pl.when(low).then(reason("language_mixing", detail)).otherwise(None)).to_series()
 
     def _consistency(self, text: str, target: str) -> tuple[float | None, str | None]:
-        """(share of words in `target`, language with most words); (None, None) when nothing to judge."""
+        """(share of words in `target`, language with most words); (None, None) when nothing to judge.
+
+        A paragraph in Latin script that LID gives to the target language with high confidence
+        counts whole (one call instead of one per sentence); any other paragraph, or one holding
+        another script, is judged sentence by sentence, so mixed-in sentences are still caught."""
         words_by_language: dict[str, int] = {}
-        for sentence in SENTENCE_END.split(mask_non_language(text)):
-            words = len(WORD.findall(sentence))
-            if words < self.min_sentence_words:
+        for paragraph in mask_non_language(text).split("\n\n"):
+            flat = " ".join(paragraph.split())
+            if not flat:
                 continue
-            labels, _ = self.model.predict(" ".join(sentence.split()), k=1)
-            language = labels[0].removeprefix("__label__")
-            words_by_language[language] = words_by_language.get(language, 0) + words
+            if not NON_LATIN.search(flat):
+                labels, probs = self.model.predict(flat, k=1)
+                if labels[0] == f"__label__{target}" and probs[0] >= self.paragraph_confidence:
+                    words_by_language[target] = words_by_language.get(target, 0) + len(WORD.findall(flat))
+                    continue
+            self._count_sentences(paragraph, words_by_language)
         total = sum(words_by_language.values())
         if not total:
             return None, None
@@ -74,10 +85,18 @@ class Language(Filter):
         return words_by_language.get(target, 0) / total, main
 
 
+    def _count_sentences(self, paragraph: str, words_by_language: dict[str, int]) -> None:
+        for sentence in SENTENCE_END.split(paragraph):
+            words = len(WORD.findall(sentence))
+            if words < self.min_sentence_words:
+                continue
+            labels, _ = self.model.predict(" ".join(sentence.split()), k=1)
+            language = labels[0].removeprefix("__label__")
+            words_by_language[language] = words_by_language.get(language, 0) + words
+
+
 def mask_non_language(text: str) -> str:
-    for pattern in MASKS:
-        text = pattern.sub(" ", text)
-    return text
+    return MASK.sub(" ", text)
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,10 @@
-"""Length in tokens of the chain of thought and of the answer, with the generator's tokenizer."""
+"""Length in tokens of the chain of thought and of the answer, with the generator's tokenizer.
+
+Answers are short and tokenized. The chain of thought is most of a completion, so where the sample
+carries the generator's own `completion_tokens`, its length is that count minus the tokens of the
+rest of the completion (think tags and answer) — exact to a token or two at the seams, and ~10x
+cheaper than tokenizing tens of thousands of tokens again. Foreign traces without it are tokenized.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +42,14 @@ class Length(Filter):
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
 
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
-        return pl.DataFrame(
-            {"reasoning_tokens": self._count(rows["reasoning"]), "answer_tokens": self._count(rows["answer"])},
-            schema=self.scores,
-        )
+        answer_tokens = self._count(rows["answer"])
+        if {"completion", "completion_tokens"} <= set(rows.columns):
+            rest = [c.replace(r, "", 1) for c, r in zip(rows["completion"].to_list(), rows["reasoning"].to_list())]
+            totals = rows["completion_tokens"].to_list()
+            reasoning_tokens = [max(0, total - n) if reasoning else 0 for total, n, reasoning in zip(totals, self._count(pl.Series(rest)), rows["reasoning"].to_list())]
+        else:
+            reasoning_tokens = self._count(rows["reasoning"])
+        return pl.DataFrame({"reasoning_tokens": reasoning_tokens, "answer_tokens": answer_tokens}, schema=self.scores)
 
     def _count(self, texts: pl.Series) -> list[int]:
         if texts.is_empty():

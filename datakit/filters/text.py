@@ -3,7 +3,6 @@ thought, and degenerate repetition. All vectorised with Polars except the n-gram
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -112,5 +111,5 @@ def repeated_ngram_share(text: str, n: int) -> float:
     total = len(words) - n + 1
     if total <= 0:
         return 0.0
-    counts = Counter(tuple(words[i : i + n]) for i in range(total))
-    return (total - len(counts)) / total
+    distinct = len(set(zip(*(words[i:] for i in range(n)))))
+    return (total - distinct) / total

@@ -1,0 +1,183 @@
+"""Rule verifiers on answers written the way small reasoning models write them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+from datakit.pool import map_with_timeout
+from datakit.verify import (
+    Check,
+    check_choice,
+    check_exact,
+    check_math,
+    extract_choice,
+    extract_final_answer,
+    normalize_text,
+)
+
+# A power tower: parsing is instant, but verify() asks sympy for 9**(9**9), a 370-million-digit
+# integer, on its way to 9**(that). With math-verify's own alarm off it runs for hours.
+POWER_TOWER = "So the number is astronomically large: $\\boxed{9^{9^{9^{9}}}}$"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("So the total is 84 muffins. \\boxed{84}", "84"),
+        ("The answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
+        ("First I got \\boxed{3}. Wait, I forgot the last term, so \\boxed{4}.", "4"),
+        ("Thus $x = \\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("The solutions form the set $\\boxed{{a,b}}$", "{a,b}"),
+        ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),
+        ("The perimeter is \\fbox{12} cm.", "12"),
+        ("\\boxed{} Hmm, let me restate: the answer is 5.", "5"),
+        ("Final Answer: The final answer is $84$. I hope it is correct.", "84"),
+        ("She needs 7 more cups.\n\n**Answer:** 7", "7"),
+        ("Therefore, the answer is **\\(2\\sqrt{3}\\)**. Hope this helps!", "2\\sqrt{3}"),
+        ("I could not solve this problem.", None),
+        ("\\boxed{\\frac{1}{2}", None),
+    ],
+)
+def test_extract_final_answer(answer: str, expected: str | None) -> None:
+    assert extract_final_answer(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "verdict"),
+    [
+        ("So the total is 84 muffins. \\boxed{84}", "84", "correct"),
+        ("The answer is $\\frac{1}{2}$.", "0.5", "correct"),
+        ("\\boxed{0.5}", "\\frac{1}{2}", "correct"),
+        ("Dividing, we get $\\boxed{1/2}$.", "\\frac{1}{2}", "correct"),
+        ("The area is $\\boxed{49\\pi}$ square units.", "49\\pi", "correct"),
+        ("So the area is \\boxed{49π}.", "49\\pi", "correct"),
+        ("The exact value is \\boxed{49\\pi}, about 153.94.", "153.94", "wrong"),
+        ("\\boxed{84.0}", "84", "correct"),
+        ("\\boxed{24.5}", "\\frac{49}{2}", "correct"),
+        ("\\boxed{\\dfrac{\\sqrt{3}}{2}}", "\\frac{\\sqrt 3}{2}", "correct"),
+        ("She earned \\$20 in total. The answer is \\$20.", "20", "correct"),
+        ("The answer is $20.", "20", "correct"),
+        ("The answer is 20 dollars.", "20", "correct"),
+        ("Each box holds \\boxed{12 \\text{ eggs}}", "12", "correct"),
+        ("The answer is 5 pi.", "5", "wrong"),  # "pi" is not read as a unit word
+        ("The discount is \\boxed{20\\%}.", "20", "correct"),  # math-verify: 20% matches 20 ...
+        ("The discount is \\boxed{20\\%}.", "0.2", "correct"),  # ... and 0.2
+        ("The discount is \\boxed{0.2}.", "20", "wrong"),
+        ("\\boxed{1,000}", "1000", "correct"),
+        ("\\boxed{\\{3, 1, 2\\}}", "\\{1,2,3\\}", "correct"),  # sets are unordered
+        ("The roots are \\boxed{2, 3}", "3, 2", "correct"),
+        ("\\boxed{(1, 2]}", "(1,2]", "correct"),
+        ("\\boxed{(1, 2)}", "(1,2]", "wrong"),  # interval ends matter
+        ("\\boxed{x = 5}", "5", "correct"),
+        ("So the total is \\boxed{78}", "84", "wrong"),
+        ("\\boxed{???}", "84", "wrong"),
+        ("I am not sure how to finish this.", "84", "no_answer"),
+        ("\\boxed{84}", "\\frac{1}{", "bad_reference"),
+        ("\\boxed{84}", "", "bad_reference"),
+    ],
+)
+def test_check_math(answer: str, reference: str, verdict: str) -> None:
+    assert check_math(answer, reference).verdict == verdict
+
+
+def test_check_math_reasons_name_what_was_compared() -> None:
+    assert check_math("\\boxed{78}", "84") == Check("wrong", "78", "extracted 78, expected 84")
+    no_answer = check_math("No idea.", "84")
+    assert no_answer.extracted is None
+    assert no_answer.reason == "no \\boxed{} or 'the answer is' in the answer"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("The correct choice is $\\boxed{C}$.", "C"),
+        ("$\\boxed{\\text{(B)}}$", "B"),
+        ("Comparing the options, the answer is (C).", "C"),
+        ("Answer: C", "C"),
+        ("**Answer:** D", "D"),
+        ("So the correct option is **(E)**.", "E"),
+        ("Only one option survives:\n\n**B**", "B"),
+        ("Checking each option in turn.\nC) 42", "C"),
+        ("Everything else is ruled out.\n(D)", "D"),
+        ("A", "A"),
+        ("The answer is (A). Wait, no, option A ignores friction.\n\nAnswer: D", "D"),
+        ("A good way to see this is to test B first. The answer is B.", "B"),
+        ("A good approach is to eliminate options.", None),
+        ("Answer: a", None),
+    ],
+)
+def test_extract_choice(answer: str, expected: str | None) -> None:
+    assert extract_choice(answer) == expected
+
+
+def test_extract_choice_respects_the_letter_set() -> None:
+    assert extract_choice("The answer is (E).", letters="ABCD") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "verdict"),
+    [
+        ("The answer is (C).", "C", "correct"),
+        ("The answer is (C).", "(C)", "correct"),
+        ("\\boxed{B}", "C", "wrong"),
+        ("A good question; I am unsure.", "C", "no_answer"),
+        ("\\boxed{B}", "42", "bad_reference"),
+    ],
+)
+def test_check_choice(answer: str, reference: str, verdict: str) -> None:
+    assert check_choice(answer, reference).verdict == verdict
+
+
+def test_normalize_text() -> None:
+    assert normalize_text('  "The   Eiffel\nTower."  ') == "the eiffel tower"
+    assert normalize_text("**Paris**") == "paris"
+    assert normalize_text("$\\text{Mercury}$") == "mercury"
+    assert normalize_text("Ünïcode STRASSE") == normalize_text("ünïcode straße")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "verdict"),
+    [
+        ("The capital of France is Paris. \\boxed{\\text{Paris}}", "Paris", "correct"),
+        ("The answer is **Paris**.", "paris", "correct"),
+        ("  Paris. ", '"Paris"', "correct"),
+        ("The capital is Lyon.", "Paris", "wrong"),
+        ("", "Paris", "no_answer"),
+        ("Paris", "  ", "bad_reference"),
+    ],
+)
+def test_check_exact(answer: str, reference: str, verdict: str) -> None:
+    assert check_exact(answer, reference).verdict == verdict
+
+
+def _check_math_pair(pair: tuple[str, str]) -> Check:
+    return check_math(*pair)
+
+
+def test_power_tower_really_outlives_the_timeout() -> None:
+    """Run unbounded in a child process; the join timeout keeps this test from hanging."""
+    child = multiprocessing.Process(target=check_math, args=(POWER_TOWER, "84"))
+    child.start()
+    child.join(timeout=4)
+    still_running = child.is_alive()
+    child.kill()
+    child.join()
+    assert still_running
+
+
+def test_pool_turns_a_hanging_check_into_a_timeout() -> None:
+    items = [
+        ("So the total is 84 muffins. \\boxed{84}", "84"),
+        (POWER_TOWER, "84"),
+        ("The answer is $\\frac{1}{2}$.", "0.5"),
+        ("\\boxed{49π}", "49\\pi"),
+    ]
+    start = time.monotonic()
+    outcomes = map_with_timeout(_check_math_pair, items, timeout_s=2.0, workers=2)
+    assert time.monotonic() - start < 15
+    assert outcomes[1].status == "timeout"
+    assert [outcomes[i].value.verdict for i in (0, 2, 3)] == ["correct"] * 3
+    assert multiprocessing.active_children() == []
