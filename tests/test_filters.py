@@ -142,3 +142,34 @@ def test_unknown_filter_and_bad_parameters_are_named() -> None:
         make_filter("langauge", {}, "chain.yaml filters[2]")
     with pytest.raises(DatakitError, match="max_wrods"):
         make_filter("long_paragraph", {"max_wrods": 3}, "chain.yaml filters[0]")
+
+
+def test_correctness_by_verifier_keeps_verdicts_apart() -> None:
+    import json
+
+    from conftest import ROOT
+
+    problems = [json.loads(line) for line in (ROOT / "data" / "demo" / "humaneval.jsonl").read_text().splitlines()[:2]]
+    good = f"Here it is:\n```python\n{problems[0]['canonical_solution']}\n```"
+    broken = "```python\ndef has_close_elements(numbers, threshold):\n    return None\n```"
+    early_exit = "```python\nimport sys\nsys.exit(0)\n```"
+    rows = _rows(
+        verifier=["math", "math", "math", "code", "code", "code", "code", "choice", "exact", "judge", "math"],
+        answer=["\\boxed{\\frac{1}{2}}", "\\boxed{3}", "I don't know", good, broken, early_exit, "no code", "The answer is (B).", "Paris.", "x", "\\boxed{9^{9^{9^{9}}}}"],
+        reference=["0.5", "2", "2", problems[0]["tests"], problems[0]["tests"], problems[0]["tests"], problems[0]["tests"], "B", "paris", "y", "84"],
+        domain=["math", "math", "math", "code", "code", "code", "code", "science", "qa", "writing", "math"],
+    )
+    f = make_filter("correctness", {"timeout_s": 2, "code_timeout_s": 10}, "t")
+    scores = f.score(rows)
+    assert scores["correct_verdict"].to_list() == [
+        "correct", "wrong", "no_answer", "correct", "wrong", "wrong", "no_answer", "correct", "correct", "unverified", "timeout",
+    ]
+    assert "before the tests finished" in scores["correct_detail"][5]
+    verdicts = f.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()
+    assert [v is None for v in verdicts] == [True, False, False, True, False, False, False, True, True, False, False]
+    assert verdicts[1] == "wrong: math: extracted 3, expected 2"
+    assert verdicts[10].startswith("timeout: math: timed out after 2")
+    assert verdicts[9].startswith("unverified: judge")
+    judged = make_filter("correctness", {"unverified": "judge"}, "t")
+    passed_on = judged.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()
+    assert passed_on[2] is None and passed_on[9] is None and passed_on[1] is not None  # undecided rows go on to the judge
