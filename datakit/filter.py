@@ -395,10 +395,20 @@ def shard_stats(chain: Chain, rows: pl.DataFrame, result: pl.DataFrame) -> dict[
         "prompts_zero_accepted": [p for p in all_prompts if p not in accepted_prompts],
         "domains_in": dict(Counter(rows["domain"].to_list())) if "domain" in rows.columns else {},
         "domains_out": dict(Counter(kept["domain"].to_list())) if "domain" in kept.columns else {},
+        "agreement": _agreement(result),
         "length_column": length,
         "length_before": _histogram(result[length]) if length in result.columns else [],
         "length_after": _histogram(kept[length]) if length in kept.columns else [],
     }
+
+
+def _agreement(result: pl.DataFrame) -> dict[str, int]:
+    """Rows both a rule verifier and the judge decided: counts by "rule/judge" verdict pair."""
+    if not {"correct_verdict", "judge_verdict"} <= set(result.columns):
+        return {}
+    both = result.filter(pl.col("correct_verdict").is_in(["correct", "wrong"]) & pl.col("judge_verdict").is_in(["correct", "incorrect"]))
+    pairs = both.select(pl.concat_str(["correct_verdict", "judge_verdict"], separator="/")).to_series()
+    return dict(Counter(pairs.to_list()))
 
 
 def _histogram(values: pl.Series) -> list[int]:
@@ -421,6 +431,11 @@ def build_report(out: Path, chain: Chain, shards: int) -> dict[str, Any]:
         funnel.append({"filter": f.name, "rows_in": remaining, "dropped": dropped, "rows_out": remaining - dropped, "reasons": dict(reasons.most_common())})
         remaining -= dropped
     zero = [p for s in stats for p in s["prompts_zero_accepted"]]
+    agreement = Counter()
+    for s in stats:
+        agreement.update(s["agreement"])
+    both = sum(agreement.values())
+    agreeing = agreement["correct/correct"] + agreement["wrong/incorrect"]
     domains_in, domains_out = Counter(), Counter()
     for s in stats:
         domains_in.update(s["domains_in"])
@@ -431,6 +446,8 @@ def build_report(out: Path, chain: Chain, shards: int) -> dict[str, Any]:
         "rows_out": remaining,
         "funnel": funnel,
         "prompts": {"in": sum(s["prompts_in"] for s in stats), "zero_accepted": len(zero), "zero_accepted_examples": zero[:50]},
+        # where a rule verifier and the judge both decided a row (judge_rule_verified: true)
+        "rule_judge_agreement": {"rows": both, "agree": agreeing, "rate": round(agreeing / both, 4) if both else None, "pairs": dict(agreement)},
         "by_domain": {
             d: {"in": n, "out": domains_out.get(d, 0), "pass_rate": round(domains_out.get(d, 0) / n, 4)} for d, n in sorted(domains_in.items())
         },

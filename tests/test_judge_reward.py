@@ -122,3 +122,41 @@ def test_reward_model_scores_and_floor(tiny_reward_model: str) -> None:
     verdicts = rm_floor.keep(pl.DataFrame({"reward_score": scores})).to_list()
     assert sum(v is None for v in verdicts) == 2
     assert next(v for v in verdicts if v).startswith("low_reward: reward ")
+
+
+class AgreeingJudge(FakeServer):
+    def reply_for(self, prompt: str) -> str:
+        return "VERDICT: INCORRECT" if "four" in prompt.split("Candidate answer:")[1] else "VERDICT: CORRECT"
+
+
+def test_rules_first_judge_second_with_agreement_in_the_report(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow as pa
+
+    from datakit.dataset import write_shard
+    from datakit.filter import FilterConfig, run_filter
+    from datakit.schema import SAMPLE_SCHEMA
+    from test_filter_stage import _sample
+
+    rows = [_sample(2, 0, "\\boxed{4}"), _sample(2, 1, "\\boxed{4} (four)"), _sample(2, 2, "I think it is four."), _sample(2, 3, "\\boxed{5}")]
+    write_shard(tmp_path / "samples", 0, pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
+    server = AgreeingJudge()
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(
+        "filters:\n"
+        "  - correctness: {unverified: judge, workers: 1}\n"
+        f"  - judge: {{model: j, judge_rule_verified: true, backend: {{name: openai, openai: {{base_url: '{server.url}'}}}}}}\n"
+    )
+    try:
+        summary = run_filter(FilterConfig(input=str(tmp_path / "samples"), output=str(tmp_path / "out"), chain=str(chain), progress=False, plots=False))
+    finally:
+        server.httpd.shutdown()
+    out = pl.read_parquet(tmp_path / "out" / "*" / "shards" / "*.parquet").sort("sample_index")
+    assert out["correct_verdict"].to_list() == ["correct", "correct", "no_answer", "wrong"]
+    # the rules could not read sample 2, so the judge decided it; sample 3 the rules rejected outright
+    assert out["judge_verdict"].to_list() == ["correct", "incorrect", "incorrect", None]
+    assert out["rejected_by"].to_list() == [None, "judge", "judge", "correctness"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["rule_judge_agreement"] == {"rows": 2, "agree": 1, "rate": 0.5, "pairs": {"correct/correct": 1, "correct/incorrect": 1}}
+    assert summary.report == report
