@@ -15,6 +15,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,20 +31,22 @@ WORDS = (
 
 
 def synthetic_samples(rows: int, words: int, seed: int = 0) -> "object":
-    """R1-like samples: long English chains of thought, a boxed answer, 1 in 4 wrong, 1 in 20 truncated."""
+    """R1-like samples: long English chains of thought (paragraphs drawn from a pool of random
+    ones), a boxed answer, 1 in 4 wrong, 1 in 20 truncated."""
     import pyarrow as pa
 
     from datakit.schema import SAMPLE_SCHEMA
 
     rng = random.Random(seed)
+    pool = [
+        "\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize() + "." for _ in range(6))
+        for _ in range(500)
+    ]
+    per_paragraph = sum(len(p.split()) for p in pool) / len(pool)
     records = []
     for i in range(rows):
         prompt, index = divmod(i, 4)
-        sentences = []
-        while sum(len(s.split()) for s in sentences) < words:
-            sentences.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize() + ".")
-        paragraphs = ["\n".join(sentences[j : j + 6]) for j in range(0, len(sentences), 6)]
-        reasoning = "\n\n".join(paragraphs)
+        reasoning = "\n\n".join(rng.choices(pool, k=max(1, round(words / per_paragraph))))
         truth = 7 * prompt + 3
         value = truth if rng.random() > 0.25 else truth + 1
         answer = f"The total is {value}, so the answer is \\boxed{{{value}}}."
@@ -57,6 +60,14 @@ def synthetic_samples(rows: int, words: int, seed: int = 0) -> "object":
             "generator": "bench", "sampling": {"n": 4, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 32768, "seed": 0},
         })
     return pa.Table.from_pylist(records, schema=SAMPLE_SCHEMA)
+
+
+def make_data(folder: Path, rows: int, words: int) -> None:
+    from datakit.dataset import write_shard
+
+    for shard, start in enumerate(range(0, rows, 1024)):
+        write_shard(folder, shard, synthetic_samples(min(1024, rows - start), words, seed=shard))
+    (folder / "manifest.json").write_text(json.dumps({"stage": "sample", "model": "smollm2-135m-instruct"}))
 
 
 def run_datakit(folder: Path, out: Path) -> dict:
@@ -88,9 +99,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--words", type=int, default=1500, help="words per chain of thought (R1's run to thousands)")
-    parser.add_argument("--side", choices=["datakit", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["make", "datakit", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.side == "make":
+        make_data(Path(args.data), args.rows, args.words)
+        return
     if args.side:
         folder = Path(args.data)
         result = run_datakit(folder, folder.parent / "filtered") if args.side == "datakit" else run_baseline(folder)
@@ -98,19 +112,16 @@ def main() -> None:
         print(json.dumps({**result, "peak_rss_mb": peak_kb / 1024}))
         return
 
-    from datakit.dataset import write_shard
-
+    # every side in its own process (the data too), so each peak RSS is that side's alone
     work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
-    table = synthetic_samples(args.rows, args.words)
-    for shard, start in enumerate(range(0, table.num_rows, 1024)):
-        write_shard(work / "samples", shard, table.slice(start, 1024))
-    (work / "samples" / "manifest.json").write_text(json.dumps({"stage": "sample", "model": "smollm2-135m-instruct"}))
     results = {}
-    for side in ("baseline", "datakit"):
-        proc = subprocess.run([sys.executable, __file__, "--side", side, "--data", str(work / "samples")], capture_output=True, text=True)
+    for side in ("make", "baseline", "datakit"):
+        cmd = [sys.executable, __file__, "--side", side, "--data", str(work / "samples"), "--rows", str(args.rows), "--words", str(args.words)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"{side} failed:\n{proc.stderr[-3000:]}")
-        results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if side != "make":
+            results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
     base, ours = results["baseline"], results["datakit"]
     base_rate = base["rows"] / base["seconds"]
     ours_rate = ours["rows"] / ours["seconds"]
@@ -119,6 +130,7 @@ def main() -> None:
     print(f"{'baseline':<10} {base_rate:>9.1f} {base['cores']:>6} {base_rate:>12.1f} {base['peak_rss_mb']:>12.0f}")
     print(f"{'datakit':<10} {ours_rate:>9.1f} {ours['cores']:>6} {ours_rate / ours['cores']:>12.1f} {ours['peak_rss_mb']:>12.0f}")
     print(f"ratio per core: {ours_rate / ours['cores'] / base_rate:.2f}x (target >= 3x); datakit also checks format, repetition, paragraphs, code blocks, language and length")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

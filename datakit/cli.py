@@ -201,6 +201,8 @@ def filter_(
     }
     flags.update({f"mapping.{k}": v for k, v in _column_map(map_).items()})
     summary = run_filter(build(FilterConfig, _settings(recipe, "filter", set_, flags)))
+    if summary.shards_written == 0:
+        console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_funnel(summary.report)
     for plot in summary.plots:
         console.print(f"plot: {plot}")

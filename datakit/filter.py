@@ -45,7 +45,7 @@ class FilterConfig:
 
     input: str = field(default="", metadata=NOT_HASHED)
     output: str = field(default="", metadata=NOT_HASHED)
-    chain: str = "filters/r1-reasoning.yaml"
+    chain: str = field(default="filters/r1-reasoning.yaml", metadata=NOT_HASHED)  # its text is hashed, not its path
     mapping: dict[str, str] = field(default_factory=dict)  # schema column -> input column, for foreign traces
     rows_per_shard: int = 4096  # for file inputs, which have no shards of their own
     workers: int = field(default=0, metadata=NOT_HASHED)  # processes; 0 = one per core

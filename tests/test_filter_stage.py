@@ -199,3 +199,16 @@ def test_a_new_threshold_re_decides_from_stored_scores(tmp_path: Path, monkeypat
     other_n = CHAIN.replace("n: 5", "n: 6")
     run_filter(FilterConfig(input=str(first), output=str(tmp_path / "third"), chain=str(_chain(tmp_path, other_n)), workers=1, progress=False, plots=False))
     assert calls and sum(calls) == 18
+
+
+def test_shipped_chains_parse_and_name_real_filters() -> None:
+    from conftest import ROOT
+    from datakit.chain import load_chain
+
+    chains = {p.stem: load_chain(p) for p in sorted((ROOT / "filters").glob("*.yaml"))}
+    assert {"r1-reasoning", "r1-non-reasoning", "demo"} <= set(chains)
+    reasoning = [f.name for f in chains["r1-reasoning"].filters]
+    assert reasoning[0] == "format" and reasoning[-1] == "best_of_n"
+    assert {"correctness", "language", "length", "long_paragraph", "code_block", "repetition"} <= set(reasoning)
+    non_reasoning = [f.name for f in chains["r1-non-reasoning"].filters]
+    assert "judge" in non_reasoning and "language" in non_reasoning and "correctness" not in non_reasoning

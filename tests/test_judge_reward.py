@@ -9,7 +9,6 @@ from typing import Any
 import polars as pl
 import pytest
 
-from datakit.backends import BackendConfig, OpenAIOptions
 from datakit.filters import make_filter
 from datakit.filters.judge import judge_prompt, parse_verdict
 from test_openai_backend import FakeServer

@@ -103,6 +103,29 @@ class Backend(ABC):
         """Release engines, sockets and memory."""
 
 
+class LocalBackend(Backend):
+    """A backend that runs an engine in this process, a chunk of prompts per engine call."""
+
+    chunk_prompts: int
+
+    def generate(
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
+    ) -> list[PromptResult]:
+        results: list[PromptResult] = []
+        for start in range(0, len(prompts), self.chunk_prompts):
+            end = start + self.chunk_prompts
+            chunk = self._generate_chunk(prompts[start:end], params, seeds[start:end])
+            for offset, result in enumerate(chunk):
+                if on_result:
+                    on_result(start + offset, result)
+            results.extend(chunk)
+        return results
+
+    @abstractmethod
+    def _generate_chunk(self, prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
+        """Results for one engine call's worth of prompts."""
+
+
 def resolve_backend_name(name: str) -> str:
     """`auto` means vLLM where it is installed, else transformers."""
     if name not in BACKENDS:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datakit.backends import Backend, Generation, HFOptions, Messages, OnResult, PromptResult, SamplingParams, render_prompts
+from datakit.backends import Generation, HFOptions, LocalBackend, Messages, PromptResult, SamplingParams, render_prompts
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
 
 
-class HFBackend(Backend):
+class HFBackend(LocalBackend):
     def __init__(self, model: str, options: HFOptions, prefill_think: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = resolve_model(model)
         self.options = options
+        self.chunk_prompts = options.batch_prompts
         self.prefill_think = prefill_think
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if options.device == "auto" else options.device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -24,20 +25,7 @@ class HFBackend(Backend):
         self.model.eval()
         self.max_len = getattr(self.model.config, "max_position_embeddings", None)
 
-    def generate(
-        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
-    ) -> list[PromptResult]:
-        results: list[PromptResult] = []
-        size = self.options.batch_prompts
-        for start in range(0, len(prompts), size):
-            batch = self._generate_batch(prompts[start : start + size], params, seeds[start])
-            for offset, result in enumerate(batch):
-                if on_result:
-                    on_result(start + offset, result)
-            results.extend(batch)
-        return results
-
-    def _generate_batch(self, prompts: list[Messages], params: SamplingParams, seed: int) -> list[PromptResult]:
+    def _generate_chunk(self, prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
         import torch
 
         texts = render_prompts(self.tokenizer, prompts, self.prefill_think)
@@ -45,7 +33,7 @@ class HFBackend(Backend):
         width = enc["input_ids"].shape[1]
         max_new = params.max_tokens if self.max_len is None else max(1, min(params.max_tokens, self.max_len - width))
         sampling = params.temperature > 0
-        torch.manual_seed(seed)  # one seed per batch: a batch re-run after a kill samples the same tokens
+        torch.manual_seed(seeds[0])  # one seed per batch: a batch re-run after a kill samples the same tokens
         with torch.inference_mode():
             out = self.model.generate(
                 **enc,

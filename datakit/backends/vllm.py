@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 
-from datakit.backends import Backend, Generation, Messages, OnResult, PromptResult, SamplingParams, VLLMOptions, render_prompts
+from datakit.backends import Generation, LocalBackend, Messages, PromptResult, SamplingParams, VLLMOptions, render_prompts
 from datakit.errors import DatakitError
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalBackend):
     def __init__(self, model: str, options: VLLMOptions, prefill_think: bool = False):
         _cpu_defaults()
         try:
@@ -23,6 +23,7 @@ class VLLMBackend(Backend):
             raise DatakitError(f"the vllm backend needs vLLM: pip install 'datakit[vllm]' ({e})") from e
 
         self.options = options
+        self.chunk_prompts = options.batch_prompts
         self.prefill_think = prefill_think
         self.llm = LLM(
             model=resolve_model(model),
@@ -37,19 +38,6 @@ class VLLMBackend(Backend):
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.max_len = self.llm.llm_engine.model_config.max_model_len
-
-    def generate(
-        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
-    ) -> list[PromptResult]:
-        results: list[PromptResult] = []
-        size = self.options.batch_prompts
-        for start in range(0, len(prompts), size):
-            chunk = self._generate_chunk(prompts[start : start + size], params, seeds[start : start + size])
-            for offset, result in enumerate(chunk):
-                if on_result:
-                    on_result(start + offset, result)
-            results.extend(chunk)
-        return results
 
     def _generate_chunk(self, prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
         from vllm import SamplingParams as VSamplingParams

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from datakit.errors import DatakitError
-from datakit.filters import Filter, reason
+from datakit.filters import Filter
 from datakit.pool import Outcome, map_with_timeout
 from datakit.sandbox import SandboxLimits, extract_code, run_tests
 from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer

@@ -111,5 +111,5 @@ def repeated_ngram_share(text: str, n: int) -> float:
     total = len(words) - n + 1
     if total <= 0:
         return 0.0
-    distinct = len(set(zip(*(words[i:] for i in range(n)))))
+    distinct = len(set(zip(*(words[i:] for i in range(n)))))  # zip stops at the last full n-gram
     return (total - distinct) / total
