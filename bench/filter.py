@@ -14,13 +14,12 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import report_side, run_side
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = (
@@ -107,22 +106,14 @@ def main() -> None:
         return
     if args.side:
         folder = Path(args.data)
-        result = run_datakit(folder, folder.parent / "filtered") if args.side == "datakit" else run_baseline(folder)
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        print(json.dumps({**result, "peak_rss_mb": peak_kb / 1024}))
+        report_side(run_datakit(folder, folder.parent / "filtered") if args.side == "datakit" else run_baseline(folder))
         return
 
     # every side in its own process (the data too), so each peak RSS is that side's alone
     work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
-    results = {}
-    for side in ("make", "baseline", "datakit"):
-        cmd = [sys.executable, __file__, "--side", side, "--data", str(work / "samples"), "--rows", str(args.rows), "--words", str(args.words)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"{side} failed:\n{proc.stderr[-3000:]}")
-        if side != "make":
-            results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
-    base, ours = results["baseline"], results["datakit"]
+    common = ["--data", str(work / "samples"), "--rows", str(args.rows), "--words", str(args.words)]
+    run_side(__file__, "make", common)
+    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
     base_rate = base["rows"] / base["seconds"]
     ours_rate = ours["rows"] / ours["seconds"]
     print(f"{args.rows:,} samples x {args.words:,} words of reasoning")

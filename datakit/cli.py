@@ -72,7 +72,7 @@ SetOpt = Annotated[list[str], typer.Option("--set", help="Override any setting: 
     )
 )
 def sample(
-    input: Annotated[Optional[str], typer.Argument(help="Prompts: a .jsonl or .parquet file, a Parquet folder, a saved `datasets` folder, or a Hub dataset id (or `input:` in the recipe).", show_default=False)] = None,
+    input: Annotated[Optional[str], typer.Argument(help="Prompts: a .jsonl or .parquet file, a Parquet folder, a saved `datasets` folder, or a Hub dataset id (or `input:` in the recipe, where a list reads several).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Argument(help="Output folder: Parquet shards + manifest.json (or `output:` in the recipe). Re-run the same command to resume.", show_default=False)] = None,
     recipe: RecipeOpt = None,
     set_: SetOpt = [],
@@ -267,6 +267,115 @@ def _print_example(folder: Path) -> None:
     if row["reasoning"]:
         console.print(f"[magenta]reasoning:[/] {clip(row['reasoning'])}", highlight=False)
     console.print(f"[green]answer:[/] {clip(row['answer'])}", highlight=False)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  datakit mix --recipe recipes/r1-800k.yaml out/mix\n\n"
+        "  datakit mix out/mix --source out/filtered --source out/chat-filtered --set quotas.reasoning.math=5000\n\n"
+        "  datakit mix --recipe recipes/demo.yaml --seed 1 --replacement"
+    )
+)
+def mix(
+    output: Annotated[Optional[Path], typer.Argument(help="Output folder (or `output:` in the recipe's `mix:` section). Re-run the same command to resume.", show_default=False)] = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `mix:` section sets sources, quotas, dedup and decontamination.", rich_help_panel="Config")] = None,
+    set_: SetOpt = [],
+    source: Annotated[list[str], typer.Option("--source", help="A filter folder (its accepted/), stage folder, .parquet/.jsonl of samples or Hub dataset id; replaces the recipe's sources (repeatable).")] = [],
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the quota draws and the shuffle (default 0).")] = None,
+    replacement: Annotated[Optional[bool], typer.Option("--replacement/--no-replacement", help="Fill a short quota by drawing its rows again (default off: report the shortfall).")] = None,
+    max_per_prompt: Annotated[Optional[int], typer.Option(help="Most samples of one prompt (default 0 = no cap).")] = None,
+    ngram: Annotated[Optional[int], typer.Option(help="Word n-gram size of the benchmark decontamination (default 8).")] = None,
+    rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per output Parquet shard (default 20000).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+) -> None:
+    """Assemble the SFT mix: dedup, decontaminate, fill per-domain quotas, write TRL conversations."""
+    from datakit.mix import MixConfig, run_mix
+
+    flags = {
+        "output": str(output) if output else None,
+        "sources": [{"path": s} for s in source] or None,
+        "seed": seed,
+        "replacement": replacement,
+        "max_per_prompt": max_per_prompt,
+        "decontamination.n": ngram,
+        "rows_per_shard": rows_per_shard,
+        "progress": progress,
+    }
+    summary = run_mix(build(MixConfig, _settings(recipe, "mix", set_, flags)))
+    if summary.already_complete:
+        console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
+    print_mix_report(summary.report)
+    console.print(f"report: {summary.output / 'report.json'}; plot: {summary.output / 'mix.png'}; removed rows: {summary.output / 'removed'}")
+
+
+def print_mix_report(report: dict[str, Any]) -> None:
+    from datakit.decontam import unchecked
+
+    table = Table(title=f"mix: {report['rows_out']:,} rows from {report['rows_in']:,}")
+    for column in ("kind", "domain", "quota", "available", "taken", "short by"):
+        table.add_column(column, justify="left" if column in ("kind", "domain") else "right")
+    for q in report["quotas"]:
+        short = f"[red]{q['short_by']:,}[/]" if q["short_by"] > 0 else "0"
+        taken = f"{q['taken']:,}" + (f" ({q['upsampled']:,} drawn again)" if q["upsampled"] else "")
+        table.add_row(q["kind"], q["domain"], f"{q['quota']:,}", f"{q['available']:,}", taken, short)
+    console.print(table)
+    removed = report["removed"]
+    console.print(
+        f"removed before sampling: {removed['exact_duplicate']:,} exact duplicates, {removed['near_duplicate']:,} near duplicates "
+        f"(MinHash, Jaccard ~{report['dedup']['jaccard_threshold']}), {removed['contaminated']:,} contaminated; "
+        f"{report['rows_rejected']:,} malformed rows rejected"
+    )
+    benchmarks = report["decontamination"]["benchmarks"]
+    for error, names in unchecked(benchmarks).items():
+        err_console.print(f"[yellow]not decontaminated against {', '.join(names)}[/]: {error}", highlight=False)
+    for name, status in benchmarks.items():
+        if "error" not in status:
+            console.print(f"  {name}: {status['items']:,} items, {status['removed']:,} rows removed ({report['decontamination']['n']}-gram overlap)")
+    for row in report["unused"]:
+        console.print(f"  [yellow]no quota[/] for {row['kind']}/{row['domain']}: {row['rows']:,} rows left out")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  datakit push out/mix my-org/r1-distill-mix --dry-run   (stage to out/mix-hub and write the card; upload nothing)\n\n"
+        "  datakit push out/mix my-org/r1-distill-mix --private --license apache-2.0\n\n"
+        "  datakit push out/filtered my-org/math-filtered   (configs accepted, the default, and rejected)\n\n"
+        "  datakit push --recipe recipe.yaml --set license=mit   (folder and repo_id from its push: section)\n\n"
+        "Log in first with `hf auth login` or set HF_TOKEN. Re-run to resume a killed upload; an unchanged folder commits nothing."
+    )
+)
+def push(
+    folder: Annotated[Optional[Path], typer.Argument(help="A finished sample, filter or mix folder (or `folder:` in the recipe's `push:` section).", show_default=False)] = None,
+    repo_id: Annotated[Optional[str], typer.Argument(help="Dataset repo on the Hub, ORG/NAME; created if missing (or `repo_id:` in the recipe).", show_default=False)] = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `push:` section sets folder, repo_id, license, pretty_name, ...", rich_help_panel="Config")] = None,
+    set_: SetOpt = [],
+    private: Annotated[Optional[bool], typer.Option("--private", help="Create the repo private (an existing repo keeps its visibility).")] = None,
+    dry_run: Annotated[Optional[bool], typer.Option("--dry-run", help="Stage the folder and write the card; upload nothing.")] = None,
+    staging: Annotated[Optional[Path], typer.Option(help="Where to build the upload (default: FOLDER-hub beside FOLDER). Never inside FOLDER.")] = None,
+    license_: Annotated[Optional[str], typer.Option("--license", help="Hub license id, e.g. apache-2.0, mit, cc-by-4.0 (default other: the card says the teacher's and prompts' terms apply).")] = None,
+) -> None:
+    """Upload a stage folder to the Hugging Face Hub as a dataset, with a generated dataset card."""
+    from datakit.push import PushConfig, run_push
+
+    flags = {
+        "folder": str(folder) if folder else None,
+        "repo_id": repo_id,
+        "private": private,
+        "dry_run": dry_run,
+        "staging": str(staging) if staging else None,
+        "license": license_,
+    }
+    summary = run_push(build(PushConfig, _settings(recipe, "push", set_, flags)))
+    configs = ", ".join(f"{p.name} ({p.rows:,} rows)" for p in summary.parts)
+    console.print(f"staged {len(summary.files)} files at {summary.staging}: configs {configs}; card: {summary.staging / 'README.md'}")
+    if summary.dry_run:
+        console.print(f"dry run: nothing uploaded; `datakit push` without --dry-run uploads this folder to {summary.url}")
+    elif summary.committed:
+        console.print(f"[green]pushed[/] to {summary.url}")
+    else:
+        console.print(f"[green]{summary.url} is already up to date[/]: nothing to commit.")
 
 
 def main() -> None:

@@ -64,13 +64,17 @@ def iter_batches(folder: str | Path, columns: list[str] | None = None) -> Iterat
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
-    path = folder / MANIFEST
-    if not path.exists():
+    return read_json(folder / MANIFEST, "delete the folder or fix the file")
+
+
+def read_json(path: Path, remedy: str) -> dict[str, Any] | None:
+    """A stage's JSON file, None where there is none; a damaged one is an error saying what to do."""
+    if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise DatakitError(f"{path}: not valid JSON ({e}); delete the folder or fix the file") from e
+        raise DatakitError(f"{path}: not valid JSON ({e}); {remedy}") from e
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

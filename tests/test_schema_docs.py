@@ -16,6 +16,14 @@ def test_every_column_is_documented() -> None:
     assert f"schema version {SCHEMA_VERSION}" in doc
 
 
+def test_every_mix_column_is_documented() -> None:
+    from datakit.mix import MIX_SCHEMA, REMOVED_FIELDS
+
+    doc = (ROOT / "data" / "README.md").read_text()
+    documented = set(re.findall(r"`(\w+)`", "\n".join(line.split(" | ")[0] for line in doc.splitlines() if line.startswith("| `"))))
+    assert set(MIX_SCHEMA.names) | {f.name for f in REMOVED_FIELDS} <= documented
+
+
 def test_every_filter_column_is_documented() -> None:
     from datakit.filters import REGISTRY, load_builtin_filters
 

