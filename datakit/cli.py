@@ -112,7 +112,7 @@ def sample(
     batch_prompts: Annotated[Optional[int], typer.Option(help="Prompts per transformers generate call (default 8).", rich_help_panel="transformers (hf)")] = None,
 ) -> None:
     """Sample N completions per prompt from a teacher model, into resumable Parquet shards."""
-    from datakit.sample import SampleConfig, run_sample
+    from datakit.sample import SampleConfig
 
     flags = {
         "input": input,
@@ -153,7 +153,12 @@ def sample(
         "backend.hf.batch_prompts": batch_prompts,
     }
     flags.update({f"ingest.mapping.{k}": v for k, v in _column_map(map_).items()})
-    config = build(SampleConfig, _settings(recipe, "sample", set_, flags))
+    sample_and_report(build(SampleConfig, _settings(recipe, "sample", set_, flags)))
+
+
+def sample_and_report(config: Any) -> None:
+    from datakit.sample import run_sample
+
     summary = run_sample(config)
     if not summary.complete:
         console.print(
@@ -188,7 +193,7 @@ def filter_(
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
 ) -> None:
     """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons."""
-    from datakit.filter import FilterConfig, run_filter
+    from datakit.filter import FilterConfig
 
     flags = {
         "input": input,
@@ -200,7 +205,13 @@ def filter_(
         "progress": progress,
     }
     flags.update({f"mapping.{k}": v for k, v in _column_map(map_).items()})
-    summary = run_filter(build(FilterConfig, _settings(recipe, "filter", set_, flags)))
+    filter_and_report(build(FilterConfig, _settings(recipe, "filter", set_, flags)))
+
+
+def filter_and_report(config: Any) -> None:
+    from datakit.filter import run_filter
+
+    summary = run_filter(config)
     if summary.shards_written == 0:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_funnel(summary.report)
@@ -290,7 +301,7 @@ def mix(
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
 ) -> None:
     """Assemble the SFT mix: dedup, decontaminate, fill per-domain quotas, write TRL conversations."""
-    from datakit.mix import MixConfig, run_mix
+    from datakit.mix import MixConfig
 
     flags = {
         "output": str(output) if output else None,
@@ -302,7 +313,13 @@ def mix(
         "rows_per_shard": rows_per_shard,
         "progress": progress,
     }
-    summary = run_mix(build(MixConfig, _settings(recipe, "mix", set_, flags)))
+    mix_and_report(build(MixConfig, _settings(recipe, "mix", set_, flags)))
+
+
+def mix_and_report(config: Any) -> None:
+    from datakit.mix import run_mix
+
+    summary = run_mix(config)
     if summary.already_complete:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_mix_report(summary.report)
@@ -376,6 +393,151 @@ def push(
         console.print(f"[green]pushed[/] to {summary.url}")
     else:
         console.print(f"[green]{summary.url} is already up to date[/]: nothing to commit.")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  datakit distill --recipe recipes/demo.yaml   (the embedded SmolLM2-135M on the demo mix, a few minutes on 2 CPU cores)\n\n"
+        "  datakit distill --recipe recipes/distill/qwen2.5-math-7b.yaml --dataset out/mix --output out/student\n\n"
+        "  accelerate launch --config_file recipes/accelerate/zero3.yaml -m datakit.cli distill --recipe recipes/distill/qwen2.5-32b.yaml\n\n"
+        "Kill it at any time and re-run the same command: training resumes from the last checkpoint."
+    )
+)
+def distill(
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `distill:` section sets the student and every training setting.", rich_help_panel="Config")] = None,
+    set_: SetOpt = [],
+    dataset: Annotated[Optional[str], typer.Option(help="A `datakit mix` folder (or Parquet folder / Hub dataset with `messages`).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Output folder: model/ (the student), checkpoints while training, manifest.json, loss.png.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="The student: an alias, folder or Hub id (default smollm2-135m-instruct).")] = None,
+    lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train LoRA adapters (merged into the saved student) instead of all weights.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after N optimiser steps (default: num_train_epochs).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+) -> None:
+    """SFT a student on a mix with TRL (R1's distillation): loss on assistant tokens only, resumable."""
+    from datakit.distill import DistillConfig
+
+    flags = {"dataset": dataset, "output": str(output) if output else None, "model": model, "lora.enabled": lora, "max_steps": max_steps, "progress": progress}
+    distill_and_report(build(DistillConfig, _settings(recipe, "distill", set_, flags)))
+
+
+def distill_and_report(config: Any) -> None:
+    from datakit.distill import loss_trend, run_distill
+
+    summary = run_distill(config)
+    m = summary.manifest
+    if summary.already_complete:
+        console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
+    first, last = loss_trend(m["loss_history"]) if m.get("loss_history") else (float("nan"), float("nan"))
+    console.print(
+        f"distilled {m['student']} on {m['rows']:,} rows ({m['rows_too_long']:,} longer than max_length left out), "
+        f"{m['steps']:,} steps; mean loss {first:.3f} in the first half of the steps, {last:.3f} in the second; "
+        f"{m['loss_tokens']:,} of {m['train_tokens']:,} tokens carried loss"
+        + (f"; resumed from {m['resumed_from']}" if m.get("resumed_from") else "")
+    )
+    console.print(f"student: {summary.output / 'model'}; plot: {summary.output / 'loss.png'}")
+
+
+@app.command(
+    "eval",
+    epilog=(
+        "Examples:\n\n"
+        "  datakit eval --model smollm2-135m-instruct --model out/demo/student   (the demo's held-back problems: before and after)\n\n"
+        "  datakit eval --model out/student --benchmark aime24=HuggingFaceH4/aime_2024 --k 64 --map question=problem\n\n"
+        "  datakit eval --recipe recipes/r1-800k-distill.yaml"
+    ),
+)
+def eval_(
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `eval:` section sets models, benchmarks, sampling and backend.", rich_help_panel="Config")] = None,
+    set_: SetOpt = [],
+    model: Annotated[list[str], typer.Option("--model", help="A model to score: alias, folder (a distill output too) or Hub id (repeatable: one table).")] = [],
+    benchmark: Annotated[list[str], typer.Option("--benchmark", help="NAME=PATH of problems with references (.jsonl/.parquet/Hub id; repeatable). Default: the demo's held-back problems.")] = [],
+    k: Annotated[Optional[int], typer.Option(help="Answers per problem for the --benchmark ones (default 4; R1 used 64 on AIME).")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="Schema column from a benchmark column: question=problem (repeatable).")] = [],
+    output: Annotated[Optional[Path], typer.Option(help="Results folder: one sample folder per model and benchmark, scores.json, eval.png (default out/eval).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="vllm, hf, openai or auto (default).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Generation budget per answer (default 32768, R1's).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+) -> None:
+    """Score models by pass@1 and cons@k (majority vote) with R1's sampling; exactly k answers a problem."""
+    from datakit.eval import EvalConfig
+
+    benches = []
+    for item in benchmark:
+        name, eq, path = item.partition("=")
+        if not eq:
+            name, path = Path(item).stem, item
+        benches.append({"name": name, "path": path, "k": k or 4, "ingest": {"domain": "math", "mapping": _column_map(map_)}})
+    flags = {
+        "models": model or None,
+        "benchmarks": benches or None,
+        "output": str(output) if output else None,
+        "backend.name": backend,
+        "sampling.max_tokens": max_tokens,
+        "progress": progress,
+    }
+    eval_and_report(build(EvalConfig, _settings(recipe, "eval", set_, flags)))
+
+
+def eval_and_report(config: Any) -> None:
+    from datakit.eval import run_eval
+
+    scores = run_eval(config)
+    table = Table(title="eval: pass@1 / cons@k (%)")
+    table.add_column("benchmark")
+    table.add_column("k", justify="right")
+    labels = list(dict.fromkeys(r["label"] for r in scores["results"]))
+    for label in labels:
+        table.add_column(label, justify="right")
+    for bench in dict.fromkeys(r["benchmark"] for r in scores["results"]):
+        mine = {r["label"]: r for r in scores["results"] if r["benchmark"] == bench}
+        k = next(iter(mine.values()))["k"]
+        table.add_row(bench, str(k), *(f"{mine[x]['pass@1'] * 100:.1f} / {mine[x]['cons@k'] * 100:.1f}" if x in mine else "—" for x in labels))
+    console.print(table)
+    for r in scores["results"]:
+        if r["ungradable_samples"]:
+            err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['ungradable_samples']:,} samples could not be graded (no rule verifier)")
+    console.print(f"scores: {Path(config.output) / 'scores.json'}; plot: {Path(config.output) / 'eval.png'}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  datakit run recipes/demo.yaml              (the whole demo on 2 CPU cores, ~9 minutes)\n\n"
+        "  datakit run recipes/r1-800k-distill.yaml --dry-run   (check the full-scale recipe without running it)\n\n"
+        "Re-run after a kill: finished stages are skipped and the unfinished one resumes."
+    )
+)
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML with sample, filter, mix, distill and eval sections (any subset; a list runs a stage several times).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every stage's config and check every file it names; run nothing.")] = False,
+) -> None:
+    """Run the whole pipeline from one recipe: sample -> filter -> mix -> distill -> eval."""
+    from datakit.pipeline import check_pipeline, load_pipeline
+
+    steps = load_pipeline(recipe)
+    problems = check_pipeline(steps)
+    table = Table(title=f"{recipe}: {len(steps)} stage runs")
+    for column in ("stage", "reads", "writes"):
+        table.add_column(column)
+    for step in steps:
+        c = step.config
+        reads = {"sample": c.input if step.stage == "sample" else None, "filter": getattr(c, "input", None), "distill": getattr(c, "dataset", None)}.get(step.stage)
+        if step.stage == "mix":
+            reads = ", ".join(s.path for s in c.sources)
+        elif step.stage == "eval":
+            reads = ", ".join(c.models) + " on " + ", ".join(b.name for b in c.benchmarks)
+        table.add_row(step.where.split(": ", 1)[-1], str(reads), str(getattr(c, "output", "")))
+    console.print(table)
+    if problems:
+        raise DatakitError(f"{recipe}: " + "; ".join(problems))
+    if dry_run:
+        console.print(f"[green]{recipe} is valid[/]: every section builds and every input exists or is made by an earlier stage.")
+        return
+    report = {"sample": sample_and_report, "filter": filter_and_report, "mix": mix_and_report, "distill": distill_and_report, "eval": eval_and_report}
+    for step in steps:
+        console.rule(f"[bold]{step.where}")
+        report[step.stage](step.config)
 
 
 def main() -> None:

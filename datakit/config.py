@@ -24,8 +24,8 @@ T = TypeVar("T")
 NOT_HASHED = {"hash": False}
 
 
-def load_recipe_section(path: str | Path, section: str) -> dict[str, Any]:
-    """The `section:` mapping of a recipe file (empty when the recipe has none)."""
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """A recipe file: a mapping of stage names to their settings."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -33,7 +33,12 @@ def load_recipe_section(path: str | Path, section: str) -> dict[str, Any]:
         raise DatakitError(f"{path}: cannot read recipe: {e}") from e
     if not isinstance(data, dict):
         raise DatakitError(f"{path}: a recipe must be a mapping of stage names to settings")
-    part = data.get(section) or {}
+    return data
+
+
+def load_recipe_section(path: str | Path, section: str) -> dict[str, Any]:
+    """The `section:` mapping of a recipe file (empty when the recipe has none)."""
+    part = load_recipe(path).get(section) or {}
     if not isinstance(part, dict):
         raise DatakitError(f"{path}: `{section}` must be a mapping")
     return part

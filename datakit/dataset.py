@@ -67,6 +67,21 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return read_json(folder / MANIFEST, "delete the folder or fix the file")
 
 
+def claim_folder(out: Path, stage: str, run_hash: str) -> dict[str, Any] | None:
+    """The manifest of an earlier run of this stage into `out` (None for a new folder); refuse a folder
+    holding anything else, or a run with other inputs or settings."""
+    previous = read_manifest(out)
+    if previous is None:
+        if out.exists() and any(out.iterdir()):
+            raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
+        return None
+    if previous.get("stage") != stage:
+        raise DatakitError(f"{out}: holds the output of `{previous.get('stage')}`, not of `{stage}`")
+    if previous.get("run_hash") != run_hash:
+        raise DatakitError(f"{out}: was made with other inputs or settings. Re-run with the original ones to resume, or choose a new output folder.")
+    return previous
+
+
 def read_json(path: Path, remedy: str) -> dict[str, Any] | None:
     """A stage's JSON file, None where there is none; a damaged one is an error saying what to do."""
     if not path.is_file():

@@ -32,7 +32,7 @@ import xxhash
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, read_json, read_manifest, shard_path, write_json_atomic, write_shard, write_text_atomic
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, read_json, read_manifest, shard_path, write_json_atomic, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
 from datakit.dedup import MinHasher, cluster, mix64, words
 from datakit.errors import DatakitError
@@ -146,7 +146,7 @@ def run_mix(config: MixConfig) -> MixSummary:
     out = Path(config.output)
     sources = [open_source(s) for s in config.sources]
     run_hash = fingerprint({"config": hashed_view(config), "sources": [s.fingerprint for s in sources], "schema": SCHEMA_VERSION})
-    previous = _claim_folder(out, run_hash)
+    previous = claim_folder(out, "mix", run_hash)
     if previous and previous.get("complete"):
         return MixSummary(out, json.loads((out / "report.json").read_text()), 0.0, already_complete=True)
     manifest = {
@@ -189,19 +189,6 @@ def _check_config(config: MixConfig) -> None:
         raise DatakitError(f"sources: two sources have the same name ({names}); give them distinct `name:`s")
     if config.rows_per_shard < 1 or config.max_per_prompt < 0:
         raise DatakitError("rows_per_shard must be >= 1 and max_per_prompt >= 0")
-
-
-def _claim_folder(out: Path, run_hash: str) -> dict[str, Any] | None:
-    previous = read_manifest(out)
-    if previous is None:
-        if out.exists() and any(out.iterdir()):
-            raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
-        return None
-    if previous.get("stage") != "mix":
-        raise DatakitError(f"{out}: holds the output of `{previous.get('stage')}`, not of `mix`")
-    if previous.get("run_hash") != run_hash:
-        raise DatakitError(f"{out}: was made with other sources or settings. Re-run with the original ones to resume, or choose a new output folder.")
-    return previous
 
 
 # --- sources ----------------------------------------------------------------------------------------

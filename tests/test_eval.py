@@ -1,0 +1,92 @@
+"""eval: pass@1 and cons@k arithmetic, the exactly-k check, and a whole run on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from datakit.backends import BackendConfig, SamplingParams
+from datakit.dataset import write_shard
+from datakit.errors import DatakitError
+from datakit.eval import EvalBenchmark, EvalConfig, _score, cons_at_k, model_label, model_path, pass_at_1, run_eval, score_problem
+from datakit.filters.correctness import Correctness
+from datakit.schema import SAMPLE_SCHEMA
+
+from conftest import write_jsonl
+
+
+def test_pass_at_1_and_majority_vote_on_hand_made_problems() -> None:
+    a = score_problem("a", ["correct", "wrong", "correct", "no_answer"], ["14", "15", "14.", None])
+    b = score_problem("b", ["wrong", "wrong", "correct", "wrong"], ["7", "7", "8", "9"])
+    tie = score_problem("tie", ["wrong", "correct"], ["3", "4"])
+    silent = score_problem("silent", ["no_answer", "no_answer"], [None, None])
+    assert (a.correct, a.vote, a.vote_correct) == (2, "14", True)  # "14." and "14" are one answer
+    assert (b.correct, b.vote, b.vote_correct) == (1, "7", False)  # the majority is wrong though one sample was right
+    assert (tie.vote, tie.vote_correct) == ("3", False)  # a tie goes to the answer stated first
+    assert (silent.vote, silent.vote_correct, silent.correct) == (None, False, 0)
+    assert pass_at_1([a, b, tie]) == pytest.approx((2 / 4 + 1 / 4 + 1 / 2) / 3)
+    assert cons_at_k([a, b, tie]) == pytest.approx(1 / 3)
+    assert pass_at_1([silent]) == 0.0 and cons_at_k([]) == 0.0
+
+
+def test_a_problem_without_exactly_k_samples_stops_the_score(tmp_path: Path) -> None:
+    rows = []
+    for pid, count in (("p0", 4), ("p1", 3)):
+        for i in range(count):
+            rows.append({
+                "prompt_id": pid, "messages": [{"role": "user", "content": "What is 2+2?"}], "domain": "math", "kind": "reasoning",
+                "language": "en", "reference": "4", "verifier": "math", "source": "t", "metadata": "{}", "sample_index": i,
+                "completion": "\\boxed{4}", "reasoning": "", "answer": "\\boxed{4}", "finish_reason": "stop", "prompt_tokens": 5,
+                "completion_tokens": 3, "generator": "m", "sampling": {"n": 4, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 64, "seed": 0},
+            })
+    write_shard(tmp_path, 0, pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
+    with pytest.raises(DatakitError, match=r"1 problem\(s\) came back without exactly k=4 samples: p1 \(3\)"):
+        _score(Correctness(workers=1), tmp_path, "m", "m", EvalBenchmark(name="b", path="x", k=4))
+
+
+def test_model_labels_and_paths(tmp_path: Path) -> None:
+    student = tmp_path / "student"
+    (student / "model").mkdir(parents=True)
+    (student / "model" / "config.json").write_text("{}")
+    assert model_path(str(student)) == str(student / "model") and model_label(str(student)) == "student"
+    assert model_label("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B") == "deepseek-ai__DeepSeek-R1-Distill-Qwen-1.5B"
+    assert model_label("smollm2-135m-instruct") == "smollm2-135m-instruct" and model_path("org/m") == "org/m"
+
+
+@pytest.mark.slow
+def test_a_whole_eval_on_the_tiny_model_writes_scores_and_resumes(tiny_model: str, tmp_path: Path) -> None:
+    problems = write_jsonl(tmp_path / "bench.jsonl", [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i), "domain": "math"} for i in range(3)])
+    config = EvalConfig(
+        models=[tiny_model], benchmarks=[EvalBenchmark(name="tiny-bench", path=str(problems), k=3)], output=str(tmp_path / "eval"),
+        sampling=SamplingParams(max_tokens=8), backend=BackendConfig(name="hf"), workers=1, progress=False,
+    )
+    scores = run_eval(config)
+    (result,) = scores["results"]
+    assert (result["problems"], result["k"], result["benchmark"]) == (3, 3, "tiny-bench")
+    assert sum(result["verdicts"].values()) == 9 and 0.0 <= result["pass@1"] <= 1.0
+    assert result["pass@1"] == pytest.approx(sum(p["correct"] / 3 for p in result["per_problem"]) / 3, abs=1e-4)
+    assert json.loads((tmp_path / "eval" / "scores.json").read_text())["results"][0]["label"] == Path(tiny_model).name
+    assert (tmp_path / "eval" / "eval.png").stat().st_size > 1000
+    again = run_eval(config)  # every sample folder is complete: nothing is generated again
+    assert again["results"][0]["per_problem"] == result["per_problem"]
+
+
+def test_every_score_field_is_documented(tmp_path: Path) -> None:
+    from conftest import ROOT
+
+    rows = [
+        {"prompt_id": f"p{p}", "messages": [{"role": "user", "content": "What is 2+2?"}], "domain": "math", "kind": "reasoning",
+         "language": "en", "reference": "4", "verifier": "math", "source": "t", "metadata": "{}", "sample_index": i,
+         "completion": f"\\boxed{{{3 + i}}}", "reasoning": "", "answer": f"\\boxed{{{3 + i}}}", "finish_reason": "stop", "prompt_tokens": 5,
+         "completion_tokens": 3, "generator": "m", "sampling": {"n": 2, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 64, "seed": 0}}
+        for p in range(2) for i in range(2)
+    ]
+    write_shard(tmp_path, 0, pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
+    result = _score(Correctness(workers=1), tmp_path, "m", "m", EvalBenchmark(name="b", path="x", k=2))
+    assert (result["pass@1"], result["cons@k"]) == (0.5, 0.0)  # 3 wrong and 4 right in each problem: a 1-1 tie goes to 3
+    doc = (ROOT / "data" / "README.md").read_text()
+    line = next(x for x in doc.splitlines() if x.startswith("| `scores.json` (eval)"))
+    assert all(f"`{key}`" in line for key in [*result, *result["per_problem"][0]])
