@@ -109,20 +109,27 @@ def main() -> None:
         report_side(run_datakit(folder, folder.parent / "filtered") if args.side == "datakit" else run_baseline(folder))
         return
 
-    # every side in its own process (the data too), so each peak RSS is that side's alone
-    work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
-    common = ["--data", str(work / "samples"), "--rows", str(args.rows), "--words", str(args.words)]
-    run_side(__file__, "make", common)
-    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
-    base_rate = base["rows"] / base["seconds"]
-    ours_rate = ours["rows"] / ours["seconds"]
+    result = compare(args.rows, args.words)
+    base, ours = result["baseline"], result["datakit"]
     print(f"{args.rows:,} samples x {args.words:,} words of reasoning")
     print(f"{'':<10} {'rows/s':>9} {'cores':>6} {'rows/s/core':>12} {'peak RSS MB':>12}")
-    print(f"{'baseline':<10} {base_rate:>9.1f} {base['cores']:>6} {base_rate:>12.1f} {base['peak_rss_mb']:>12.0f}")
-    print(f"{'datakit':<10} {ours_rate:>9.1f} {ours['cores']:>6} {ours_rate / ours['cores']:>12.1f} {ours['peak_rss_mb']:>12.0f}")
-    print(f"ratio per core: {ours_rate / ours['cores'] / base_rate:.2f}x (target >= 3x); datakit also checks format, repetition, paragraphs, code blocks, language and length")
-    shutil.rmtree(work, ignore_errors=True)
+    print(f"{'baseline':<10} {base['rate']:>9.1f} {base['cores']:>6} {base['rate']:>12.1f} {base['peak_rss_mb']:>12.0f}")
+    print(f"{'datakit':<10} {ours['rate']:>9.1f} {ours['cores']:>6} {ours['rate'] / ours['cores']:>12.1f} {ours['peak_rss_mb']:>12.0f}")
+    print(f"ratio per core: {result['ratio']:.2f}x (target >= 3x); datakit also checks format, repetition, paragraphs, code blocks, language and length")
 
+
+def compare(rows: int, words: int = 1500) -> dict:
+    """Both sides on the same fresh data, each in its own process (the data too, so each peak RSS is
+    that side's alone). `ratio` is per core: datakit's rows/s per core over the baseline's rows/s."""
+    work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
+    common = ["--data", str(work / "samples"), "--rows", str(rows), "--words", str(words)]
+    run_side(__file__, "make", common)
+    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
+    shutil.rmtree(work, ignore_errors=True)
+    for side in (base, ours):
+        side["rate"] = side["rows"] / side["seconds"]
+    return {"stage": "filter", "rows": rows, "unit": "rows/s", "baseline": base, "datakit": ours,
+            "ratio": ours["rate"] / ours["cores"] / base["rate"], "ratio_means": "rows/s per core"}
 
 if __name__ == "__main__":
     main()

@@ -119,18 +119,25 @@ def main() -> None:
         report_side(run(folder, folder.parent / args.side, args.rows))
         return
 
-    work = Path(tempfile.mkdtemp(prefix="bench-mix-"))
-    common = ["--data", str(work / "samples"), "--rows", str(args.rows)]
-    run_side(__file__, "make", common)
-    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
+    result = compare(args.rows)
+    base, ours = result["baseline"], result["datakit"]
     print(f"{args.rows:,} samples; datakit removed {ours['removed']}")
     print(f"{'':<10} {'rows/s':>10} {'rows out':>10} {'peak RSS MB':>12}")
     for name, side in (("baseline", base), ("datakit", ours)):
-        print(f"{name:<10} {side['rows'] / side['seconds']:>10,.0f} {side['out']:>10,} {side['peak_rss_mb']:>12,.0f}")
-    print(f"ratio: {ours['rows'] / ours['seconds'] / (base['rows'] / base['seconds']):.2f}x the baseline's rows/s, "
-          f"{ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x its peak RSS")
-    shutil.rmtree(work, ignore_errors=True)
+        print(f"{name:<10} {side['rate']:>10,.0f} {side['out']:>10,} {side['peak_rss_mb']:>12,.0f}")
+    print(f"ratio: {result['ratio']:.2f}x the baseline's rows/s, {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x its peak RSS")
 
+
+def compare(rows: int) -> dict:
+    """Both sides on the same fresh data, each in its own process."""
+    work = Path(tempfile.mkdtemp(prefix="bench-mix-"))
+    common = ["--data", str(work / "samples"), "--rows", str(rows)]
+    run_side(__file__, "make", common)
+    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
+    shutil.rmtree(work, ignore_errors=True)
+    for side in (base, ours):
+        side["rate"] = side["rows"] / side["seconds"]
+    return {"stage": "mix", "rows": rows, "unit": "rows/s", "baseline": base, "datakit": ours, "ratio": ours["rate"] / base["rate"], "ratio_means": "rows/s"}
 
 if __name__ == "__main__":
     main()

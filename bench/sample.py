@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,17 +44,20 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    backends = ["vllm", "hf"] if args.backend == "all" else [args.backend]
-    if "vllm" in backends and resolve_backend_name("auto") != "vllm":
-        print("vllm is not installed: skipping it", file=sys.stderr)
-        backends.remove("vllm")
-    rows = [bench(name, args) for name in backends]
+    backends = available_backends() if args.backend == "all" else [args.backend]
+    results = [compare(name, args.prompts, args.n, args.max_tokens, args.repeats) for name in backends]
     print(f"\n{'backend':<8} {'raw tok/s':>10} {'datakit tok/s':>14} {'ratio':>7}  (target >= 0.97)")
-    for name, raw, ours in rows:
-        print(f"{name:<8} {raw:>10.1f} {ours:>14.1f} {ours / raw:>7.3f}")
+    for r in results:
+        print(f"{r['backend']:<8} {r['baseline']['rate']:>10.1f} {r['datakit']['rate']:>14.1f} {r['ratio']:>7.3f}")
 
 
-def bench(name: str, args: argparse.Namespace) -> tuple[str, float, float]:
+def available_backends() -> list[str]:
+    return ["vllm", "hf"] if resolve_backend_name("auto") == "vllm" else ["hf"]
+
+
+def compare(name: str, prompts: int = 32, n: int = 4, max_tokens: int = 128, repeats: int = 2) -> dict:
+    """Generated tokens/s of the raw engine and of `datakit sample` on it, alternating runs."""
+    args = argparse.Namespace(prompts=prompts, n=n, max_tokens=max_tokens, repeats=repeats)
     prompts_file = Path(tempfile.mkdtemp()) / "prompts.jsonl"
     lines = (ROOT / "data" / "demo" / "math.jsonl").read_text().splitlines()
     prompts_file.write_text("\n".join((lines * (args.prompts // len(lines) + 1))[: args.prompts]) + "\n")
@@ -87,9 +89,10 @@ def bench(name: str, args: argparse.Namespace) -> tuple[str, float, float]:
         summary = run_sample(config, backend)
         ours.append(summary.completion_tokens / (time.perf_counter() - started))
     backend.close()
-    result = (name, sum(raw) / len(raw), sum(ours) / len(ours))
     print(json.dumps({"backend": name, "prompts": count, "n": n, "max_tokens": max_tokens, "raw_tok_s": raw, "datakit_tok_s": ours}))
-    return result
+    base, mine = sum(raw) / len(raw), sum(ours) / len(ours)
+    return {"stage": f"sample ({name})", "rows": count * n, "unit": "tok/s", "backend": name, "baseline": {"rate": base}, "datakit": {"rate": mine},
+            "ratio": mine / base, "ratio_means": "generated tok/s"}
 
 
 def _raw_runner(name: str, backend: Backend, messages: list[Messages], params: SamplingParams) -> Callable[[], float]:

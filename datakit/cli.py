@@ -87,8 +87,9 @@ def sample(
     prefill_think: Annotated[Optional[bool], typer.Option("--prefill-think/--no-prefill-think", help="Open the <think> block in the prompt, as R1's template does (default off).", rich_help_panel="Sampling")] = None,
     shard_size: Annotated[Optional[int], typer.Option(help="Prompts per output shard, the unit of resume (default 256).", rich_help_panel="Output")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).", rich_help_panel="Output")] = None,
-    num_workers: Annotated[Optional[int], typer.Option(help="Jobs sharing this output folder (e.g. a SLURM array); worker i takes shards i, i+K, ...", rich_help_panel="Output")] = None,
-    worker_index: Annotated[Optional[int], typer.Option(help="This job's index in [0, num-workers).", rich_help_panel="Output")] = None,
+    num_workers: Annotated[Optional[int], typer.Option("--num-workers", "--num-shards", help="Jobs sharing this output folder (e.g. a SLURM array: --num-shards $SLURM_ARRAY_TASK_COUNT); job i takes shards i, i+K, ...", rich_help_panel="Output")] = None,
+    worker_index: Annotated[Optional[int], typer.Option("--worker-index", "--shard-index", help="This job's index in [0, num-workers) (--shard-index $SLURM_ARRAY_TASK_ID).", rich_help_panel="Output")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Run the --data-parallel-size replicas as actors on this Ray cluster: auto, HOST:PORT or local.", rich_help_panel="Output")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="Input column for a prompt field: FIELD=COLUMN, FIELD one of id, question, messages, reference, tests, domain, language, kind, verifier (repeatable).", rich_help_panel="Prompts")] = [],
     system_prompt: Annotated[Optional[str], typer.Option(help="System message prepended to every prompt that has none.", rich_help_panel="Prompts")] = None,
     math_instruction: Annotated[Optional[bool], typer.Option("--math-instruction/--no-math-instruction", help="Append R1's 'Please reason step by step, and put your final answer within \\boxed{}.' to math prompts (default on).", rich_help_panel="Prompts")] = None,
@@ -130,6 +131,7 @@ def sample(
         "progress": progress,
         "num_workers": num_workers,
         "worker_index": worker_index,
+        "ray_address": ray_address,
         "data_parallel_size": data_parallel_size,
         "ingest.system_prompt": system_prompt,
         "ingest.math_instruction": math_instruction,
@@ -190,6 +192,7 @@ def filter_(
     workers: Annotated[Optional[int], typer.Option(help="Processes filtering shards in parallel (default: one per core).")] = None,
     rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per work unit for file inputs (default 4096).")] = None,
     plots: Annotated[Optional[bool], typer.Option("--plots/--no-plots", help="Write funnel.png and lengths.png (default on).")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Filter the shards with Ray Data on this cluster: auto, HOST:PORT or local.")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
 ) -> None:
     """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons."""
@@ -202,6 +205,7 @@ def filter_(
         "workers": workers,
         "rows_per_shard": rows_per_shard,
         "plots": plots,
+        "ray_address": ray_address,
         "progress": progress,
     }
     flags.update({f"mapping.{k}": v for k, v in _column_map(map_).items()})

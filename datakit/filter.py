@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from datakit import __version__
 from datakit.chain import Chain, load_chain, parse_chain
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, read_manifest, shard_files, write_json_atomic, write_shard
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, read_manifest, shard_files, write_json_atomic, write_shard
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason_code
 from datakit.progress import StageProgress
@@ -49,6 +49,9 @@ class FilterConfig:
     mapping: dict[str, str] = field(default_factory=dict)  # schema column -> input column, for foreign traces
     rows_per_shard: int = 4096  # for file inputs, which have no shards of their own
     workers: int = field(default=0, metadata=NOT_HASHED)  # processes; 0 = one per core
+    # A Ray cluster ("auto", "HOST:PORT", "local"): shards become Ray Data tasks across its nodes, writing
+    # the same files as a local run (the output folder must be on storage every node sees).
+    ray_address: str | None = field(default=None, metadata=NOT_HASHED)
     plots: bool = field(default=True, metadata=NOT_HASHED)
     progress: bool = field(default=True, metadata=NOT_HASHED)
 
@@ -73,7 +76,7 @@ def run_filter(config: FilterConfig) -> FilterSummary:
     _check_columns(chain, source.columns, config.input)
     out = Path(config.output)
     run_hash = fingerprint({"config": hashed_view(config), "chain": chain.text, "input": source.fingerprint, "schema": SCHEMA_VERSION})
-    _claim_folder(out, run_hash)
+    claim_folder(out, "filter", run_hash)
     manifest = {
         "stage": "filter",
         "schema_version": SCHEMA_VERSION,
@@ -218,21 +221,6 @@ def _check_columns(chain: Chain, columns: list[str], where: str) -> None:
         available |= set(f.scores)
 
 
-def _claim_folder(out: Path, run_hash: str) -> None:
-    previous = read_manifest(out)
-    if previous is None:
-        if out.exists() and any(out.iterdir()):
-            raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
-        return
-    if previous.get("stage") != "filter":
-        raise DatakitError(f"{out}: holds the output of `{previous.get('stage')}`, not of `filter`")
-    if previous.get("run_hash") != run_hash:
-        raise DatakitError(
-            f"{out}: was made with another chain, input or settings. Re-run with the original ones to resume, "
-            "or choose a new output folder."
-        )
-
-
 # --- running the chain ---------------------------------------------------------------------------
 
 
@@ -246,6 +234,10 @@ def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[i
     rows = [source.rows(i) for i in range(source.shards)]
     done = sum(rows) - sum(rows[i] for i in pending)
     with StageProgress("filtering", total=sum(rows), completed=done, unit="samples", enabled=config.progress) as progress:
+        if config.ray_address:
+            for index in _ray_shards(config, source, out, pending):
+                progress.advance(rows[index])
+            return
         if workers == 1:
             _init_worker(config, source)
             for index in pending:
@@ -256,6 +248,37 @@ def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[i
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config, source)) as pool:
             for index, _ in zip(pending, pool.map(_process_shard, pending, [out] * len(pending))):
                 progress.advance(rows[index])
+
+
+def _ray_shards(config: FilterConfig, source: Source, out: Path, pending: list[int]) -> Iterator[int]:
+    """Filter the pending shards with Ray Data: one shard per batch, on a pool of actors that each set the
+    chain up once (as the local processes do); yields each shard's index as it finishes."""
+    import ray
+
+    from datakit.raycluster import connect
+
+    connect(config.ray_address)
+    heavy = any(f.heavy for f in load_chain(config.chain).filters)
+    size = 1 if heavy else max(1, min(len(pending), config.workers or int(ray.cluster_resources().get("CPU", 1))))
+    shards = ray.data.from_items([{"index": i} for i in pending], override_num_blocks=max(1, len(pending)))
+    done = shards.map_batches(
+        _RayShardFilter, fn_constructor_args=(config, source, str(out)), batch_size=1, concurrency=size, num_cpus=1, batch_format="pandas"
+    )
+    for row in done.iter_rows():
+        yield int(row["index"])
+
+
+class _RayShardFilter:
+    """A Ray Data actor: the chain, set up once, applied to one shard per call."""
+
+    def __init__(self, config: FilterConfig, source: Source, out: str) -> None:
+        _init_worker(config, source)
+        self.out = Path(out)
+
+    def __call__(self, batch: Any) -> Any:
+        for index in batch["index"]:
+            _process_shard(int(index), self.out)
+        return batch
 
 
 def _init_worker(config: FilterConfig, source: Source) -> None:

@@ -66,6 +66,10 @@ class SampleConfig:
     # Engine replicas on this machine (data parallel): one worker process each, each given its own
     # tensor_parallel_size x pipeline_parallel_size GPUs. Samples do not depend on it.
     data_parallel_size: int = field(default=1, metadata=NOT_HASHED)
+    # A Ray cluster ("auto", "HOST:PORT", "local"): the data_parallel_size replicas become Ray actors placed
+    # across its nodes (each with tensor x pipeline parallel GPUs), writing shards into the same folder,
+    # which must be on storage every node sees. Samples do not depend on it.
+    ray_address: str | None = field(default=None, metadata=NOT_HASHED)
     progress: bool = field(default=True, metadata=NOT_HASHED)
 
 
@@ -142,7 +146,7 @@ def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSu
     done = completed_shards(out)
     mine = [(i, shard) for i, shard in shards if i % config.num_workers == config.worker_index]
     pending = [(i, shard) for i, shard in mine if i not in done]
-    if pending and config.data_parallel_size > 1:
+    if pending and (config.data_parallel_size > 1 or config.ray_address):
         _run_replicas(config, out, shards)
     elif pending:
         already = sum(shard.num_rows for _, shard in mine) - sum(shard.num_rows for _, shard in pending)
@@ -170,7 +174,7 @@ def _check_values(config: SampleConfig) -> None:
         (config.shard_size >= 1, f"shard_size must be >= 1, got {config.shard_size}"),
         (config.num_workers >= 1, f"num_workers must be >= 1, got {config.num_workers}"),
         (config.data_parallel_size >= 1, f"data_parallel_size must be >= 1, got {config.data_parallel_size}"),
-        (config.data_parallel_size == 1 or config.num_workers == 1, "use either data_parallel_size (one machine) or num_workers (several jobs), not both"),
+        (config.data_parallel_size == 1 or config.num_workers == 1, "use either data_parallel_size (one machine or a Ray cluster) or num_workers (several jobs), not both"),
         (0 <= config.worker_index < config.num_workers, f"worker_index must be in [0, {config.num_workers}), got {config.worker_index}"),
     ]
     for ok, message in checks:
@@ -195,42 +199,113 @@ def _generate_shards(
 
 
 def _run_replicas(config: SampleConfig, out: Path, shards: list[tuple[int, pa.Table]]) -> None:
-    """Start one worker process per replica on this machine and follow their shards as they land."""
+    """Start one worker per replica (a process here, or a Ray actor anywhere on the cluster), each on
+    its share of the shards, and follow their shards as they land."""
     replicas = config.data_parallel_size
     per_replica = config.backend.vllm.tensor_parallel_size * config.backend.vllm.pipeline_parallel_size
-    gpus = _visible_gpus()
-    if gpus and len(gpus) < replicas * per_replica:
-        raise DatakitError(f"{replicas} replicas x {per_replica} GPUs each need {replicas * per_replica} GPUs; {len(gpus)} are visible")
-    workers = []
-    for rank in range(replicas):
-        child = replace(config, data_parallel_size=1, num_workers=replicas, worker_index=rank, progress=False)
-        recipe = out / f".worker-{rank}.yaml"
-        write_text_atomic(recipe, yaml.safe_dump({"sample": to_dict(child)}, sort_keys=False))
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * per_replica : (rank + 1) * per_replica])
-        log = (out / f".worker-{rank}.log").open("w")
-        cmd = [sys.executable, "-m", "datakit.cli", "sample", "--recipe", str(recipe)]
-        workers.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    children = [
+        replace(config, data_parallel_size=1, num_workers=replicas, worker_index=rank, progress=False, ray_address=None) for rank in range(replicas)
+    ]
+    workers = _RayReplicas(config.ray_address, per_replica) if config.ray_address else _LocalReplicas(out, per_replica)
+    workers.start(children)
     rows = {i: shard.num_rows for i, shard in shards}
     seen = completed_shards(out)
     try:
         with StageProgress("sampling", total=sum(rows.values()), completed=sum(rows[i] for i in seen), unit="prompts", enabled=config.progress, show_tokens=True) as progress:
-            while any(w.poll() is None for w in workers):
+            while workers.running():
                 time.sleep(1.0)
                 for i in sorted(completed_shards(out) - seen):
                     tokens = pq.read_table(shard_path(out, i), columns=["completion_tokens"]).column(0)
                     progress.advance(rows[i], tokens=int(pc.sum(tokens).as_py() or 0))
                     seen.add(i)
     finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
-    failed = [rank for rank, w in enumerate(workers) if w.returncode != 0]
+        workers.stop()
+    failed = workers.failed()
     if failed:
-        raise DatakitError(f"data-parallel worker(s) {failed} failed; see {out}/.worker-{failed[0]}.log. Re-run to resume.")
+        raise DatakitError(f"data-parallel worker(s) {sorted(failed)} failed: {failed[min(failed)]}. Re-run to resume.")
     for leftover in out.glob(".worker-*"):
         leftover.unlink()
+
+
+class _LocalReplicas:
+    """Replicas as processes on this machine, each given its own GPUs."""
+
+    def __init__(self, out: Path, per_replica: int) -> None:
+        self.out, self.per_replica, self.procs = out, per_replica, []
+
+    def start(self, children: list[SampleConfig]) -> None:
+        gpus = _visible_gpus()
+        if gpus and len(gpus) < len(children) * self.per_replica:
+            raise DatakitError(f"{len(children)} replicas x {self.per_replica} GPUs each need {len(children) * self.per_replica} GPUs; {len(gpus)} are visible")
+        for rank, child in enumerate(children):
+            recipe = self.out / f".worker-{rank}.yaml"
+            write_text_atomic(recipe, yaml.safe_dump({"sample": to_dict(child)}, sort_keys=False))
+            env = dict(os.environ)
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * self.per_replica : (rank + 1) * self.per_replica])
+            log = (self.out / f".worker-{rank}.log").open("w")
+            cmd = [sys.executable, "-m", "datakit.cli", "sample", "--recipe", str(recipe)]
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+
+    def failed(self) -> dict[int, str]:
+        return {rank: f"see {self.out}/.worker-{rank}.log" for rank, p in enumerate(self.procs) if p.returncode != 0}
+
+
+class _RayReplicas:
+    """Replicas as Ray actors: Ray places each on a node with the GPUs (or, without GPUs, a CPU) it needs."""
+
+    def __init__(self, address: str, per_replica: int) -> None:
+        from datakit.raycluster import connect
+
+        connect(address)
+        self.per_replica, self.pending, self.errors = per_replica, {}, {}
+
+    def start(self, children: list[SampleConfig]) -> None:
+        import ray
+
+        gpus = self.per_replica if ray.cluster_resources().get("GPU", 0) else 0
+        per_node = max((n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+        if gpus > per_node:
+            raise DatakitError(
+                f"a replica needs {gpus} GPUs (tensor x pipeline parallel) but the largest node has {per_node:g}: a datakit replica "
+                "lives on one node; run a multi-node engine per job instead (num_workers, one job each, see docs/scaling.md)"
+            )
+        task = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=0)(_sample_replica)
+        self.pending = {task.remote(child): rank for rank, child in enumerate(children)}
+
+    def running(self) -> bool:
+        import ray
+
+        done, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+        for ref in done:
+            rank = self.pending.pop(ref)
+            try:
+                ray.get(ref)
+            except Exception as e:  # a Ray task error wraps whatever the replica raised
+                self.errors[rank] = str(e).splitlines()[-1]
+        return bool(self.pending)
+
+    def stop(self) -> None:
+        import ray
+
+        for ref in self.pending:
+            ray.cancel(ref, force=True)
+
+    def failed(self) -> dict[int, str]:
+        return self.errors
+
+
+def _sample_replica(config: SampleConfig) -> None:
+    """One replica's share of a sample run, inside a Ray worker."""
+    run_sample(config)
 
 
 def _visible_gpus() -> list[str]:
