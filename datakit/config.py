@@ -40,7 +40,8 @@ def load_recipe_section(path: str | Path, section: str) -> dict[str, Any]:
     """The `section:` mapping of a recipe file (empty when the recipe has none)."""
     part = load_recipe(path).get(section) or {}
     if not isinstance(part, dict):
-        raise DatakitError(f"{path}: `{section}` must be a mapping")
+        hint = " (it lists several runs: `datakit run` runs them all)" if isinstance(part, list) else ""
+        raise DatakitError(f"{path}: `{section}` must be a mapping{hint}")
     return part
 
 
