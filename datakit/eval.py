@@ -3,8 +3,8 @@
 For each model and benchmark, `datakit sample` draws exactly k answers per problem (R1's sampling:
 temperature 0.6, top-p 0.95, up to 32768 tokens) into its own resumable folder, and the correctness
 filter's verifiers grade them. pass@1 is the share of correct answers averaged over problems; cons@k
-is majority voting: the most frequent extracted answer of a problem (grouped by normalised text),
-right or wrong. A problem that came back with fewer or more than k answers stops the run — a known
+is majority voting: the most frequent extracted answer of a problem (grouped by normalised text, numbers
+by value), right or wrong. A problem that came back with fewer or more than k answers stops the run — a known
 harness generated fewer than asked and silently halved its scores.
 """
 
@@ -14,6 +14,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,27 @@ def cons_at_k(problems: list[ProblemScore]) -> float:
     return sum(p.vote_correct for p in problems) / len(problems) if problems else 0.0
 
 
+_FRACTION = re.compile(r"^(-?)\\frac\{(\d+)\}\{(\d+)\}$")
+
+
+def vote_key(extracted: str) -> str:
+    """The form answers are grouped by for the vote: normalised text, numbers by value: 14, 14.0, $14 and
+    \\frac{28}{2} are one answer, 1,400 is 1400, 0.5 is \\frac{1}{2}. Other expressions stay as written."""
+    text = normalize_text(extracted).replace("\\$", "").replace("$", "").replace("\\!", "").strip()
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    fraction = _FRACTION.match(text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
+    try:
+        if fraction:
+            return str(Fraction(int(fraction[2]), int(fraction[3])) * (-1 if fraction[1] else 1))
+        return str(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        return text
+
+
 def score_problem(prompt_id: str, verdicts: list[str], extracted: list[str | None]) -> ProblemScore:
     """Grade one problem's k samples: correct count, and the majority vote over stated answers (ties go to
     the answer stated first). A voted answer is correct when the verifier accepted it in any sample."""
-    keys = [normalize_text(e) if e else None for e in extracted]
+    keys = [vote_key(e) if e else None for e in extracted]
     votes = Counter(k for k in keys if k)
     vote = max(votes, key=lambda k: (votes[k], -keys.index(k))) if votes else None
     vote_correct = vote is not None and any(k == vote and v == "correct" for k, v in zip(keys, verdicts))

@@ -11,7 +11,7 @@ import pytest
 from datakit.backends import BackendConfig, SamplingParams
 from datakit.dataset import write_shard
 from datakit.errors import DatakitError
-from datakit.eval import EvalBenchmark, EvalConfig, _score, cons_at_k, model_label, model_path, pass_at_1, run_eval, score_problem
+from datakit.eval import EvalBenchmark, EvalConfig, _score, cons_at_k, model_label, model_path, pass_at_1, run_eval, score_problem, vote_key
 from datakit.filters.correctness import Correctness
 from datakit.schema import SAMPLE_SCHEMA
 
@@ -30,6 +30,14 @@ def test_pass_at_1_and_majority_vote_on_hand_made_problems() -> None:
     assert pass_at_1([a, b, tie]) == pytest.approx((2 / 4 + 1 / 4 + 1 / 2) / 3)
     assert cons_at_k([a, b, tie]) == pytest.approx(1 / 3)
     assert pass_at_1([silent]) == 0.0 and cons_at_k([]) == 0.0
+
+
+def test_the_vote_groups_numbers_by_value() -> None:
+    assert [vote_key(x) for x in ("14", "14.0", "$14", "\\frac{28}{2}", "1,400", "0.5", "\\dfrac{1}{2}", "-\\frac{3}{6}")] == [
+        "14", "14", "14", "14", "1400", "1/2", "1/2", "-1/2"]
+    assert vote_key("x + 1") == "x + 1" and vote_key("\\frac{1}{0}") == "\\frac{1}{0}"  # left as written
+    spread = score_problem("p", ["wrong", "correct", "wrong"], ["15", "14.0", "\\frac{28}{2}"])
+    assert (spread.vote, spread.vote_correct) == ("14", True)  # two samples say 14, in two spellings
 
 
 def test_a_problem_without_exactly_k_samples_stops_the_score(tmp_path: Path) -> None:
