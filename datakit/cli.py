@@ -517,7 +517,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every stage's config and check every file it names; run nothing.")] = False,
 ) -> None:
     """Run the whole pipeline from one recipe: sample -> filter -> mix -> distill -> eval."""
-    from datakit.pipeline import check_pipeline, load_pipeline
+    from datakit.pipeline import check_pipeline, load_pipeline, step_inputs
 
     steps = load_pipeline(recipe)
     problems = check_pipeline(steps)
@@ -525,13 +525,8 @@ def run(
     for column in ("stage", "reads", "writes"):
         table.add_column(column)
     for step in steps:
-        c = step.config
-        reads = {"sample": c.input if step.stage == "sample" else None, "filter": getattr(c, "input", None), "distill": getattr(c, "dataset", None)}.get(step.stage)
-        if step.stage == "mix":
-            reads = ", ".join(s.path for s in c.sources)
-        elif step.stage == "eval":
-            reads = ", ".join(c.models) + " on " + ", ".join(b.name for b in c.benchmarks)
-        table.add_row(step.where.split(": ", 1)[-1], str(reads), str(getattr(c, "output", "")))
+        reads = ", ".join(i.path for i in step_inputs(step))
+        table.add_row(step.where.split(": ", 1)[-1], reads, str(getattr(step.config, "output", "")))
     console.print(table)
     if problems:
         raise DatakitError(f"{recipe}: " + "; ".join(problems))

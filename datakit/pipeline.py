@@ -55,47 +55,46 @@ def load_pipeline(recipe: str | Path) -> list[Step]:
     return steps
 
 
+@dataclass
+class Input:
+    what: str  # "input", "source", "benchmark aime24", ...
+    path: str
+    hub_ok: bool = True  # a Hub id (or model alias) is a valid value
+
+
+def step_inputs(step: Step) -> list[Input]:
+    """The files, folders and Hub ids a stage run reads (empty settings left out)."""
+    c = step.config
+    if step.stage == "sample":
+        found = [Input("input", p) for p in ([c.input] if isinstance(c.input, str) else c.input)]
+    elif step.stage == "filter":
+        found = [Input("input", c.input)]
+    elif step.stage == "mix":
+        found = [Input("source", s.path) for s in c.sources]
+        found += [Input(f"benchmark {b.name}", b.path, hub_ok=False) for b in c.decontamination.benchmarks if b.path.endswith((".jsonl", ".json", ".parquet"))]
+    elif step.stage == "distill":
+        found = [Input("dataset", c.dataset), Input("chat_template", c.chat_template or "", False), Input("deepspeed", c.deepspeed or "", False)]
+    else:
+        found = [Input("model", m) for m in c.models] + [Input(f"benchmark {b.name}", b.path) for b in c.benchmarks]
+    return [i for i in found if i.path]
+
+
 def check_pipeline(steps: list[Step]) -> list[str]:
     """What would stop the run: missing input files, chains that do not load, inputs no stage makes."""
     from datakit.chain import load_chain
 
     problems: list[str] = []
     made: set[str] = set()
-
-    def need(where: str, what: str, path: str | None, hub_ok: bool = True) -> None:
-        if not path or _norm(path) in made or Path(path).exists():
-            return
-        if hub_ok and _looks_like_hub_id(path):
-            return
-        problems.append(f"{where}: {what} {path!r} does not exist and no earlier stage writes it")
-
     for step in steps:
-        c = step.config
-        if step.stage == "sample":
-            for source in [c.input] if isinstance(c.input, str) else c.input:
-                need(step.where, "input", source)
-        elif step.stage == "filter":
-            need(step.where, "input", c.input)
+        for i in step_inputs(step):
+            if _norm(i.path) not in made and not Path(i.path).exists() and not (i.hub_ok and _looks_like_hub_id(i.path)):
+                problems.append(f"{step.where}: {i.what} {i.path!r} does not exist and no earlier stage writes it")
+        if step.stage == "filter":
             try:
-                load_chain(c.chain)
+                load_chain(step.config.chain)
             except DatakitError as e:
                 problems.append(f"{step.where}: chain: {e}")
-        elif step.stage == "mix":
-            for source in c.sources:
-                need(step.where, "source", source.path)
-            for bench in c.decontamination.benchmarks:
-                if bench.path.endswith((".jsonl", ".json", ".parquet")):
-                    need(step.where, f"benchmark {bench.name}", bench.path, hub_ok=False)
-        elif step.stage == "distill":
-            need(step.where, "dataset", c.dataset)
-            for what, path in (("chat_template", c.chat_template), ("deepspeed", c.deepspeed)):
-                need(step.where, what, path, hub_ok=False)
-        elif step.stage == "eval":
-            for model in c.models:
-                need(step.where, "model", model)
-            for bench in c.benchmarks:
-                need(step.where, f"benchmark {bench.name}", bench.path)
-        output = getattr(c, "output", "")
+        output = getattr(step.config, "output", "")
         if not output and step.stage != "eval":
             problems.append(f"{step.where}: no `output:` folder")
         made.add(_norm(output))
