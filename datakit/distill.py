@@ -127,7 +127,7 @@ def run_distill(config: DistillConfig) -> DistillSummary:
     started = time.monotonic()
     _check_config(config)
     out = Path(config.output)
-    dataset_manifest = read_manifest(Path(config.dataset)) if Path(config.dataset).is_dir() else None
+    dataset_manifest = read_manifest(Path(config.dataset))  # None for a Hub id or a folder without one
     run_hash = fingerprint({"config": hashed_view(config), "dataset": (dataset_manifest or {}).get("run_hash", config.dataset)})
     previous = claim_folder(out, "distill", run_hash)
     if previous and previous.get("complete"):

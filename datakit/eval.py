@@ -10,7 +10,6 @@ harness generated fewer than asked and silently halved its scores.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,7 @@ import polars as pl
 
 from datakit.backends import BackendConfig, SamplingParams, make_backend, resolve_backend_name
 from datakit.config import NOT_HASHED
-from datakit.dataset import read_table, write_json_atomic
+from datakit.dataset import read_manifest, read_table, write_json_atomic
 from datakit.errors import DatakitError
 from datakit.ingest import IngestConfig
 from datakit.models import DEFAULT_MODEL, EMBEDDED
@@ -126,10 +125,10 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
     _check_config(config)
     out = Path(config.output)
     grader = Correctness(workers=config.workers)
+    backend_config = replace(config.backend, name=resolve_backend_name(config.backend.name))
     results = []
     for model in config.models:
         label, backend = model_label(model), None
-        backend_config = replace(config.backend, name=resolve_backend_name(config.backend.name))
         try:
             for bench in config.benchmarks:
                 folder = out / label / bench.name
@@ -137,8 +136,8 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
                     input=bench.path, output=str(folder), model=model_path(model), sampling=replace(config.sampling, n=bench.k),
                     backend=backend_config, ingest=bench.ingest, prefill_think=config.prefill_think, progress=config.progress,
                 )
-                if not _complete(folder):
-                    backend = backend or make_backend(backend_config, model_path(model), config.prefill_think)
+                if not _complete(folder):  # the engine loads only for a model with answers still to draw
+                    backend = backend or make_backend(backend_config, sample.model, sample.prefill_think)
                 run_sample(sample, backend)
                 results.append(_score(grader, folder, model, label, bench))
         finally:
@@ -165,8 +164,7 @@ def _check_config(config: EvalConfig) -> None:
 
 
 def _complete(folder: Path) -> bool:
-    manifest = folder / "manifest.json"
-    return manifest.is_file() and bool(json.loads(manifest.read_text()).get("complete"))
+    return bool((read_manifest(folder) or {}).get("complete"))
 
 
 def _score(grader: Any, folder: Path, model: str, label: str, bench: EvalBenchmark) -> dict[str, Any]:
