@@ -14,12 +14,10 @@ import argparse
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from harness import report_side, run_side
+from harness import report_side, run_sides
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = (
@@ -121,15 +119,10 @@ def main() -> None:
 def compare(rows: int, words: int = 1500) -> dict:
     """Both sides on the same fresh data, each in its own process (the data too, so each peak RSS is
     that side's alone). `ratio` is per core: datakit's rows/s per core over the baseline's rows/s."""
-    work = Path(tempfile.mkdtemp(prefix="bench-filter-"))
-    common = ["--data", str(work / "samples"), "--rows", str(rows), "--words", str(words)]
-    run_side(__file__, "make", common)
-    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
-    shutil.rmtree(work, ignore_errors=True)
-    for side in (base, ours):
-        side["rate"] = side["rows"] / side["seconds"]
+    base, ours = run_sides(__file__, ["--rows", str(rows), "--words", str(words)])
     return {"stage": "filter", "rows": rows, "unit": "rows/s", "baseline": base, "datakit": ours,
             "ratio": ours["rate"] / ours["cores"] / base["rate"], "ratio_means": "rows/s per core"}
+
 
 if __name__ == "__main__":
     main()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 
@@ -24,3 +27,18 @@ def report_side(result: dict[str, Any]) -> None:
     """Print a side's result with its peak RSS (this process and its children), for run_side."""
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({**result, "peak_rss_mb": round(peak_kb / 1024, 1)}))
+
+
+def run_sides(script: str, args: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Make fresh data, then run the baseline and datakit on it, each in its own process; returns their
+    results (baseline, datakit), each with `rate` = rows/s. The data is deleted afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{Path(script).stem}-"))
+    common = ["--data", str(work / "samples"), *args]
+    try:
+        run_side(script, "make", common)
+        base, ours = run_side(script, "baseline", common), run_side(script, "datakit", common)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for side in (base, ours):
+        side["rate"] = side["rows"] / side["seconds"]
+    return base, ours

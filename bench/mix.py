@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from harness import report_side, run_side
+from harness import report_side, run_sides
 
 DOMAINS = {"math": 0.6, "code": 0.15, "writing": 0.15, "qa": 0.1}
 VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "ru", "ta", "ve", "zo", "pi", "du") for b in ("n", "r", "s", "t", "m", "l", "x", "k")]
@@ -130,14 +128,9 @@ def main() -> None:
 
 def compare(rows: int) -> dict:
     """Both sides on the same fresh data, each in its own process."""
-    work = Path(tempfile.mkdtemp(prefix="bench-mix-"))
-    common = ["--data", str(work / "samples"), "--rows", str(rows)]
-    run_side(__file__, "make", common)
-    base, ours = run_side(__file__, "baseline", common), run_side(__file__, "datakit", common)
-    shutil.rmtree(work, ignore_errors=True)
-    for side in (base, ours):
-        side["rate"] = side["rows"] / side["seconds"]
+    base, ours = run_sides(__file__, ["--rows", str(rows)])
     return {"stage": "mix", "rows": rows, "unit": "rows/s", "baseline": base, "datakit": ours, "ratio": ours["rate"] / base["rate"], "ratio_means": "rows/s"}
+
 
 if __name__ == "__main__":
     main()
