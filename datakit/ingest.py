@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datakit.errors import DatakitError
+from datakit.code_tests import programming_language, split_columns, tests_from_row
+from datakit.errors import DatakitError, RowError
 from datakit.schema import KINDS, PROMPT_SCHEMA, VERIFIERS, default_kind, default_verifier
 
 R1_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -72,13 +73,6 @@ class Ingested:
     rows_read: int
 
 
-class RowError(ValueError):
-    def __init__(self, field: str | None, reason: str):
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
-
-
 def load_prompts(sources: str | list[str], config: IngestConfig) -> Ingested:
     """Read every row of each source, in order, and turn it into a prompt record or a reject."""
     records: list[dict[str, Any]] = []
@@ -114,21 +108,26 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
     domain = (_optional_str(row, m.domain) or config.domain).strip().lower()
     if domain == "math" and config.math_instruction:
         messages = _with_math_instruction(messages)
-    reference = _reference(row, m, domain)
+    declared_verifier = _optional_str(row, m.verifier)
+    code = declared_verifier == "code" or (declared_verifier is None and domain == "code")
+    reference, consumed = _code_reference(row, m) if code else (_reference(row, m), [m.reference, *split_columns(m.tests)])
     kind = _optional_str(row, m.kind) or default_kind(domain)
     if kind not in KINDS:
         raise RowError(m.kind, f"must be one of {', '.join(KINDS)}, got {kind!r}")
-    verifier = _optional_str(row, m.verifier) or default_verifier(domain, reference is not None)
+    verifier = declared_verifier or default_verifier(domain, reference is not None)
     if verifier not in VERIFIERS:
         raise RowError(m.verifier, f"must be one of {', '.join(VERIFIERS)}, got {verifier!r}")
-    used = {m.id, m.question, m.messages, m.reference, m.tests, m.domain, m.language, m.kind, m.verifier}
+    language = _optional_str(row, m.language)
+    if code and programming_language(language):  # e.g. open-r1's `language: cpp` names the code's, not the answer's
+        language = None
+    used = {m.id, m.question, m.messages, *consumed, m.domain, m.language, m.kind, m.verifier}
     extra = {k: v for k, v in row.items() if k not in used}
     return {
         "prompt_id": _prompt_id(row, m, messages),
         "messages": messages,
         "domain": domain,
         "kind": kind,
-        "language": _optional_str(row, m.language) or config.language,
+        "language": language or config.language,
         "reference": reference,
         "verifier": verifier,
         "source": source,
@@ -173,10 +172,23 @@ def _with_math_instruction(messages: list[dict[str, str]]) -> list[dict[str, str
     return [*messages[:-1], {"role": "user", "content": f"{last['content'].rstrip()}\n{R1_MATH_INSTRUCTION}"}]
 
 
-def _reference(row: dict[str, Any], m: ColumnMapping, domain: str) -> str | None:
-    """Code prompts are checked by their tests; the rest by their reference answer."""
-    names = (m.tests, m.reference) if domain == "code" else (m.reference, m.tests)
-    for name in names:
+def _code_reference(row: dict[str, Any], m: ColumnMapping) -> tuple[str | None, list[str]]:
+    """Code prompts are checked by their tests, in the canonical form the code verifier reads
+    (`datakit.code_tests`), and the columns they came from: the tests column(s), else a reference
+    column holding tests as JSON. A plain-text answer is not taken for a test program (run after the
+    candidate, most text passes anything): it stays in metadata and the row has no reference."""
+    tests = split_columns(m.tests)
+    if any(row.get(name) is not None for name in tests):
+        return tests_from_row(row, m.tests).to_reference(), tests
+    value = row.get(m.reference)
+    if isinstance(value, (dict, list)) or (isinstance(value, str) and value.strip()[:1] in ("{", "[")):
+        return tests_from_row(row, m.reference).to_reference(), [m.reference]
+    return None, []
+
+
+def _reference(row: dict[str, Any], m: ColumnMapping) -> str | None:
+    """The reference answer, else a tests column taken as text."""
+    for name in (m.reference, m.tests):
         value = row.get(name)
         if value is None:
             continue

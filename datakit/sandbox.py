@@ -1,30 +1,30 @@
-"""Run untrusted, model-written Python against reference tests.
+"""Run untrusted, model-written programs against a problem's tests: the host side of the sandbox.
 
-The code filter executes thousands of candidate programs written by a model, so each one runs in a
-fresh interpreter (`sys.executable -I`) in its own process group, with rlimits, a minimal
-environment, a throwaway temp dir as cwd and, where the host allows, private network, PID and mount
-namespaces (bubblewrap, else `unshare`) in which / is read-only. As root the candidate runs under a
-random unused uid: that makes RLIMIT_NPROC bite (root is exempt from it) and keeps root-owned files
-out of reach.
+One `Sandbox` per sample. It starts `datakit/sandbox_inside.py` as PID 1 of fresh network, PID,
+mount, IPC and UTS namespaces (`unshare`), where / is read-only and nosuid, /tmp, /dev/shm and the
+working directory are small private tmpfs, and `no_new_privs` is set. Inside, the candidate's
+processes run under a random unprivileged uid (as root) and, where the host allows, in a cgroup of
+their own that bounds the memory of all of them together (shared memory, memfds and page cache
+included) and their number; elsewhere each process gets an address-space rlimit and memfd_create and
+shmget are denied (seccomp), so shared memory cannot escape the count. `isolation()` says which.
 
-A verdict of "passed" needs proof that the tests ran to the end: the harness reads a random nonce
-from stdin and writes it to a dedicated pipe only after `check()` returned, so a candidate that
-exits early (`sys.exit(0)`, `os._exit(0)`, killing itself) fails however it exits.
+The tests never share an interpreter with the candidate: function tests run in the judge process,
+which calls the candidate through a proxy (plain data both ways), and stdin/stdout outputs are
+compared here, on the host. See `datakit/sandbox_inside.py` for who holds what.
 
-This file is also the harness: the sandbox runs `python -I sandbox.py datakit-sandbox CONFIG`, and
-the `_harness*` functions below run inside it. Module-level code must stay stdlib-only.
+Time limits count CPU time (kernel accounting), never the wall clock, so a verdict does not depend
+on how busy the machine is; the wall clock only stops a program that makes no progress (sleeps,
+blocks) after several times its CPU limit. Safe to use from many threads at once: no signals, no
+preexec_fn, every pipe owned by its caller.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import ctypes
 import functools
 import json
-import linecache
 import os
-import re
-import resource
 import secrets
 import select
 import shutil
@@ -32,168 +32,462 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
-import traceback
-import types
 from dataclasses import asdict, dataclass
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any
 
-MARKER = "datakit-sandbox"  # argv[1] of every sandbox process: finds leftovers in /proc
-MiB = 1 << 20
-_STATUS_CAP = 4096  # bytes kept from the result and status pipes
-_FENCE = re.compile(r"^[ \t]*(`{3,})[ \t]*([^`\s]*)[^`]*$")
-_PYTHON_TAGS = {"", "py", "py3", "python", "python3"}
-_SOURCES = {"<candidate>": "candidate", "<tests>": "test"}
-_TMPFS_FLAGS = 2 | 4  # MS_NOSUID | MS_NODEV
-_MS_BIND_REC = 4096 | 16384  # MS_BIND | MS_REC
-_SYS_MOUNT_SETATTR = 442  # same number on every architecture
-_CLONE_NEWUSER = 0x10000000
+from datakit import sandbox_inside
+from datakit.sandbox_inside import MARKER, MiB, Reader, send
+
+INSIDE = os.path.abspath(sandbox_inside.__file__)
+_START_TIMEOUT_S = 30.0
 _isolation: str | None = None
 _isolation_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    timeout_s: float = 10.0  # wall clock for the whole run
-    cpu_s: int = 10  # RLIMIT_CPU
-    memory_mb: int = 1024  # RLIMIT_AS
-    max_processes: int = 64  # RLIMIT_NPROC, enforced because the candidate never runs as root
+    """Bounds for one sample's sandbox. CPU limits are kernel-counted CPU seconds."""
+
+    case_cpu_s: float = 5.0  # one stdin/stdout run, or one call of a function test
+    cpu_s: float = 20.0  # all the candidate's runs and calls together
+    compile_cpu_s: float = 30.0  # g++
+    memory_mb: int = 1024  # all the candidate's processes together (cgroup), and each one's address space
+    max_processes: int = 64
     max_file_mb: int = 16  # RLIMIT_FSIZE; each private tmpfs holds 4x this
-    max_output_bytes: int = 65536  # captured stdout/stderr are truncated to this
+    max_output_bytes: int = 65536  # captured stdout/stderr of function tests; a case's stdout is capped by its expected size
+    wall_s: float = 0.0  # backstop for the whole sandbox; 0 = derived from the CPU limits
+
+    def backstop_s(self) -> float:
+        return self.wall_s or 60.0 + 5.0 * (self.cpu_s + self.compile_cpu_s)
 
 
-@dataclass(frozen=True)
-class SandboxResult:
-    status: str  # passed | failed | timeout | error ("error": the sandbox could not run; never the candidate's fault)
-    reason: str  # one short line
-    stdout: str
+@dataclass
+class CaseRun:
+    """How one stdin/stdout run ended."""
+
+    status: str  # exited | signaled | lost
+    code: int | None
+    signal: int | None
+    cpu_s: float
+    stdout: bytes
+    stdout_truncated: bool
     stderr: str
-    seconds: float
+    wall_timeout: bool
+    oom_killed: bool
 
 
-def extract_code(answer: str) -> str | None:
-    """The last Python fenced block of an answer (```python, ```py, ```Python3 or a bare ```), because
-    models show scratch versions before the final one; blocks in other languages are skipped. A
-    truncated answer whose last fence never closed yields what follows that fence; none gives None."""
-    blocks: list[str] = []
-    body: list[str] | None = None
-    fence, wanted = "", False
-    for line in answer.splitlines():
-        if body is None:
-            if match := _FENCE.match(line):
-                fence, wanted, body = match.group(1), match.group(2).lower() in _PYTHON_TAGS, []
-        elif line.strip().startswith(fence) and not line.strip().strip("`"):
-            blocks += [textwrap.dedent("\n".join(body))] if wanted else []
-            body = None
-        else:
-            body.append(line)
-    if body is not None and wanted:
-        blocks.append(textwrap.dedent("\n".join(body)))
-    return blocks[-1] if blocks else None
+class SandboxError(Exception):
+    """The sandbox itself failed (could not start, died): never the candidate's fault."""
 
 
 def isolation() -> str:
-    """The network isolation in use: "bwrap", "unshare" or "none". Decided once per process by running
-    a trivial sandbox with each mechanism, because a binary on PATH may still be refused by the host."""
+    """The namespace isolation in use: "unshare" or "none". Decided once per process by running a
+    trivial program, because a binary on PATH may still be refused by the host."""
     global _isolation
     with _isolation_lock:
         if _isolation is None:
-            _isolation = next((m for m in ("bwrap", "unshare") if _works(m)), "none")
+            _isolation = "unshare" if shutil.which("unshare") and _works("unshare") else "none"
         return _isolation
 
 
 def _works(mode: str) -> bool:
-    if shutil.which(mode) is None:
+    try:
+        with Sandbox(SandboxLimits(), mode=mode) as box:
+            box.load("python", "print(6 * 7)\n")
+            return box.run_case(b"", 100).stdout == b"42\n"
+    except SandboxError:
         return False
-    return _execute("probe = 1\n", "assert probe == 1\n", SandboxLimits(timeout_s=30.0), mode).status == "passed"
 
 
-def run_tests(code: str, tests: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Run `code` then `tests` (HumanEval style: they define `check` and end with `check(entry_point)`)
-    in one fresh sandboxed interpreter. Safe to call from many threads at once: no signals, no
-    preexec_fn, every pipe owned by its caller."""
-    return _execute(code, tests, limits, isolation())
+def describe_isolation(limits: SandboxLimits = SandboxLimits()) -> dict[str, str]:
+    """The isolation a verdict was made under, for reports and cards."""
+    cgroup = cgroup_support()
+    if cgroup.kind:
+        memory = (
+            f"cgroup {cgroup.kind}: {limits.memory_mb} MB for all of a sample's processes together (shared memory"
+            f" included, no swap), at most {limits.max_processes} processes"
+        )
+    else:
+        memory = (
+            f"no cgroup ({cgroup.reason}): {limits.memory_mb} MB address space per process, at most"
+            f" {limits.max_processes} processes, memfd_create and shmget denied (seccomp)"
+        )
+    namespaces = isolation()
+    return {
+        "namespaces": "network, PID, mount, IPC, UTS (unshare)" if namespaces == "unshare" else "none (no unshare)",
+        "memory": memory,
+        "user": "a random unprivileged uid per sample" if os.geteuid() == 0 else "a user namespace without capabilities",
+        "filesystem": "read-only, nosuid; private tmpfs /tmp, /dev/shm and working dir" if namespaces == "unshare" else "the host's",
+        "no_new_privs": "set",
+        "time": f"CPU time: {limits.case_cpu_s}s per case or call, {limits.cpu_s}s per sample",
+    }
 
 
-def _execute(code: str, tests: str, limits: SandboxLimits, mode: str) -> SandboxResult:
-    start = time.monotonic()
-    nonce = secrets.token_hex(16).encode()
-    payload = nonce + b"\n" + json.dumps({"code": code, "tests": tests}).encode()
-    workdir = None
+# --- cgroups --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CgroupSupport:
+    """Where this process may make per-sample cgroups: v1 memory (+pids) or v2; kind None: none."""
+
+    kind: str | None
+    memory: str = ""  # the parent directory for memory (v1) or everything (v2)
+    pids: str = ""  # v1 only
+    reason: str = ""
+
+
+@functools.cache
+def cgroup_support() -> CgroupSupport:
+    """Probe once: create a child cgroup under our own and set a memory limit in it."""
+    mounts = _cgroup_mounts()
+    own = _own_cgroups()
+    if "memory" in mounts and "memory" in own:
+        memory = mounts["memory"] + own["memory"]
+        pids = mounts["pids"] + own["pids"] if "pids" in mounts and "pids" in own else ""
+        support = CgroupSupport("v1", memory, pids)
+    elif "cgroup2" in mounts and "" in own:
+        support = CgroupSupport("v2", mounts["cgroup2"] + own[""])
+    else:
+        return CgroupSupport(None, reason="no memory cgroup mounted")
     try:
-        workdir = tempfile.mkdtemp(prefix="datakit-sandbox-")
-        with _Pipe() as result, _Pipe() as status:
-            proc = _launch(mode, _config(mode, workdir, result.write, status.write, limits), workdir)
-            result.close_write()
-            status.close_write()
-            out, timed_out = _supervise(proc, payload, [result.read, status.read], start + limits.timeout_s, limits)
+        Cgroup(support, 64, 8).remove()
     except OSError as exc:
-        return SandboxResult("error", f"could not run the sandbox: {exc}", "", "", time.monotonic() - start)
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    verdict, why = _verdict(out[2], out[3], nonce, proc.returncode, timed_out, limits)
-    stdout, stderr = (b.decode("utf-8", "replace") for b in out[:2])
-    if verdict == "error" and not why:
-        why = "the sandbox did not start: " + (stderr.strip().splitlines() or ["no output"])[-1]
-    return SandboxResult(verdict, why, stdout, stderr, time.monotonic() - start)
+        return CgroupSupport(None, reason=f"cannot make a child cgroup: {exc.strerror or exc}")
+    return support
 
 
-def _supervise(
-    proc: subprocess.Popen[bytes], payload: bytes, fds: list[int], deadline: float, limits: SandboxLimits
-) -> tuple[list[bytearray], bool]:
-    """Feed stdin, collect stdout, stderr and the two status pipes; whatever happens (even an
-    exception here), the process group is dead and reaped on return."""
+def _cgroup_mounts() -> dict[str, str]:
+    """Mount points by v1 controller name, and "cgroup2" for the unified hierarchy."""
+    found: dict[str, str] = {}
     try:
-        _feed(proc, payload)
-        streams = [proc.stdout.fileno(), proc.stderr.fileno(), *fds]  # type: ignore[union-attr]
-        return _collect(proc, streams, deadline, limits.max_output_bytes)
-    finally:
-        if proc.returncode is None:
-            _kill_group(proc.pid)
-            proc.wait()
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, fstype = left.split(), right.split()
+        if not fstype:
+            continue
+        if fstype[0] == "cgroup2":
+            found.setdefault("cgroup2", fields[4])
+        elif fstype[0] == "cgroup":
+            for option in fstype[-1].split(","):
+                if option in ("memory", "pids"):
+                    found.setdefault(option, fields[4])
+    return found
 
 
-class _Pipe:
-    """An os.pipe whose ends are closed however the run ends (the write end goes to the child)."""
+def _own_cgroups() -> dict[str, str]:
+    """Our cgroup path per v1 controller ("" for v2), from /proc/self/cgroup."""
+    own: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for name in controllers.split(",") if controllers else [""]:
+                own[name] = path.rstrip("/")
+    return own
 
-    def __enter__(self) -> _Pipe:
-        self.read, self.write = os.pipe()
-        self._open = {self.read, self.write}
+
+class Cgroup:
+    """One sample's cgroup: its memory (swap included) and process limits, its peak and OOM kills."""
+
+    def __init__(self, support: CgroupSupport, memory_mb: int, max_processes: int):
+        self.support = support
+        name = f"datakit-{os.getpid()}-{secrets.token_hex(6)}"
+        self.dirs: list[str] = []
+        limit = str(memory_mb * MiB)
+        if support.kind == "v1":
+            self._make(os.path.join(support.memory, name))
+            self._write("memory.limit_in_bytes", limit)
+            self._write("memory.memsw.limit_in_bytes", limit, optional=True)  # absent without swap accounting
+            if support.pids:
+                self._make(os.path.join(support.pids, name))
+                self._write("pids.max", str(max_processes), where=self.dirs[-1])
+        else:
+            self._make(os.path.join(support.memory, name))
+            if not os.path.exists(os.path.join(self.dirs[0], "memory.max")):
+                with open(os.path.join(support.memory, "cgroup.subtree_control"), "w") as f:
+                    f.write("+memory +pids")  # EBUSY where our own cgroup holds processes
+            self._write("memory.max", limit)
+            self._write("memory.swap.max", "0", optional=True)
+            self._write("pids.max", str(max_processes), optional=True)
+
+    def _make(self, path: str) -> None:
+        try:
+            os.mkdir(path)
+        except OSError:
+            self.remove()
+            raise
+        self.dirs.append(path)
+
+    def _write(self, name: str, value: str, optional: bool = False, where: str | None = None) -> None:
+        path = os.path.join(where or self.dirs[0], name)
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            if not optional:
+                self.remove()
+                raise
+
+    def open_procs(self) -> list[int]:
+        """Write ends of every cgroup.procs: a child writes "0" into each to join."""
+        return [os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC) for d in self.dirs]
+
+    def peak_mb(self) -> float | None:
+        name = "memory.max_usage_in_bytes" if self.support.kind == "v1" else "memory.peak"
+        with contextlib.suppress(OSError, ValueError):
+            return int(Path(self.dirs[0], name).read_text()) / MiB
+        return None
+
+    def oom_kills(self) -> int:
+        name = "memory.oom_control" if self.support.kind == "v1" else "memory.events"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(self.dirs[0], name).read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        return 0
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup (none escapes it, whatever it did to its session)."""
+        for _ in range(50):
+            pids = self._pids()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    def _pids(self) -> list[int]:
+        found = []
+        for d in self.dirs:
+            with contextlib.suppress(OSError, ValueError):
+                found += [int(p) for p in Path(d, "cgroup.procs").read_text().split()]
+        return found
+
+    def remove(self) -> None:
+        for d in reversed(self.dirs):
+            for _ in range(100):  # a killed process leaves its cgroup a moment after it dies
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        self.dirs = []
+
+
+# --- the sandbox ------------------------------------------------------------------------------------
+
+
+class Sandbox:
+    """One sample's sandbox: load a program once, then run it on cases or against function tests.
+
+    Use as a context manager; on exit every process of the sandbox is dead and its files are gone."""
+
+    def __init__(self, limits: SandboxLimits = SandboxLimits(), mode: str | None = None, cgroups: bool = True):
+        self.limits = limits
+        self.mode = mode
+        self.use_cgroups = cgroups
+        self.cgroup: Cgroup | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.workdir: str | None = None
+        self.output = {"stdout": bytearray(), "stderr": bytearray()}
+        self.server_pid: int | None = None
+        self.cpu_used = 0.0
+        self._fds: list[int] = []
+
+    def __enter__(self) -> Sandbox:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
-    def close_write(self) -> None:
-        self._open.discard(self.write)
-        os.close(self.write)
-
     def __exit__(self, *exc: object) -> None:
-        for fd in self._open:
-            os.close(fd)
+        self.close()
 
+    # -- requests --
 
-def _config(mode: str, workdir: str, result_fd: int, status_fd: int, limits: SandboxLimits) -> dict[str, Any]:
-    """What the harness needs, passed as one JSON argument (small; the code travels on stdin)."""
-    # as root: a uid no account uses, unique per run, so RLIMIT_NPROC counts this run's processes only
-    uid = (1 << 30) + secrets.randbelow(1 << 30) if os.geteuid() == 0 else None
-    if uid is not None and mode == "none" and _hidden_dirs():  # never fall back to running it as root
-        top = _hidden_dirs()[0][0]
-        raise PermissionError(
-            f"the interpreter is under {top}, closed to other users; without a mount namespace the sandbox uid"
-            " cannot import from it"
+    def load(self, language: str, source: str, serve: bool = False) -> dict[str, Any]:
+        """Compile (C++) or parse (Python) the program; `serve` starts the function server.
+        Returns {"ok": True} or {"compile_error": why} or {"unsupported": language}."""
+        reply = self._ask({"op": "load", "language": language, "source": source, "serve": serve}, self.limits.compile_cpu_s)
+        self.cpu_used += reply.get("cpu", 0.0)
+        self.server_pid = reply.get("server_pid")
+        return reply
+
+    def run_case(self, stdin: bytes, output_cap: int) -> CaseRun:
+        """Run the loaded program once with `stdin` on its standard input."""
+        ooms = self.cgroup.oom_kills() if self.cgroup else 0
+        reply = self._ask({"op": "case", "input": base64.b64encode(stdin).decode(), "output_cap": output_cap}, self.limits.case_cpu_s)
+        self.cpu_used += reply["cpu"]
+        return CaseRun(
+            status=reply["status"],
+            code=reply["code"],
+            signal=reply["signal"],
+            cpu_s=reply["cpu"],
+            stdout=base64.b64decode(reply["stdout"]),
+            stdout_truncated=reply["stdout_truncated"],
+            stderr=base64.b64decode(reply["stderr"]).decode("utf-8", "replace"),
+            wall_timeout=reply["wall_timeout"],
+            oom_killed=bool(self.cgroup) and self.cgroup.oom_kills() > ooms,
         )
-    return {
-        "mounts": mode == "unshare",
-        "workdir": workdir,
-        "uid": uid,
-        "result_fd": result_fd,
-        "status_fd": status_fd,
-        "reveal": _hidden_dirs() if mode != "none" else (),
-        "limits": asdict(limits),
-    }
+
+    def run_function_tests(self, setup: str, tests: str, names: list[str]) -> dict[str, Any]:
+        """Run the problem's setup and tests in the judge, `names` bound to proxies of the loaded
+        program's functions. {"passed": True, "calls": n} only with the judge's proof of completion."""
+        nonce = secrets.token_hex(16)
+        job = {"op": "tests", "setup": setup, "tests": tests, "names": names, "nonce": nonce, "server_pid": self.server_pid}
+        send(self.judge_in, job)
+        reply = self._receive(self.judge_reader, self.limits.backstop_s())
+        if "passed" in reply:
+            return {"passed": reply["passed"] == nonce, "calls": reply.get("calls", 0)}
+        return reply
+
+    def check_output(self, checker: str, stdin: str, output: str, expected: str) -> dict[str, Any]:
+        """The problem's own checker, in the judge: {"ok": bool, "message"} or {"error": why}."""
+        send(self.judge_in, {"op": "check", "checker": checker, "input": stdin, "output": output, "expected": expected})
+        return self._receive(self.judge_reader, self.limits.backstop_s())
+
+    def finish(self) -> dict[str, Any]:
+        """Stop the function server; how it ended ({"server": exit record} when there was one)."""
+        return self._ask({"op": "finish"}, 10.0)
+
+    def oom_killed(self) -> bool:
+        return bool(self.cgroup) and self.cgroup.oom_kills() > 0
+
+    def peak_memory_mb(self) -> float | None:
+        return self.cgroup.peak_mb() if self.cgroup else None
+
+    @property
+    def stdout(self) -> str:
+        return self.output["stdout"].decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.output["stderr"].decode("utf-8", "replace")
+
+    # -- lifecycle --
+
+    def _start(self) -> None:
+        mode = self.mode or isolation()
+        self.workdir = tempfile.mkdtemp(prefix="datakit-sandbox-")
+        support = cgroup_support()
+        if self.use_cgroups and support.kind:
+            self.cgroup = Cgroup(support, self.limits.memory_mb, self.limits.max_processes)
+        pipes = {name: os.pipe() for name in ("harness_in", "harness_out", "judge_in", "judge_out")}
+        self._fds = [fd for pair in pipes.values() for fd in pair]
+        cgroup_fds = self.cgroup.open_procs() if self.cgroup else []
+        self._fds += cgroup_fds
+        config = self._config(mode, pipes, cgroup_fds)
+        child_fds = [pipes["harness_in"][0], pipes["harness_out"][1], pipes["judge_in"][0], pipes["judge_out"][1]]
+        child_fds += cgroup_fds
+        try:
+            self.proc = _launch(mode, config, self.workdir, child_fds)
+        except OSError as exc:
+            raise SandboxError(f"could not run the sandbox: {exc}") from exc
+        for fd in child_fds:
+            self._close_fd(fd)
+        self.harness_in, self.judge_in = pipes["harness_in"][1], pipes["judge_in"][1]
+        self.harness_reader = Reader(pipes["harness_out"][0])
+        self.judge_reader = Reader(pipes["judge_out"][0])
+        self._drains = {self.proc.stdout.fileno(): self.output["stdout"], self.proc.stderr.fileno(): self.output["stderr"]}  # type: ignore[union-attr]
+        try:
+            ready = self._receive(self.harness_reader, _START_TIMEOUT_S)
+        except SandboxError as exc:
+            last = (self.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SandboxError(f"the sandbox did not start: {exc}: {last}") from None
+        if "error" in ready:
+            raise SandboxError(ready["error"])
+
+    def _config(self, mode: str, pipes: dict[str, tuple[int, int]], cgroup_fds: list[int]) -> dict[str, Any]:
+        """What the harness needs, passed as one JSON argument."""
+        root = os.geteuid() == 0
+        uid = (1 << 30) + secrets.randbelow(1 << 30) if root else None
+        if root and mode == "none" and _hidden_dirs():  # never fall back to running it as root
+            raise SandboxError(
+                f"the interpreter is under {_hidden_dirs()[0][0]}, closed to other users; without a mount namespace"
+                " the sandbox uid cannot import from it"
+            )
+        return {
+            "mounts": mode == "unshare",
+            "workdir": self.workdir,
+            "uid": uid,
+            "judge_uid": (1 << 30) + secrets.randbelow(1 << 30) if root else None,
+            "reveal": _hidden_dirs() if mode != "none" else (),
+            "limits": asdict(self.limits),
+            "harness_in": pipes["harness_in"][0],
+            "harness_out": pipes["harness_out"][1],
+            "judge_in": pipes["judge_in"][0],
+            "judge_out": pipes["judge_out"][1],
+            "cgroup_fds": cgroup_fds,
+            "seccomp": not cgroup_fds and os.uname().machine in sandbox_inside._SECCOMP_DENY,
+            "cxx": shutil.which("g++") or "/usr/bin/g++",
+        }
+
+    def close(self) -> None:
+        """Kill everything the sandbox started and remove its cgroup and files."""
+        if self.proc is not None:
+            _kill_group(self.proc.pid)
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+        if self.proc is not None:
+            self.proc.wait()
+            self.proc.stdout.close()  # type: ignore[union-attr]
+            self.proc.stderr.close()  # type: ignore[union-attr]
+            self.proc = None
+        for fd in self._fds:
+            self._close_fd(fd)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _close_fd(self, fd: int) -> None:
+        if fd in self._fds:
+            self._fds.remove(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _ask(self, request: dict[str, Any], cpu_s: float) -> dict[str, Any]:
+        send(self.harness_in, request)
+        return self._receive(self.harness_reader, 30.0 + 5.0 * cpu_s)
+
+    def _receive(self, reader: Reader, wait_s: float) -> dict[str, Any]:
+        """The next message from the harness or the judge, draining the sandbox's stdout/stderr
+        meanwhile. The wall limit is a generous backstop: the limits that decide verdicts count CPU."""
+        deadline = time.monotonic() + wait_s
+        while (message := reader.pop()) is sandbox_inside._NOTHING:
+            now = time.monotonic()
+            if now >= deadline:
+                raise SandboxError(f"no reply within {wait_s:.0f}s")
+            fds = [reader.fd, *self._drains]
+            for fd in select.select(fds, [], [], deadline - now)[0]:
+                if fd == reader.fd:
+                    try:
+                        reader.feed()
+                    except EOFError:
+                        raise SandboxError("the sandbox ended unexpectedly") from None
+                else:
+                    self._drain(fd)
+        return message
+
+    def _drain(self, fd: int) -> None:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            del self._drains[fd]
+            return
+        buf = self._drains[fd]
+        buf += chunk[: max(0, self.limits.max_output_bytes - len(buf))]
 
 
 @functools.cache
@@ -201,7 +495,7 @@ def _hidden_dirs() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Directories other users cannot enter that hold the interpreter or this file (pyenv under a 0700
     /root): the namespaced sandbox shadows each with an empty tmpfs and binds those paths back, so
     the unprivileged uid can still import the stdlib, and nothing else of the directory shows."""
-    needed = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, os.path.dirname(__file__))}
+    needed = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, os.path.dirname(INSIDE))}
     needed.add(os.path.dirname(os.path.realpath(sys.executable)))
     hidden: dict[str, list[str]] = {}
     for path in sorted(needed):
@@ -216,31 +510,28 @@ def _hidden_dirs() -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((top, tuple(keep)) for top, keep in sorted(hidden.items()))
 
 
-def _launch(mode: str, config: dict[str, Any], workdir: str) -> subprocess.Popen[bytes]:
-    """Start the harness in a new session (its own process group, killed as a whole), with only the
-    two status pipes besides stdio, and an environment that carries no secrets."""
-    argv = [sys.executable, "-I", os.path.abspath(__file__), MARKER, json.dumps(config)]
+def _launch(mode: str, config: dict[str, Any], workdir: str, fds: list[int]) -> subprocess.Popen[bytes]:
+    """Start the harness in a new session (its own process group, killed as a whole), with only its
+    pipes besides stdio, and an environment that carries no secrets."""
+    argv = [sys.executable, "-I", INSIDE, MARKER, json.dumps(config)]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
     env |= {"LC_ALL": "C.UTF-8", "MALLOC_ARENA_MAX": "2"}  # fewer 64 MiB malloc arenas under RLIMIT_AS
     env |= {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.Popen(
-        _wrapper(mode, config) + argv,
-        stdin=subprocess.PIPE,
+        _wrapper(mode) + argv,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        pass_fds=(config["result_fd"], config["status_fd"]),
+        pass_fds=fds,
         cwd=workdir,
         env=env,
         start_new_session=True,
     )
 
 
-def _wrapper(mode: str, config: dict[str, Any]) -> list[str]:
-    """The namespace launcher. unshare: new net, mount, PID, IPC and UTS namespaces; the harness is
-    PID 1 there, so when it exits (or unshare is killed, via --kill-child) every process it left dies.
-    The harness itself then makes the mounts read-only (see _harness_mounts)."""
-    if mode == "bwrap":
-        return _bwrap_args(config)
+def _wrapper(mode: str) -> list[str]:
+    """unshare: new net, mount, PID, IPC and UTS namespaces; the harness is PID 1 there, so when it
+    exits (or unshare is killed, via --kill-child) every process it left dies."""
     if mode != "unshare":
         return []
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
@@ -248,289 +539,9 @@ def _wrapper(mode: str, config: dict[str, Any]) -> list[str]:
     return [shutil.which("unshare") or "unshare", *user, *namespaces, "--"]
 
 
-def _bwrap_args(config: dict[str, Any]) -> list[str]:
-    """bubblewrap: / read-only, fresh /dev and /proc, size-bounded tmpfs on /tmp, /dev/shm and the
-    workdir, hidden interpreter dirs revealed, and (as root) only the caps to drop to the sandbox uid."""
-    size = str(4 * config["limits"]["max_file_mb"] * MiB)
-    args = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for top, keep in config["reveal"]:
-        args += ["--tmpfs", top]
-        for path in keep:
-            between = os.path.relpath(os.path.dirname(path), top).split("/")
-            parents = [os.path.join(top, *between[: i + 1]) for i in range(len(between)) if between != ["."]]
-            args += [a for d in parents for a in ("--perms", "0755", "--dir", d)]  # bwrap's default is 0700
-            args += ["--ro-bind", path, path]
-    for path in ("/tmp", "/dev/shm", config["workdir"]):
-        args += ["--size", size, "--tmpfs", path]
-    if os.geteuid() == 0:
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_CHOWN"]
-    return args + ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--"]
-
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    """Write nonce and payload from a helper thread: a payload over the pipe buffer must not block the
-    caller past its deadline if the sandbox never reads it."""
-
-    def write() -> None:
-        with contextlib.suppress(OSError):  # the sandbox died first; its verdict says why
-            proc.stdin.write(data)  # type: ignore[union-attr]
-        with contextlib.suppress(OSError):
-            proc.stdin.close()  # type: ignore[union-attr]
-
-    threading.Thread(target=write, name="sandbox-stdin", daemon=True).start()
-
-
-def _collect(proc: subprocess.Popen[bytes], fds: list[int], deadline: float, cap: int) -> tuple[list[bytearray], bool]:
-    """Read every pipe incrementally, keeping at most `cap` bytes of each, until the process exits or
-    the deadline passes; then kill its whole group and drain what is left (briefly)."""
-    caps = [cap, cap, _STATUS_CAP, _STATUS_CAP]
-    bufs = {fd: bytearray() for fd in fds}
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    live, timed_out, drain_until = set(fds), False, None
-    while True:
-        now = time.monotonic()
-        exited = drain_until is None and _exited(proc.pid)
-        if drain_until is None and (exited or now >= deadline):
-            timed_out = not exited
-            _kill_group(proc.pid)  # before reaping, so the group id cannot have been reused
-            drain_until = now + 1.0
-        elif drain_until is not None and (not live or now >= drain_until):
-            break
-        for fd, _ in poller.poll(10):
-            if not _read_into(bufs[fd], fd, caps[fds.index(fd)]):
-                poller.unregister(fd)
-                live.discard(fd)
-    proc.wait()
-    return [bufs[fd] for fd in fds], timed_out
-
-
-def _read_into(buf: bytearray, fd: int, limit: int) -> bool:
-    """One read; bytes past `limit` are dropped (but still read, so the writer never blocks). False at EOF."""
-    chunk = os.read(fd, 65536)
-    buf += chunk[: max(0, limit - len(buf))]
-    return bool(chunk)
-
-
-def _exited(pid: int) -> bool:
-    """Has it exited? Without reaping it: its pid, hence its group id, stays reserved until we do."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # reaped behind our back (SIGCHLD ignored)
-        return True
-
-
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def _verdict(
-    result: bytes, status: bytes, nonce: bytes, code: int, timed_out: bool, limits: SandboxLimits
-) -> tuple[str, str]:
-    """Passed only when the result pipe holds exactly the nonce. The status pipe, which the candidate
-    never holds, says whether the harness started, failed to set up, and how the candidate exited."""
-    if timed_out:
-        return "timeout", f"exceeded {limits.timeout_s}s wall clock"
-    if not status.startswith(b"S"):
-        return "error", ""
-    records = status[1:].decode("utf-8", "replace").splitlines()
-    errors = [r[1:] for r in records if r.startswith("E")]
-    if errors:
-        return "error", errors[0]
-    if result == nonce:
-        return "passed", "all tests passed"
-    if result.startswith(b"F"):
-        return "failed", (result[1:].decode("utf-8", "replace").strip().splitlines() or ["failed"])[0][:300]
-    exits = [int(r[1:]) for r in records if r.startswith("X") and r[1:].lstrip("-").isdigit()]
-    code = exits[0] if exits else code
-    if code == -signal.SIGXCPU:
-        return "timeout", f"exceeded {limits.cpu_s}s CPU time"
-    return "failed", f"{_exit_reason(code)} before the tests finished"
 
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-# --- the harness: everything below runs inside the sandbox -------------------------------------
-
-
-def _harness() -> NoReturn:
-    """Sandbox entry point. Reads nonce and payload from stdin before anything else runs, sets up
-    mounts (unshare mode), then forks the worker that runs the candidate, and reports how it exited
-    on the status pipe. As PID 1 of the namespace its exit kills whatever the candidate left."""
-    nonce, _, body = sys.stdin.buffer.read().partition(b"\n")
-    _harness_close_stdin()
-    config = json.loads(sys.argv[2])
-    status_fd = config["status_fd"]
-    os.write(status_fd, b"S")
-    try:
-        if config["mounts"]:
-            _harness_mounts(config)
-        if config["uid"] is not None:
-            os.chown(config["workdir"], config["uid"], config["uid"])
-        payload = json.loads(body)
-        child = os.fork()
-    except BaseException as exc:
-        _harness_setup_failed(status_fd, exc)
-    if child == 0:
-        _harness_worker(config, payload, nonce)
-    os.close(config["result_fd"])
-    code = _harness_wait(child)
-    os.write(status_fd, f"X{code}\n".encode())
-    os._exit(code if code >= 0 else 128 - code)
-
-
-def _harness_close_stdin() -> None:
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-
-
-def _harness_setup_failed(status_fd: int, exc: BaseException) -> NoReturn:
-    os.write(status_fd, f"Esandbox setup failed: {type(exc).__name__}: {exc}".encode()[:1000] + b"\n")
-    os._exit(70)
-
-
-def _harness_wait(child: int) -> int:
-    """Reap every process (PID 1 adopts the orphans) until the worker itself exits; its exit code."""
-    while True:
-        pid, status = os.wait()
-        if pid == child:
-            return os.waitstatus_to_exitcode(status)
-
-
-def _harness_mounts(config: dict[str, Any]) -> None:
-    """Inside the private mount namespace: shadow hidden interpreter dirs, make every mount read-only
-    (mount_setattr, recursive), then give /tmp, /dev/shm and the workdir fresh size-bounded tmpfs."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    for top, keep in config["reveal"]:
-        held = [os.open(path, os.O_PATH) for path in keep]  # reachable after `top` is shadowed
-        _harness_mount(libc, b"tmpfs", top, b"tmpfs", _TMPFS_FLAGS, "mode=0755,size=1m")
-        for path, fd in zip(keep, held):
-            os.makedirs(path, exist_ok=True)
-            _harness_mount(libc, f"/proc/self/fd/{fd}".encode(), path, None, _MS_BIND_REC, None)
-            os.close(fd)
-    attr = ctypes.create_string_buffer((1).to_bytes(8, "little") + bytes(24))  # struct mount_attr{.attr_set=RDONLY}
-    args = (ctypes.c_int(-100), b"/", ctypes.c_uint(0x8000), attr, ctypes.c_size_t(32))  # AT_FDCWD, AT_RECURSIVE
-    if libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), *args) != 0:
-        raise OSError(ctypes.get_errno(), "mount_setattr(/, read-only): " + os.strerror(ctypes.get_errno()))
-    size = 4 * config["limits"]["max_file_mb"]
-    for path in ("/tmp", "/dev/shm", config["workdir"]):
-        if path == config["workdir"] or os.path.isdir(path):
-            os.makedirs(path, exist_ok=True)
-            _harness_mount(libc, b"tmpfs", path, b"tmpfs", _TMPFS_FLAGS, f"mode=1777,size={size}m,nr_inodes=16384")
-
-
-def _harness_mount(libc: Any, source: bytes, target: str, fstype: bytes | None, flags: int, data: str | None) -> None:
-    if libc.mount(source, target.encode(), fstype, flags, data.encode() if data else None) != 0:
-        raise OSError(ctypes.get_errno(), f"mount {target}: {os.strerror(ctypes.get_errno())}")
-
-
-def _harness_worker(config: dict[str, Any], payload: dict[str, str], nonce: bytes) -> NoReturn:
-    """Confine this process, then run candidate and tests in one fresh namespace. Only the original
-    process reports (a forked copy that finishes the tests too stays silent), and the nonce is
-    written only after the last line of the tests ran."""
-    me = os.getpid()
-    try:
-        _harness_confine(config)
-    except BaseException as exc:
-        _harness_setup_failed(config["status_fd"], exc)
-    os.close(config["status_fd"])  # the candidate never holds the status pipe
-    result_fd = config["result_fd"]
-    try:
-        namespace = _harness_namespace()
-        for name, source in (("<candidate>", payload["code"]), ("<tests>", payload["tests"])):
-            linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-            exec(compile(source, name, "exec", dont_inherit=True), namespace)
-    except BaseException as exc:
-        if os.getpid() == me:
-            _harness_report(result_fd, exc)
-        os._exit(1)
-    if os.getpid() == me:
-        _harness_flush()
-        os.write(result_fd, nonce)
-    os._exit(0)
-
-
-def _harness_confine(config: dict[str, Any]) -> None:
-    """rlimits, then the unprivileged uid (as root) under which RLIMIT_NPROC is enforced, or (not
-    root, where RLIMIT_NPROC already applies) no capabilities over the mount namespace."""
-    limits = config["limits"]
-    for which, soft, hard in (
-        (resource.RLIMIT_CPU, limits["cpu_s"], limits["cpu_s"] + 1),  # SIGXCPU first, SIGKILL a second later
-        (resource.RLIMIT_AS, limits["memory_mb"] * MiB, limits["memory_mb"] * MiB),
-        (resource.RLIMIT_FSIZE, limits["max_file_mb"] * MiB, limits["max_file_mb"] * MiB),
-        (resource.RLIMIT_NPROC, limits["max_processes"], limits["max_processes"]),
-        (resource.RLIMIT_CORE, 0, 0),
-    ):
-        resource.setrlimit(which, (soft, hard))
-    uid = config["uid"]
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    elif config["mounts"]:  # not root: root of our own user namespace; a nested one sheds the caps to remount /
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(_CLONE_NEWUSER) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
-    os.chdir(config["workdir"])
-
-
-def _harness_namespace() -> dict[str, Any]:
-    """A fresh module for candidate and tests, registered so dataclasses, pickle and typing work; not
-    named __main__, so an `if __name__ == "__main__":` demo in an answer does not run."""
-    module = types.ModuleType("__candidate__")
-    sys.modules[module.__name__] = module
-    return module.__dict__
-
-
-def _harness_report(result_fd: int, exc: BaseException) -> None:
-    try:  # from the candidate's or tests' frame on: the harness frame is noise
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None)
-    except BaseException:
-        pass
-    _harness_flush()
-    os.write(result_fd, b"F" + _harness_reason(exc).encode("utf-8", "replace")[:1000])
-
-
-def _harness_reason(exc: BaseException) -> str:
-    """`Type: first line of the message at test line N` (or candidate line N), short."""
-    if isinstance(exc, SystemExit):
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        return f"exited with code {code} before the tests finished"
-    try:
-        text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-        text = (text.strip().splitlines() or [""])[0][:200]
-    except BaseException:
-        text = ""
-    where, tb = "", exc.__traceback__
-    if isinstance(exc, SyntaxError) and exc.filename in _SOURCES:
-        where = f" at {_SOURCES[exc.filename]} line {exc.lineno}"
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename in _SOURCES:
-            where = f" at {_SOURCES[tb.tb_frame.f_code.co_filename]} line {tb.tb_lineno}"
-        tb = tb.tb_next
-    return type(exc).__name__ + (f": {text}" if text else "") + where
-
-
-def _harness_flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-
-
-if __name__ == "__main__" and sys.argv[1:2] == [MARKER]:
-    _harness()

@@ -153,18 +153,19 @@ def test_correctness_by_verifier_keeps_verdicts_apart() -> None:
     good = f"Here it is:\n```python\n{problems[0]['canonical_solution']}\n```"
     broken = "```python\ndef has_close_elements(numbers, threshold):\n    return None\n```"
     early_exit = "```python\nimport sys\nsys.exit(0)\n```"
+    tests = json.dumps(problems[0]["tests"])  # the canonical code-test object, as ingest makes the reference
     rows = _rows(
         verifier=["math", "math", "math", "code", "code", "code", "code", "choice", "exact", "judge", "math"],
         answer=["\\boxed{\\frac{1}{2}}", "\\boxed{3}", "I don't know", good, broken, early_exit, "no code", "The answer is (B).", "Paris.", "x", "\\boxed{9^{9^{9^{9}}}}"],
-        reference=["0.5", "2", "2", problems[0]["tests"], problems[0]["tests"], problems[0]["tests"], problems[0]["tests"], "B", "paris", "y", "84"],
+        reference=["0.5", "2", "2", tests, tests, tests, tests, "B", "paris", "y", "84"],
         domain=["math", "math", "math", "code", "code", "code", "code", "science", "qa", "writing", "math"],
     )
-    f = make_filter("correctness", {"timeout_s": 2, "code_timeout_s": 10}, "t")
+    f = make_filter("correctness", {"timeout_s": 2, "code_case_cpu_s": 5}, "t")
     scores = f.score(rows)
     assert scores["correct_verdict"].to_list() == [
-        "correct", "wrong", "no_answer", "correct", "wrong", "wrong", "no_answer", "correct", "correct", "unverified", "timeout",
+        "correct", "wrong", "no_answer", "correct", "wrong", "runtime_error", "no_answer", "correct", "correct", "unverified", "timeout",
     ]
-    assert "before the tests finished" in scores["correct_detail"][5]
+    assert "failed to load: SystemExit" in scores["correct_detail"][5]
     verdicts = f.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()
     assert [v is None for v in verdicts] == [True, False, False, True, False, False, False, True, True, False, False]
     assert verdicts[1] == "wrong: math: extracted 3, expected 2"

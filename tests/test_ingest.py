@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import DEMO_MATH, ROOT, write_jsonl
+from datakit.code_tests import CodeTests
 from datakit.errors import DatakitError
 from datakit.ingest import R1_MATH_INSTRUCTION, ColumnMapping, IngestConfig, load_prompts
 from datakit.schema import PROMPT_SCHEMA
@@ -27,7 +28,9 @@ def test_humaneval_prompts_carry_their_tests() -> None:
     assert got.rejects == [] and got.prompts.num_rows == 164
     row = got.prompts.to_pylist()[0]
     assert row["verifier"] == "code" and row["kind"] == "reasoning"
-    assert "def check(candidate)" in row["reference"] and row["reference"].rstrip().endswith("check(has_close_elements)")
+    tests = CodeTests.from_reference(row["reference"])
+    assert "def check(candidate)" in tests.tests and tests.tests.rstrip().endswith("check(has_close_elements)")
+    assert tests.entry_point == "has_close_elements" and "def has_close_elements(" in tests.setup
     assert R1_MATH_INSTRUCTION not in row["messages"][0]["content"]
     assert json.loads(row["metadata"])["entry_point"] == "has_close_elements"
 

