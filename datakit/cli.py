@@ -90,7 +90,7 @@ def sample(
     num_workers: Annotated[Optional[int], typer.Option("--num-workers", "--num-shards", help="Jobs sharing this output folder (e.g. a SLURM array: --num-shards $SLURM_ARRAY_TASK_COUNT); job i takes shards i, i+K, ...", rich_help_panel="Output")] = None,
     worker_index: Annotated[Optional[int], typer.Option("--worker-index", "--shard-index", help="This job's index in [0, num-workers) (--shard-index $SLURM_ARRAY_TASK_ID).", rich_help_panel="Output")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Run the --data-parallel-size replicas as actors on this Ray cluster: auto, HOST:PORT or local.", rich_help_panel="Output")] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="Input column for a prompt field: FIELD=COLUMN, FIELD one of id, question, messages, reference, tests, domain, language, kind, verifier (repeatable).", rich_help_panel="Prompts")] = [],
+    map_: Annotated[list[str], typer.Option("--map", help="Input column for a prompt field: FIELD=COLUMN, FIELD one of id, question, messages, reference, tests, domain, language, kind, verifier (repeatable); tests=A,B joins the cases of several columns.", rich_help_panel="Prompts")] = [],
     system_prompt: Annotated[Optional[str], typer.Option(help="System message prepended to every prompt that has none.", rich_help_panel="Prompts")] = None,
     math_instruction: Annotated[Optional[bool], typer.Option("--math-instruction/--no-math-instruction", help="Append R1's 'Please reason step by step, and put your final answer within \\boxed{}.' to math prompts (default on).", rich_help_panel="Prompts")] = None,
     domain: Annotated[Optional[str], typer.Option(help="Domain of rows without a domain column (default general).", rich_help_panel="Prompts")] = None,
@@ -448,6 +448,7 @@ def distill_and_report(config: Any) -> None:
         "Examples:\n\n"
         "  datakit eval --model smollm2-135m-instruct --model out/demo/student   (the demo's held-back problems: before and after)\n\n"
         "  datakit eval --model out/student --benchmark aime24=HuggingFaceH4/aime_2024 --k 64 --map question=problem\n\n"
+        "  datakit eval --model out/student --benchmark humaneval=data/demo/humaneval.jsonl --domain code --k 16   (pass@1; cons@k does not apply to code)\n\n"
         "  datakit eval --recipe recipes/r1-800k-distill.yaml"
     ),
 )
@@ -457,13 +458,14 @@ def eval_(
     model: Annotated[list[str], typer.Option("--model", help="A model to score: alias, folder (a distill output too) or Hub id (repeatable: one table).")] = [],
     benchmark: Annotated[list[str], typer.Option("--benchmark", help="NAME=PATH of problems with references (.jsonl/.parquet/Hub id; repeatable). Default: the demo's held-back problems.")] = [],
     k: Annotated[Optional[int], typer.Option(help="Answers per problem for the --benchmark ones (default 4; R1 used 64 on AIME).")] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="Schema column from a benchmark column: question=problem (repeatable).")] = [],
+    domain: Annotated[Optional[str], typer.Option(help="Domain of the --benchmark ones' rows without a domain column: math (default; boxed answers) or code (tests run in the sandbox; pass@1 only).")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="Schema column from a benchmark column: question=problem, tests=public_test_cases (repeatable).")] = [],
     output: Annotated[Optional[Path], typer.Option(help="Results folder: one sample folder per model and benchmark, scores.json, eval.png (default out/eval).")] = None,
     backend: Annotated[Optional[str], typer.Option(help="vllm, hf, openai or auto (default).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="Generation budget per answer (default 32768, R1's).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
 ) -> None:
-    """Score models by pass@1 and cons@k (majority vote) with R1's sampling; exactly k answers a problem."""
+    """Score models by pass@1 and cons@k (majority vote; not for code) with R1's sampling; exactly k answers a problem."""
     from datakit.eval import EvalConfig
 
     benches = []
@@ -471,7 +473,7 @@ def eval_(
         name, eq, path = item.partition("=")
         if not eq:
             name, path = Path(item).stem, item
-        benches.append({"name": name, "path": path, "k": k or 4, "ingest": {"domain": "math", "mapping": _column_map(map_)}})
+        benches.append({"name": name, "path": path, "k": k or 4, "domain": domain or "math", "ingest": {"mapping": _column_map(map_)}})
     flags = {
         "models": model or None,
         "benchmarks": benches or None,
@@ -483,8 +485,13 @@ def eval_(
     eval_and_report(build(EvalConfig, _settings(recipe, "eval", set_, flags)))
 
 
+def _percent(score: float | None) -> str:
+    """A score in %, or "—" where it does not apply (cons@k of code)."""
+    return "—" if score is None else f"{score * 100:.1f}"
+
+
 def eval_and_report(config: Any) -> None:
-    from datakit.eval import run_eval
+    from datakit.eval import UNGRADABLE, run_eval
 
     scores = run_eval(config)
     table = Table(title="eval: pass@1 / cons@k (%)")
@@ -496,11 +503,12 @@ def eval_and_report(config: Any) -> None:
     for bench in dict.fromkeys(r["benchmark"] for r in scores["results"]):
         mine = {r["label"]: r for r in scores["results"] if r["benchmark"] == bench}
         k = next(iter(mine.values()))["k"]
-        table.add_row(bench, str(k), *(f"{mine[x]['pass@1'] * 100:.1f} / {mine[x]['cons@k'] * 100:.1f}" if x in mine else "—" for x in labels))
+        table.add_row(bench, str(k), *(f"{_percent(mine[x]['pass@1'])} / {_percent(mine[x]['cons@k'])}" if x in mine else "—" for x in labels))
     console.print(table)
     for r in scores["results"]:
         if r["ungradable_samples"]:
-            err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['ungradable_samples']:,} samples could not be graded (no rule verifier)")
+            why = ", ".join(f"{v} {n:,}" for v, n in r["verdicts"].items() if v in UNGRADABLE)
+            err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['ungradable_samples']:,} samples could not be graded ({why})")
     console.print(f"scores: {Path(config.output) / 'scores.json'}; plot: {Path(config.output) / 'eval.png'}")
 
 

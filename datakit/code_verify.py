@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import signal
 import textwrap
 from dataclasses import dataclass, field, replace
@@ -120,8 +121,6 @@ def check_code(answer: str, reference: str, options: CodeOptions = CodeOptions()
 
 
 def _has_cxx() -> bool:
-    import shutil
-
     return shutil.which("g++") is not None
 
 
@@ -148,7 +147,7 @@ def _judge(box: Sandbox, program: Program, tests: CodeTests, options: CodeOption
 
 def _function_tests(box: Sandbox, tests: CodeTests, options: CodeOptions) -> tuple[str, str]:
     if tests.fn_name is not None:
-        setup, program, names = _call_cases_program(tests, options), "run_cases()\n", [tests.fn_name]
+        setup, program, names = _call_cases_program(tests, options), "_datakit_run_cases()\n", [tests.fn_name]
     else:
         setup, program = tests.setup or "", tests.tests or ""
         try:
@@ -190,37 +189,44 @@ def _function_failure(report: dict, server: dict, box: Sandbox, limits: SandboxL
 
 def _call_cases_program(tests: CodeTests, options: CodeOptions) -> str:
     """Trusted-side code that calls the candidate's `fn_name` on each case's arguments (a JSON array)
-    and compares the return value with the expected JSON value (tuples as lists, floats within tolerance)."""
-    cases = [[json.loads(case.input), json.loads(case.output)] for case in tests.cases]
-    return textwrap.dedent(
+    and compares the return value with the expected JSON value (tuples as lists, floats within
+    tolerance), or asks the problem's checker (JSON texts of input, output and expected)."""
+    cases = [[case.input, json.loads(case.input), case.output, json.loads(case.output)] for case in tests.cases]
+    compare = (
+        "bool(check(text, _datakit_json.dumps(got), want_text))" if tests.checker else "_datakit_same(got, want)"
+    )
+    return (tests.checker or "") + textwrap.dedent(
         f"""
-        import json as _json, math as _math
-        _CASES = _json.loads({json.dumps(json.dumps(cases))})
-        _STOP = {options.stop_at_first_failure!r}
+        import json as _datakit_json, math as _datakit_math
+        _DATAKIT_CASES = _datakit_json.loads({json.dumps(json.dumps(cases))})
 
-        def _same(got, want):
+        def _datakit_same(got, want):
             if isinstance(got, tuple):
                 got = list(got)
             if isinstance(want, float) or (isinstance(got, float) and isinstance(want, int)):
-                return isinstance(got, (int, float)) and not isinstance(got, bool) and _math.isclose(
+                return isinstance(got, (int, float)) and not isinstance(got, bool) and _datakit_math.isclose(
                     got, want, rel_tol={options.rel_tol!r}, abs_tol={options.abs_tol!r})
             if isinstance(want, list) and isinstance(got, list):
-                return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
+                return len(got) == len(want) and all(_datakit_same(g, w) for g, w in zip(got, want))
             if isinstance(want, dict) and isinstance(got, dict):
-                return got.keys() == want.keys() and all(_same(got[k], want[k]) for k in want)
+                return got.keys() == want.keys() and all(_datakit_same(got[k], want[k]) for k in want)
             return type(got) is type(want) and got == want
 
-        def run_cases():
-            failures = []
-            for number, (args, want) in enumerate(_CASES, 1):
+        def _datakit_run_cases():
+            failures, ran = [], 0
+            for number, (text, args, want_text, want) in enumerate(_DATAKIT_CASES, 1):
+                ran += 1
                 got = {tests.fn_name}(*args)
-                if not _same(got, want):
-                    failures.append(f"case {{number}}: expected {{want!r:.80}}, got {{got!r:.80}}")
-                    if _STOP:
+                try:
+                    ok = {compare}
+                except TypeError:  # the return value is not JSON (a set, bytes)
+                    ok = False
+                if not ok:
+                    failures.append(f"case {{number}}: expected {{want_text:.80}}, got {{got!r:.80}}")
+                    if {options.stop_at_first_failure!r}:
                         break
             if failures:
-                passed = len(_CASES) - len(failures) if not _STOP else number - 1
-                raise AssertionError(f"{{failures[0]}} ({{passed}}/{{len(_CASES)}} cases passed)")
+                raise AssertionError(f"{{failures[0]}} ({{ran - len(failures)}}/{{len(_DATAKIT_CASES)}} cases passed)")
         """
     )
 

@@ -4,8 +4,11 @@ For each model and benchmark, `datakit sample` draws exactly k answers per probl
 temperature 0.6, top-p 0.95, up to 32768 tokens) into its own resumable folder, and the correctness
 filter's verifiers grade them. pass@1 is the share of correct answers averaged over problems; cons@k
 is majority voting: the most frequent extracted answer of a problem (grouped by normalised text, numbers
-by value), right or wrong. A problem that came back with fewer or more than k answers stops the run — a known
-harness generated fewer than asked and silently halved its scores.
+by value), right or wrong. Programs have no majority (two right programs are rarely the same text), so a
+benchmark graded by the code verifier reports cons@k as not applicable (None), never a made-up number;
+pass@1 is its score, as R1 reports for LiveCodeBench and Codeforces. A problem that came back with fewer
+or more than k answers stops the run — a known harness generated fewer than asked and silently halved its
+scores.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from datakit.verify import normalize_text
 
 SCORES = "scores.json"
 DEMO_HELDOUT = "data/demo/heldout.jsonl"  # 40 math problems the demo never samples for training
+UNVOTABLE = ("code",)  # verifiers whose extracted answers are programs: no majority vote among them
+# verdicts that say nothing about the model: no verifier could decide, or the code could not be checked
+UNGRADABLE = ("unverified", "bad_reference", "unsupported_language", "unserializable_result")
 
 
 @dataclass
@@ -38,7 +44,14 @@ class EvalBenchmark:
     name: str = "demo-heldout"
     path: str = DEMO_HELDOUT
     k: int = 4  # answers per problem (R1: 64 for AIME, 4-16 for larger sets)
-    ingest: IngestConfig = field(default_factory=lambda: IngestConfig(domain="math"))
+    domain: str = "math"  # for rows without a domain column: math (boxed answers) or code (tests)
+    ingest: IngestConfig = field(default_factory=IngestConfig)  # its domain is `domain`
+
+    def __post_init__(self) -> None:
+        """One place says the domain: an ingest.domain that disagrees would sample one domain and grade another."""
+        if self.ingest.domain not in (IngestConfig.domain, self.domain):
+            raise DatakitError(f"benchmarks.{self.name}: ingest.domain is {self.ingest.domain!r} but domain is {self.domain!r}; set `domain:` only")
+        self.ingest = replace(self.ingest, domain=self.domain)
 
 
 @dataclass
@@ -60,8 +73,8 @@ class ProblemScore:
     prompt_id: str
     samples: int
     correct: int
-    vote: str | None  # the majority answer (normalised), None when no sample stated one
-    vote_correct: bool
+    vote: str | None  # the majority answer (normalised), None when no sample stated one or there is no vote
+    vote_correct: bool | None  # None: no vote among programs
 
 
 def pass_at_1(problems: list[ProblemScore]) -> float:
@@ -69,9 +82,11 @@ def pass_at_1(problems: list[ProblemScore]) -> float:
     return sum(p.correct / p.samples for p in problems) / len(problems) if problems else 0.0
 
 
-def cons_at_k(problems: list[ProblemScore]) -> float:
-    """Share of problems whose majority-vote answer is correct."""
-    return sum(p.vote_correct for p in problems) / len(problems) if problems else 0.0
+def cons_at_k(problems: list[ProblemScore]) -> float | None:
+    """Share of problems whose majority-vote answer is correct; None when some problem has no vote (programs)."""
+    if any(p.vote_correct is None for p in problems):
+        return None
+    return sum(p.vote_correct for p in problems) / len(problems) if problems else 0.0  # type: ignore[misc]
 
 
 _FRACTION = re.compile(r"^(-?)\\frac\{(\d+)\}\{(\d+)\}$")
@@ -91,14 +106,18 @@ def vote_key(extracted: str) -> str:
         return text
 
 
-def score_problem(prompt_id: str, verdicts: list[str], extracted: list[str | None]) -> ProblemScore:
+def score_problem(prompt_id: str, verdicts: list[str], extracted: list[str | None], votable: bool = True) -> ProblemScore:
     """Grade one problem's k samples: correct count, and the majority vote over stated answers (ties go to
-    the answer stated first). A voted answer is correct when the verifier accepted it in any sample."""
+    the answer stated first). A voted answer is correct when the verifier accepted it in any sample.
+    Programs (`votable` False) get no vote: vote and vote_correct are None."""
+    correct = sum(v == "correct" for v in verdicts)
+    if not votable:
+        return ProblemScore(prompt_id, len(verdicts), correct, None, None)
     keys = [vote_key(e) if e else None for e in extracted]
     votes = Counter(k for k in keys if k)
     vote = max(votes, key=lambda k: (votes[k], -keys.index(k))) if votes else None
     vote_correct = vote is not None and any(k == vote and v == "correct" for k, v in zip(keys, verdicts))
-    return ProblemScore(prompt_id, len(verdicts), sum(v == "correct" for v in verdicts), vote, vote_correct)
+    return ProblemScore(prompt_id, len(verdicts), correct, vote, vote_correct)
 
 
 def model_label(model: str) -> str:
@@ -177,10 +196,11 @@ def _score(grader: Any, folder: Path, model: str, label: str, bench: EvalBenchma
         raise DatakitError(f"{folder}: {wrong.height} problem(s) came back without exactly k={bench.k} samples: {examples}; re-run to resume, or delete the folder")
     graded = frame.hstack(grader.score(frame)).sort("prompt_id", "sample_index")
     problems = [
-        score_problem(pid, group["correct_verdict"].to_list(), group["correct_extracted"].to_list())
+        score_problem(pid, group["correct_verdict"].to_list(), group["correct_extracted"].to_list(), group["verifier"][0] not in UNVOTABLE)
         for (pid,), group in graded.group_by("prompt_id", maintain_order=True)
     ]
-    unverifiable = graded.filter(pl.col("correct_verdict").is_in(["unverified", "bad_reference"])).height
+    unverifiable = graded.filter(pl.col("correct_verdict").is_in(UNGRADABLE)).height
+    cons = cons_at_k(problems)
     return {
         "model": model,
         "label": label,
@@ -188,7 +208,7 @@ def _score(grader: Any, folder: Path, model: str, label: str, bench: EvalBenchma
         "problems": len(problems),
         "k": bench.k,
         "pass@1": round(pass_at_1(problems), 4),
-        "cons@k": round(cons_at_k(problems), 4),
+        "cons@k": None if cons is None else round(cons, 4),
         "ungradable_samples": unverifiable,
         "verdicts": dict(Counter(graded["correct_verdict"].to_list())),
         "samples": str(folder),
@@ -197,7 +217,8 @@ def _score(grader: Any, folder: Path, model: str, label: str, bench: EvalBenchma
 
 
 def write_plot(out: Path, scores: dict[str, Any]) -> Path:
-    """eval.png: pass@1 and cons@k per benchmark, one bar per model."""
+    """eval.png: pass@1 and cons@k per benchmark, one bar per model; a cons@k that does not apply (code) is
+    an empty slot labelled "—" and named so under the axis, not a bar at zero that reads as a score."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,14 +227,16 @@ def write_plot(out: Path, scores: dict[str, Any]) -> Path:
     results = scores["results"]
     benches = list(dict.fromkeys(r["benchmark"] for r in results))
     labels = list(dict.fromkeys(r["label"] for r in results))
+    voteless = {r["benchmark"] for r in results if r["cons@k"] is None}
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     width = 0.8 / max(len(labels), 1)
     for ax, metric in zip(axes, ("pass@1", "cons@k")):
         for j, label in enumerate(labels):
-            values = [next((r[metric] for r in results if r["label"] == label and r["benchmark"] == b), 0.0) * 100 for b in benches]
-            bars = ax.bar([i + j * width for i in range(len(benches))], values, width, label=label)
-            ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(benches))], benches)
+            values = [next((r[metric] for r in results if r["label"] == label and r["benchmark"] == b), 0.0) for b in benches]
+            bars = ax.bar([i + j * width for i in range(len(benches))], [(v or 0.0) * 100 for v in values], width, label=label)
+            ax.bar_label(bars, labels=["—" if v is None else f"{v * 100:.1f}" for v in values], fontsize=8)
+        ticks = [f"{b}\n(no vote: code)" if metric == "cons@k" and b in voteless else b for b in benches]
+        ax.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(benches))], ticks)
         ax.set_title(metric if metric == "pass@1" else "cons@k (majority vote)")
         ax.set_ylim(0, 105)
     axes[0].set_ylabel("%")

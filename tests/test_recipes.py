@@ -51,3 +51,32 @@ def test_the_r1_recipe_asks_for_600k_reasoning_and_200k_non_reasoning() -> None:
     mix = build(MixConfig, load_recipe_section(ROOT / "recipes" / "r1-800k.yaml", "mix"))
     assert {kind: sum(d.values()) for kind, d in mix.quotas.items()} == {"reasoning": 600_000, "non_reasoning": 200_000}
     assert {b.name for b in mix.decontamination.benchmarks} == {"aime24", "math500", "gpqa_diamond", "livecodebench", "humaneval"}
+
+
+# a few rows in each Hub dataset's published shape (tests/data/code/README.md says where each comes from)
+CODE_SHAPES = {"deepmind/code_contests": "code_contests.jsonl", "lighteval/code_generation_lite": "livecodebench.jsonl"}
+
+
+def test_the_r1_recipe_maps_its_code_datasets_onto_tests() -> None:
+    """The recipe's code mappings, read against rows in each dataset's real shape, give code prompts with
+    tests: a wrong column name would otherwise surface on the cluster, as every sample failing."""
+    from datakit.code_tests import CodeTests
+    from datakit.ingest import load_prompts
+
+    steps = load_pipeline(ROOT / "recipes" / "r1-800k-distill.yaml")
+    reads = [(s.config.input, s.config.ingest) for s in steps if s.stage == "sample" and s.config.ingest.domain == "code"]
+    reads += [(b.path, b.ingest) for s in steps if s.stage == "eval" for b in s.config.benchmarks if b.domain == "code"]
+    assert sorted(path for path, _ in reads) == ["data/demo/humaneval.jsonl", "deepmind/code_contests", "lighteval/code_generation_lite"]
+    for path, ingest in reads:
+        source = ROOT / "tests" / "data" / "code" / CODE_SHAPES[path] if path in CODE_SHAPES else ROOT / path
+        got = load_prompts(str(source), ingest)
+        assert got.prompts.num_rows and not got.rejects, (path, [r.message() for r in got.rejects])
+        assert set(got.prompts["verifier"].to_pylist()) == {"code"}
+        assert all(CodeTests.from_reference(ref) for ref in got.prompts["reference"].to_pylist())
+
+
+def test_the_r1_recipe_fills_the_code_quota_from_a_code_source() -> None:
+    mix = build(MixConfig, load_recipe_section(ROOT / "recipes" / "r1-800k.yaml", "mix"))
+    distill_mix = next(s.config for s in load_pipeline(ROOT / "recipes" / "r1-800k-distill.yaml") if s.stage == "mix")
+    for config in (mix, distill_mix):
+        assert "out/r1/code/filtered" in [s.path for s in config.sources] and config.quotas["reasoning"]["code"] == 150_000
