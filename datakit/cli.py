@@ -195,7 +195,10 @@ def filter_(
     ray_address: Annotated[Optional[str], typer.Option(help="Filter the shards with Ray Data on this cluster: auto, HOST:PORT or local.")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
 ) -> None:
-    """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons."""
+    """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons.
+
+    Code answers (Python, C++) run in a fresh sandbox per sample against the problem's function tests or stdin/stdout cases: network/PID/mount namespaces (unshare), read-only nosuid /, no_new_privs, an unprivileged uid, and one cgroup bounding the memory of all its processes (without cgroups: per-process rlimits, memfd_create/shmget denied); the tests run in a separate judge process. Limits count CPU seconds (correctness: code_case_cpu_s, code_cpu_s), so verdicts do not depend on machine load. report.json's code_sandbox records the isolation used.
+    """
     from datakit.filter import FilterConfig
 
     flags = {

@@ -463,8 +463,10 @@ def build_report(out: Path, chain: Chain, shards: int) -> dict[str, Any]:
     for s in stats:
         domains_in.update(s["domains_in"])
         domains_out.update(s["domains_out"])
+    sandboxes = [f.code_sandbox() for f in chain.filters if hasattr(f, "code_sandbox")]
     return {
         "chain": chain.name,
+        **({"code_sandbox": sandboxes[0]} if sandboxes else {}),
         "rows_in": rows_in,
         "rows_out": remaining,
         "funnel": funnel,

@@ -52,7 +52,7 @@ class SandboxLimits:
     """Bounds for one sample's sandbox. CPU limits are kernel-counted CPU seconds."""
 
     case_cpu_s: float = 5.0  # one stdin/stdout run, or one call of a function test
-    cpu_s: float = 20.0  # all the candidate's runs and calls together
+    cpu_s: float = 60.0  # all the candidate's runs and calls together
     compile_cpu_s: float = 30.0  # g++
     memory_mb: int = 1024  # all the candidate's processes together (cgroup), and each one's address space
     max_processes: int = 64

@@ -23,7 +23,7 @@ from datakit.errors import DatakitError
 from datakit.filters import Filter
 from datakit.pool import Outcome, map_with_timeout
 from datakit.code_verify import CodeOptions, check_code
-from datakit.sandbox import SandboxLimits
+from datakit.sandbox import SandboxLimits, describe_isolation
 from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer
 
 RULES = {"math": check_math, "choice": check_choice, "exact": check_exact}
@@ -53,7 +53,7 @@ class Correctness(Filter):
 
     timeout_s: float = 10.0  # per math/choice/exact item
     code_case_cpu_s: float = 5.0  # CPU seconds per stdin/stdout case or function call (a problem's own time limit wins)
-    code_cpu_s: float = 20.0  # CPU seconds for all of one sample's cases or calls
+    code_cpu_s: float = 60.0  # CPU seconds for all of one sample's cases or calls (CodeContests has 100+ cases)
     code_memory_mb: int = 1024  # all of one sample's processes together
     code_all_cases: bool = False  # run every case and record how many passed, instead of stopping at the first failure
     code_rel_tol: float = 1e-6  # float tokens of stdin/stdout outputs
@@ -104,10 +104,17 @@ class Correctness(Filter):
             results[i] = decided[key]
         return results  # type: ignore[return-value]
 
+    def code_sandbox(self) -> dict[str, str]:
+        """The isolation code verdicts are made under (namespaces, cgroup or fallback), for the report."""
+        return describe_isolation(self._code_options().limits)
+
+    def _code_options(self) -> CodeOptions:
+        limits = SandboxLimits(case_cpu_s=self.code_case_cpu_s, cpu_s=self.code_cpu_s, memory_mb=self.code_memory_mb)
+        return CodeOptions(limits, not self.code_all_cases, self.code_rel_tol, self.code_abs_tol)
+
     def _code_checks(self, items: list[tuple[str, str | None]]) -> list[Check]:
         """One sandbox per sample, several at once from threads (each is its own set of processes)."""
-        limits = SandboxLimits(case_cpu_s=self.code_case_cpu_s, cpu_s=self.code_cpu_s, memory_mb=self.code_memory_mb)
-        options = CodeOptions(limits, not self.code_all_cases, self.code_rel_tol, self.code_abs_tol)
+        options = self._code_options()
         with ThreadPoolExecutor(self.workers or os.cpu_count()) as pool:
             return list(pool.map(lambda item: _code_check(*item, options), items))
 
