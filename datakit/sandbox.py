@@ -119,7 +119,12 @@ def describe_isolation(limits: SandboxLimits = SandboxLimits()) -> dict[str, str
     return {
         "namespaces": "network, PID, mount, IPC, UTS (unshare)" if namespaces == "unshare" else "none (no unshare)",
         "memory": memory,
-        "user": "a random unprivileged uid per sample" if os.geteuid() == 0 else "a user namespace without capabilities",
+        "user": (
+            "a random unprivileged uid per sample; the judge under another"
+            if os.geteuid() == 0
+            else "a user namespace without capabilities; the judge shares the uid (not dumpable: unreadable, but"
+            " the program can kill it, which ends as checker_error)"
+        ),
         "filesystem": "read-only, nosuid; private tmpfs /tmp, /dev/shm and working dir" if namespaces == "unshare" else "the host's",
         "no_new_privs": "set",
         "time": f"CPU time: {limits.case_cpu_s}s per case or call, {limits.cpu_s}s per sample",
@@ -260,7 +265,7 @@ class Cgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
+            time.sleep(0.002)
 
     def _pids(self) -> list[int]:
         found = []
@@ -346,7 +351,7 @@ class Sandbox:
         nonce = secrets.token_hex(16)
         job = {"op": "tests", "setup": setup, "tests": tests, "names": names, "nonce": nonce, "server_pid": self.server_pid}
         send(self.judge_in, job)
-        reply = self._receive(self.judge_reader, self.limits.backstop_s())
+        reply = self._from_judge()
         if "passed" in reply:
             return {"passed": reply["passed"] == nonce, "calls": reply.get("calls", 0)}
         return reply
@@ -354,7 +359,14 @@ class Sandbox:
     def check_output(self, checker: str, stdin: str, output: str, expected: str) -> dict[str, Any]:
         """The problem's own checker, in the judge: {"ok": bool, "message"} or {"error": why}."""
         send(self.judge_in, {"op": "check", "checker": checker, "input": stdin, "output": output, "expected": expected})
-        return self._receive(self.judge_reader, self.limits.backstop_s())
+        return self._from_judge()
+
+    def _from_judge(self) -> dict[str, Any]:
+        """The judge's report; the harness interrupts the wait if the judge died without one."""
+        message = self._receive(self.judge_reader, self.limits.backstop_s(), also=self.harness_reader)
+        if "judge_exited" in message:
+            raise SandboxError(f"the judge ended without a report ({message['judge_exited']})")
+        return message
 
     def finish(self) -> dict[str, Any]:
         """Stop the function server; how it ended ({"server": exit record} when there was one)."""
@@ -460,26 +472,31 @@ class Sandbox:
 
     def _ask(self, request: dict[str, Any], cpu_s: float) -> dict[str, Any]:
         send(self.harness_in, request)
-        return self._receive(self.harness_reader, 30.0 + 5.0 * cpu_s)
+        while "judge_exited" in (reply := self._receive(self.harness_reader, 30.0 + 5.0 * cpu_s)):
+            continue  # news of a judge that died while no report was awaited
+        return reply
 
-    def _receive(self, reader: Reader, wait_s: float) -> dict[str, Any]:
-        """The next message from the harness or the judge, draining the sandbox's stdout/stderr
-        meanwhile. The wall limit is a generous backstop: the limits that decide verdicts count CPU."""
+    def _receive(self, reader: Reader, wait_s: float, also: Reader | None = None) -> dict[str, Any]:
+        """The next message from `reader` (or from `also`, whichever comes first), draining the
+        sandbox's stdout/stderr meanwhile. The wall limit is a generous backstop: the limits that
+        decide verdicts count CPU."""
         deadline = time.monotonic() + wait_s
-        while (message := reader.pop()) is sandbox_inside._NOTHING:
+        readers = {r.fd: r for r in (reader, also) if r is not None}
+        while True:
+            for r in readers.values():
+                if (message := r.pop()) is not sandbox_inside._NOTHING:
+                    return message
             now = time.monotonic()
             if now >= deadline:
                 raise SandboxError(f"no reply within {wait_s:.0f}s")
-            fds = [reader.fd, *self._drains]
-            for fd in select.select(fds, [], [], deadline - now)[0]:
-                if fd == reader.fd:
+            for fd in select.select([*readers, *self._drains], [], [], deadline - now)[0]:
+                if fd in readers:
                     try:
-                        reader.feed()
+                        readers[fd].feed()
                     except EOFError:
                         raise SandboxError("the sandbox ended unexpectedly") from None
                 else:
                     self._drain(fd)
-        return message
 
     def _drain(self, fd: int) -> None:
         chunk = os.read(fd, 1 << 16)

@@ -71,7 +71,7 @@ class Reader:
         self.fd, self.limit, self.buffer = fd, limit, bytearray()
 
     def pop(self) -> Any:
-        """The next complete message in the buffer, or None (`_NOTHING` when it is JSON null)."""
+        """The next complete message in the buffer, or `_NOTHING` when none is complete yet."""
         if len(self.buffer) < 4:
             return _NOTHING
         size = _HEADER.unpack_from(self.buffer)[0]
@@ -220,12 +220,13 @@ class Harness:
         self.binary: str | None = None
         self.server: int | None = None
         self.exits: dict[int, dict[str, Any]] = {}  # exit records of waited children by pid
+        self.judge_reported = False
 
     def serve(self, requests: Reader) -> NoReturn:
         reply = self.config["harness_out"]
         while True:
             try:
-                request = requests.recv()
+                request = requests.recv(on_wait=self._watch_judge)
             except EOFError:
                 os._exit(0)
             op = request.get("op")
@@ -271,6 +272,14 @@ class Harness:
             return self._run(lambda: os.execv(binary, [binary]), stdin, output_cap, self.limits["case_cpu_s"])
         code = self.code
         return self._run(lambda: _run_main(code), stdin, output_cap, self.limits["case_cpu_s"])
+
+    def _watch_judge(self) -> None:
+        """While idle: tell the host at once if the judge died (where the candidate shares its uid it
+        can kill it), since `unshare` holds a copy of the judge's pipe and the host would see no EOF."""
+        self._reap()
+        if self.judge_pid in self.exits and not self.judge_reported:
+            self.judge_reported = True
+            send(self.config["harness_out"], {"judge_exited": _describe(self.exits[self.judge_pid])})
 
     def _close_server_pipes(self) -> None:
         for name in ("to_server", "from_server"):
@@ -493,9 +502,8 @@ def _drop_privileges(libc: Any, config: dict[str, Any], uid: int | None) -> None
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    elif config["mounts"]:
-        if libc.unshare(_CLONE_NEWUSER) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
+    elif config["mounts"] and libc.unshare(_CLONE_NEWUSER) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
 
 
 def _become_candidate(libc: Any, config: dict[str, Any], cpu_s: float, stdin: int | None, stdout: int | None, stderr: int | None) -> None:

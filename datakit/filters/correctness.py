@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from datakit.code_verify import CodeOptions, check_code
 from datakit.errors import DatakitError
 from datakit.filters import Filter
 from datakit.pool import Outcome, map_with_timeout
-from datakit.code_verify import CodeOptions, check_code
 from datakit.sandbox import SandboxLimits, describe_isolation
 from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer
 
