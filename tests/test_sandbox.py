@@ -237,9 +237,8 @@ def test_file_size_limit():
 def test_sandbox_that_cannot_start_is_an_error(monkeypatch):
     isolation()  # decided (and cached) with the real interpreter
     monkeypatch.setattr(sandbox.sys, "executable", "/nonexistent/python3")
-    with pytest.raises(SandboxError):
-        with Sandbox():
-            pass
+    with pytest.raises(SandboxError), Sandbox():
+        pass
 
 
 def test_isolation_is_described():
