@@ -530,7 +530,7 @@ def _hidden_dirs() -> tuple[tuple[str, tuple[str, ...]], ...]:
 def _launch(mode: str, config: dict[str, Any], workdir: str, fds: list[int]) -> subprocess.Popen[bytes]:
     """Start the harness in a new session (its own process group, killed as a whole), with only its
     pipes besides stdio, and an environment that carries no secrets."""
-    argv = [sys.executable, "-I", INSIDE, MARKER, json.dumps(config)]
+    argv = [sys.executable, "-I", INSIDE, MARKER, owner_tag(), json.dumps(config)]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
     env |= {"LC_ALL": "C.UTF-8", "MALLOC_ARENA_MAX": "2"}  # fewer 64 MiB malloc arenas under RLIMIT_AS
     env |= {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -544,6 +544,11 @@ def _launch(mode: str, config: dict[str, Any], workdir: str, fds: list[int]) -> 
         env=env,
         start_new_session=True,
     )
+
+
+def owner_tag() -> str:
+    """argv[2] of this process's sandboxes: tells them apart from other processes' in /proc."""
+    return f"host-pid={os.getpid()}"
 
 
 def _wrapper(mode: str) -> list[str]:

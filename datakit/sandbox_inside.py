@@ -1,6 +1,6 @@
 """The inside of the code sandbox: the harness, the trusted judge and the candidate's processes.
 
-`datakit.sandbox` starts this file as `python -I sandbox_inside.py datakit-sandbox CONFIG` inside
+`datakit.sandbox` starts this file as `python -I sandbox_inside.py datakit-sandbox host-pid=N CONFIG` inside
 fresh namespaces. What runs here, and who may see what:
 
 - the harness (PID 1 of the namespace): sets up the mounts, then forks the judge, then serves the
@@ -188,7 +188,7 @@ def from_plain(obj: Any, depth: int = 0) -> Any:
 
 def harness() -> NoReturn:
     """Sandbox entry point: mounts, the judge, then the host's requests until it says finish."""
-    config = json.loads(sys.argv[2])
+    config = json.loads(sys.argv[3])
     _close_stdin()
     reply = config["harness_out"]
     libc = ctypes.CDLL(None, use_errno=True)

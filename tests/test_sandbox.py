@@ -19,7 +19,10 @@ NAMESPACED = pytest.mark.skipif(isolation() == "none", reason="no unshare here: 
 CGROUP = pytest.mark.skipif(cgroup_support().kind is None, reason=f"no cgroup: {cgroup_support().reason}")
 
 
-def marked_pids(token: bytes = sandbox.MARKER.encode()) -> set[int]:
+MINE = f"{sandbox.MARKER}\0{sandbox.owner_tag()}\0".encode()  # this test process's sandboxes, not another run's
+
+
+def marked_pids(token: bytes = MINE) -> set[int]:
     """Processes whose command line contains `token` (every sandbox process carries the marker)."""
     found = set()
     for entry in os.listdir("/proc"):
@@ -33,7 +36,7 @@ def marked_pids(token: bytes = sandbox.MARKER.encode()) -> set[int]:
     return found
 
 
-def assert_gone(before: set[int], token: bytes = sandbox.MARKER.encode()) -> None:
+def assert_gone(before: set[int], token: bytes = MINE) -> None:
     deadline = time.monotonic() + 3.0
     while (left := marked_pids(token) - before) and time.monotonic() < deadline:
         time.sleep(0.05)
