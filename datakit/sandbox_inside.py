@@ -515,13 +515,7 @@ def _become_candidate(libc: Any, config: dict[str, Any], cpu_s: float, stdin: in
     for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
         if fd is not None:
             os.dup2(fd, target)
-    keep = {0, 1, 2} | ({config["to_server"], config["from_server"]} if stdin is None else set())
-    for fd in _open_fds():
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    _close_all_but({0, 1, 2} | ({config["to_server"], config["from_server"]} if stdin is None else set()))
     limits = config["limits"]
     cpu = max(1, math.ceil(cpu_s))
     memory = limits["memory_mb"] * MiB
@@ -539,11 +533,18 @@ def _become_candidate(libc: Any, config: dict[str, Any], cpu_s: float, stdin: in
         _deny_shared_memory(libc)
 
 
-def _open_fds() -> list[int]:
+def _close_all_but(keep: set[int]) -> None:
+    """Close every inherited descriptor not in `keep`: a child holds only the pipes it must."""
     try:
-        return [int(name) for name in os.listdir("/proc/self/fd")]
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        return list(range(3, 1024))
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _deny_shared_memory(libc: Any) -> None:
@@ -680,13 +681,7 @@ def _fork_judge(config: dict[str, Any]) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            keep = {0, 1, 2, config["judge_in"], config["judge_out"], config["to_server_w"], config["from_server_r"]}
-            for fd in _open_fds():
-                if fd not in keep:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+            _close_all_but({0, 1, 2, config["judge_in"], config["judge_out"], config["to_server_w"], config["from_server_r"]})
             limits = config["limits"]
             judge_memory = max(2048, 2 * limits["memory_mb"]) * MiB
             resource.setrlimit(resource.RLIMIT_AS, (judge_memory, judge_memory))
