@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from datakit.code_tests import CodeTests
 from datakit.sandbox import CaseRun, Sandbox, SandboxError, SandboxLimits
-from datakit.sandbox_inside import candidate_names
+from datakit.sandbox_inside import candidate_names, signal_name, wall_backstop
 from datakit.verify import Check
 
 SUPPORTED = ("python", "cpp")
@@ -261,14 +261,13 @@ def _stdio_tests(box: Sandbox, tests: CodeTests, options: CodeOptions) -> tuple[
 def _run_failure(run: CaseRun, limits: SandboxLimits) -> tuple[str, str] | None:
     """How a run failed before its output could be compared, or None if it ended normally."""
     if run.wall_timeout:
-        return "timeout", f"no progress for {max(10.0, 5 * limits.case_cpu_s):.0f}s of wall clock (sleeping or blocked)"
+        return "timeout", f"no progress for {wall_backstop(limits.case_cpu_s):.0f}s of wall clock (sleeping or blocked)"
     if run.cpu_s > limits.case_cpu_s or run.signal == signal.SIGXCPU:
         return "timeout", f"used {run.cpu_s:.2f}s CPU, over the {limits.case_cpu_s}s limit"
     if run.oom_killed or "MemoryError" in run.stderr or "std::bad_alloc" in run.stderr:
         return "memory", f"out of memory (limit {limits.memory_mb} MB)"
     if run.status == "signaled":
-        name = _signal_name(run.signal)
-        return "runtime_error", f"killed by {name}" + _last_line(run.stderr)
+        return "runtime_error", f"killed by {signal_name(run.signal)}" + _last_line(run.stderr)
     if run.code != 0:
         return "runtime_error", f"exited with code {run.code}" + _last_line(run.stderr)
     return None
@@ -307,13 +306,6 @@ def _close(want: str, have: str, rel_tol: float, abs_tol: float) -> bool:
         return False
     a, b = float(want), float(have)
     return math.isfinite(a) and math.isfinite(b) and math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
-
-
-def _signal_name(number: int | None) -> str:
-    try:
-        return signal.Signals(number).name  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        return f"signal {number}"
 
 
 def _last_line(stderr: str) -> str:

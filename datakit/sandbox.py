@@ -379,10 +379,6 @@ class Sandbox:
         return self.cgroup.peak_mb() if self.cgroup else None
 
     @property
-    def stdout(self) -> str:
-        return self.output["stdout"].decode("utf-8", "replace")
-
-    @property
     def stderr(self) -> str:
         return self.output["stderr"].decode("utf-8", "replace")
 

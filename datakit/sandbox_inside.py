@@ -329,8 +329,7 @@ class Harness:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
         os.set_blocking(in_w, False)
-        started = time.monotonic()
-        backstop = started + _wall_backstop(cpu_s)
+        backstop = time.monotonic() + wall_backstop(cpu_s)
         caps = {out_r: output_cap, err_r: 65536}
         bufs = {out_r: bytearray(), err_r: bytearray()}
         truncated = {out_r: False, err_r: False}
@@ -376,7 +375,6 @@ class Harness:
             "stdout_truncated": truncated[out_r],
             "stderr": base64.b64encode(bytes(bufs[err_r])).decode(),
             "wall_timeout": wall_timeout,
-            "seconds": time.monotonic() - started,
         }
         return record
 
@@ -396,13 +394,13 @@ class Harness:
             try:
                 got, status, usage = os.wait4(-1, 0)
             except ChildProcessError:
-                self.exits.setdefault(pid, {"status": "lost", "code": None, "signal": None, "cpu": 0.0, "maxrss_kb": 0})
+                self.exits.setdefault(pid, {"status": "lost", "code": None, "signal": None, "cpu": 0.0})
                 return
             self.exits[got] = _exit_record(status, usage)
 
 
 def _exit_record(status: int, usage: Any) -> dict[str, Any]:
-    record = {"cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "code": None, "signal": None}
+    record = {"cpu": usage.ru_utime + usage.ru_stime, "code": None, "signal": None}
     if os.WIFSIGNALED(status):
         return record | {"status": "signaled", "signal": os.WTERMSIG(status)}
     return record | {"status": "exited", "code": os.WEXITSTATUS(status)}
@@ -410,14 +408,18 @@ def _exit_record(status: int, usage: Any) -> dict[str, Any]:
 
 def _describe(record: dict[str, Any]) -> str:
     if record["status"] == "signaled":
-        try:
-            return f"killed by {signal.Signals(record['signal']).name}"
-        except ValueError:
-            return f"killed by signal {record['signal']}"
+        return f"killed by {signal_name(record['signal'])}"
     return f"exited with code {record['code']}"
 
 
-def _wall_backstop(cpu_s: float) -> float:
+def signal_name(number: int | None) -> str:
+    try:
+        return signal.Signals(number).name  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return f"signal {number}"
+
+
+def wall_backstop(cpu_s: float) -> float:
     """Wall seconds before a process that is not using its CPU time (sleeping, blocked) is stopped:
     far above the CPU limit so that a loaded machine never turns a right answer into a timeout."""
     return max(10.0, 5.0 * cpu_s)
@@ -743,7 +745,7 @@ class Judge:
         self.server_pid = job["server_pid"]
         if not self.loaded:
             try:
-                hello = self.replies.recv(time.monotonic() + _wall_backstop(self.limits["case_cpu_s"]), self._watch_cpu)
+                hello = self.replies.recv(time.monotonic() + wall_backstop(self.limits["case_cpu_s"]), self._watch_cpu)
             except (EOFError, TimeoutError, ValueError, CandidateGone) as exc:
                 return {"failed": "gone", "message": f"the program did not load: {_gone_reason(exc)}"}
             if "raised" in hello:
@@ -796,7 +798,7 @@ class Judge:
         send(self.to_server, request)
         self.call_cpu_limit = self._server_cpu() + self.limits["case_cpu_s"]
         try:
-            reply = self.replies.recv(time.monotonic() + _wall_backstop(self.limits["case_cpu_s"]), self._watch_cpu)
+            reply = self.replies.recv(time.monotonic() + wall_backstop(self.limits["case_cpu_s"]), self._watch_cpu)
             value = from_plain(reply["value"]) if "value" in reply else None
             raised = _rebuild(reply["raised"]) if "value" not in reply and "unserializable" not in reply else None
         except (EOFError, TimeoutError, ValueError, TypeError, KeyError, AttributeError, CandidateGone) as exc:
