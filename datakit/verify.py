@@ -80,6 +80,16 @@ def check_math(answer: str, reference: str) -> Check:
     return Check("wrong", extracted, f"extracted {extracted}, expected {reference}")
 
 
+def same_answer(first: str, second: str) -> bool:
+    """Whether two extracted answers state the same value (math-verify), for grouping votes: "2",
+    "x=2" and "\\frac{4}{2}" are one answer. Text that does not parse as math compares normalised.
+    Unbounded like every check here: run it under `datakit.pool.map_with_timeout`."""
+    parsed = [_parse_math(_drop_unit_words(text)) for text in (first, second)]
+    if not all(parsed):
+        return normalize_text(first) == normalize_text(second)
+    return bool(verify(parsed[0], parsed[1], timeout_seconds=None) or verify(parsed[1], parsed[0], timeout_seconds=None))
+
+
 def extract_choice(answer: str, letters: str = "ABCDEFGHIJ") -> str | None:
     """The option letter of the last explicit statement: a boxed letter, "the answer is (C)",
     "Answer: C", a bold **C**, or a last line that opens with "C)" or is just "C".
