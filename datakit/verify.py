@@ -13,29 +13,32 @@ callers run them through `datakit.pool.map_with_timeout`, which kills an item th
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+from datakit.answer_extract import BOX_OPEN, TEXT_COMMAND, Statement, braced, extract_final_answer, find_answer, plain_number
 
 # math-verify warns once per process that its timeouts are off; here that is by design (see above).
 for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 _MATH_EXTRACTION = (LatexExtractionConfig(), ExprExtractionConfig())
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_ANSWER_PHRASES = (
-    re.compile(r"final answer is\s*:?\s*(.*)", re.IGNORECASE),
-    re.compile(r"the answer is\s*:?\s*(.*)", re.IGNORECASE),
-    re.compile(r"answer(?:\*\*)?\s*:\s*(.*)", re.IGNORECASE),
-)
-_MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-# A number with plain-word units ("20 dollars", "$5 per hour"); "pi" is a constant, not a unit.
-_NUMBER_WITH_WORDS = re.compile(
-    r"\\?\$?\s*([-+]?\d[\d,]*(?:\.\d+)?(?:\\?%)?)\s+(?!pi\b)[A-Za-z]{2,}[A-Za-z .]*"
-)
-_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf)\s*\{([^{}]*)\}")
+# A number with plain-word units ("20 dollars", "$5 per hour", "12 square meters", "5 cm^2"). Connectives
+# are not units: "3 or 4" is two answers, "5 pi" a multiple of pi.
+_UNIT_WORD = r"(?!(?:pi|or|and|not|but|maybe|to|of|if|is|are|plus|minus|times|than|then)\b)[A-Za-z]{2,}(?:\^\d)?"
+_NUMBER_WITH_WORDS = re.compile(rf"\\?\$?\s*([-+]?\d[\d,.]*(?:\\?%)?)\s+{_UNIT_WORD}(?:\s+{_UNIT_WORD})*\s*\.?")
 _EDGE_PUNCTUATION = " \t\n\"'`“”‘’.,;:!?*_$"
+# A reference made of words ("Monday", "no solution", "\\text{East}"): math-verify would read it as a
+# product of letter symbols, so "Monday" would equal "dynamo"; it is compared as text.
+_WORDS = re.compile(r"[^\W\d_]+(?:[ '\-][^\W\d_]+)*")
+_MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt pi max min gcd lcm det mod arcsin arccos arctan inf".split())
+# One-variable inequalities, read as the interval they describe: "x \\geq 5" is [5, oo).
+_LESS = r"<=|\\leqslant|\\leq?(?![a-zA-Z])|≤|<"
+_GREATER = r">=|\\geqslant|\\geq?(?![a-zA-Z])|≥|>"
+_VAR = r"[a-zA-Z]"
 
 
 @dataclass(frozen=True)
@@ -45,39 +48,56 @@ class Check:
     verdict: str  # "correct" | "wrong" | "no_answer" | "bad_reference"
     extracted: str | None
     reason: str
+    found_by: str | None = None  # math: how the answer was found, boxed | phrase | span | number
 
 
-def extract_final_answer(answer: str) -> str | None:
-    """The last non-empty \\boxed{}/\\fbox{}; failing that the last "final answer is X", "the
-    answer is X" or "Answer: X" (tried in that order); None when the answer states nothing."""
-    boxed = _last_boxed(answer)
-    if boxed:
-        return boxed
-    for phrase in _ANSWER_PHRASES:
-        matches = list(phrase.finditer(answer))
-        stated = _clean_stated(matches[-1].group(1)) if matches else ""
-        if stated:
-            return stated
-    return None
-
-
-def check_math(answer: str, reference: str) -> Check:
+def check_math(answer: str, reference: str, language: str = "en") -> Check:
     """Grade a math answer by value, not spelling, through math-verify (reference as gold).
 
-    1/2 == 0.5 == \\frac{1}{2}, 49\\pi == 49π, 84 == 84.0, \\$20 == "20 dollars" == 20, and sets
-    are unordered. A percent sign is decoration to math-verify: 20\\% matches both 20 and 0.2."""
-    gold = _parse_math(reference)
+    The stated result is found as `datakit.answer_extract.find_answer` says (boxes, answer phrases,
+    else the last math span or number), numbers are read in the answer's `language`. 1/2 == 0.5 ==
+    \\frac{1}{2}, 49\\pi == 49π, 84 == 84.0, \\$20 == "20 dollars" == 20, x \\geq 5 == [5, \\infty),
+    f(y) = y == f(x) = x, and sets are unordered. Several boxes stated together are one answer.
+    A percent sign is decoration to math-verify: 20\\% matches both 20 and 0.2. A reference of words is
+    compared as normalised text; one that does not parse falls back to that comparison."""
+    quick = quick_math_check(answer, reference, language)
+    if quick is not None:
+        return quick
+    statement = find_answer(answer)
+    assert statement is not None  # quick_math_check answers no_answer itself
+    stated = stated_answer(statement)
+    if _is_words(reference):
+        return _compare_text(stated, reference, statement, mismatch="wrong")
+    gold = _parse_math(reference, language)
     if not gold:
-        return Check("bad_reference", None, f"could not parse reference {reference!r}")
-    extracted = extract_final_answer(answer)
-    if extracted is None:
-        return Check("no_answer", None, "no \\boxed{} or 'the answer is' in the answer")
-    predicted = _parse_math(_drop_unit_words(extracted))
+        return _compare_text(stated, reference, statement, mismatch="bad_reference")
+    predicted = _parse_math(stated, language)
     if not predicted:
-        return Check("wrong", extracted, f"could not parse extracted {extracted!r}")
+        return Check("wrong", stated, f"could not parse {statement.found_by} answer {stated!r}", statement.found_by)
     if verify(gold, predicted, timeout_seconds=None):
-        return Check("correct", extracted, f"extracted {extracted}, matches {reference}")
-    return Check("wrong", extracted, f"extracted {extracted}, expected {reference}")
+        return Check("correct", stated, f"{statement.found_by} {stated}, matches {reference}", statement.found_by)
+    return Check("wrong", stated, f"{statement.found_by} {stated}, expected {reference}", statement.found_by)
+
+
+def quick_math_check(answer: str, reference: str | None, language: str = "en") -> Check | None:
+    """The cases `check_math` decides without math-verify: no reference, no stated answer, and two plain
+    numbers (compared by value). None: math-verify must decide. Cheap, so it runs in-process."""
+    if reference is None or not reference.strip():
+        return Check("bad_reference", None, f"no reference ({reference!r})")
+    statement = find_answer(answer)
+    if statement is None:
+        return Check("no_answer", None, "no \\boxed{}, answer phrase, math span or final number in the answer")
+    stated = stated_answer(statement)
+    a, b = plain_number(_drop_unit_words(stated), language), plain_number(_drop_unit_words(reference), language)
+    if a is None or b is None:
+        return None
+    verdict = "correct" if math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12) else "wrong"
+    return Check(verdict, stated, f"{statement.found_by} {stated}, {'matches' if verdict == 'correct' else 'expected'} {reference}", statement.found_by)
+
+
+def stated_answer(statement: Statement) -> str:
+    """What is graded: the statement's text, or its parts as one list when several were stated together."""
+    return ", ".join(statement.parts) if statement.parts else statement.text
 
 
 def same_answer(first: str, second: str) -> bool:
@@ -115,7 +135,7 @@ def check_choice(answer: str, reference: str, letters: str = "ABCDEFGHIJ") -> Ch
 def normalize_text(text: str) -> str:
     """Fold away formatting that does not change a short text answer: case, spacing, \\text{},
     markdown bold, surrounding quotes and punctuation (a final period included)."""
-    text = _TEXT_COMMAND.sub(r"\1", text).replace("**", "")
+    text = TEXT_COMMAND.sub(r"\1", text).replace("**", "")
     text = " ".join(text.split()).strip(_EDGE_PUNCTUATION)
     return text.casefold()
 
@@ -133,40 +153,6 @@ def check_exact(answer: str, reference: str) -> Check:
     return Check(verdict, extracted, f"extracted {extracted!r}, expected {reference!r}")
 
 
-def _last_boxed(text: str) -> str | None:
-    """Content of the last non-empty box whose braces close; nested and escaped braces are fine."""
-    for opening in reversed(list(_BOX_OPEN.finditer(text))):
-        content = _braced(text, opening.end())
-        if content and content.strip():
-            return content.strip()
-    return None
-
-
-def _braced(text: str, start: int) -> str | None:
-    """Text from `start` up to the brace closing the one just before it; \\{ and \\} are literal."""
-    depth, i = 1, start
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0:
-            return text[start:i]
-        i += 1
-    return None
-
-
-def _clean_stated(stated: str) -> str:
-    """Reduce "... the answer is **$\\frac{1}{2}$**. Hope this helps!" to "\\frac{1}{2}"."""
-    stated = re.split(r"\.\s", stated.strip(), maxsplit=1)[0]
-    stated = stated.strip(" *").removesuffix(".").strip(" *")
-    for left, right in _MATH_DELIMITERS:
-        if stated.startswith(left) and stated.endswith(right) and len(stated) > len(left + right):
-            return stated[len(left) : -len(right)].strip()
-    return stated
-
-
 def _drop_unit_words(extracted: str) -> str:
     """"20 dollars" -> "20": math-verify drops units in \\text{} but multiplies bare words in
     as symbols (20*a*d*l*l*o*r*s), which would make a right number wrong."""
@@ -174,21 +160,87 @@ def _drop_unit_words(extracted: str) -> str:
     return match.group(1) if match else extracted
 
 
-def _parse_math(text: str) -> list:
-    """Parse a bare expression ("84", "\\frac{1}{2}", "$20") or one already in $...$ or a box.
+def _parse_math(text: str, language: str = "en") -> list:
+    """Parse a stated answer or a reference ("84", "\\frac{1}{2}", "$20", "x \\geq 5", "1 000") for math-verify.
 
-    No string fallback, so an empty list means unparseable; no timeout (see the module doc)."""
+    Numbers are read in `language`, unit words dropped, one-variable inequalities become intervals and
+    the argument of a function definition is renamed, so f(y) = y is f(x) = x. No string fallback: an
+    empty list means unparseable; no timeout (see the module doc)."""
+    text = _as_interval(_plain_numbers(_drop_unit_words(text.strip()), language))
     in_math = len(text) > 1 and text.startswith("$") and text.endswith("$")
-    if not in_math and not _BOX_OPEN.search(text):
+    if not in_math and not BOX_OPEN.search(text):
         text = f"\\boxed{{{text}}}"
-    return parse(text, _MATH_EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
+    parsed = parse(text, _MATH_EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
+    return [_rename_function_argument(value) for value in parsed]
+
+
+def _plain_numbers(text: str, language: str) -> str:
+    """A whole-answer number, or the right side of "x = number", as a plain decimal in `language`."""
+    number = plain_number(text, language)
+    if number is not None:
+        return number
+    lhs, equals, rhs = text.rpartition("=")
+    number = plain_number(rhs, language) if equals and re.fullmatch(r"\s*[A-Za-z]\w*\s*", lhs) else None
+    return f"{lhs}= {number}" if number is not None else text
+
+
+def _as_interval(text: str) -> str:
+    """"x \\geq 5" -> "[5, \\infty)", "5 > x" -> "(-\\infty, 5)", "2 < x \\le 5" -> "(2, 5]"; else unchanged."""
+    bare = text.strip().strip("$").strip()
+    value = r"(?P<value>[^<>=]+?)"
+    between = re.fullmatch(rf"(?P<low>[^<>=]+?)\s*(?P<op1>{_LESS})\s*{_VAR}\s*(?P<op2>{_LESS})\s*(?P<high>[^<>=]+)", bare)
+    if between:
+        left, right = ("[" if _inclusive(between["op1"]) else "("), ("]" if _inclusive(between["op2"]) else ")")
+        return f"{left}{between['low'].strip()}, {between['high'].strip()}{right}"
+    for pattern, bound in (
+        (rf"{_VAR}\s*(?P<op>{_GREATER})\s*{value}", "low"), (rf"{value}\s*(?P<op>{_LESS})\s*{_VAR}", "low"),
+        (rf"{_VAR}\s*(?P<op>{_LESS})\s*{value}", "high"), (rf"{value}\s*(?P<op>{_GREATER})\s*{_VAR}", "high"),
+    ):
+        match = re.fullmatch(pattern, bare)
+        if match:
+            closed = _inclusive(match["op"])
+            if bound == "low":
+                return f"{'[' if closed else '('}{match['value'].strip()}, \\infty)"
+            return f"(-\\infty, {match['value'].strip()}{']' if closed else ')'}"
+    return text
+
+
+def _inclusive(operator: str) -> bool:
+    return operator in ("<=", ">=", "≤", "≥") or operator.startswith(("\\le", "\\ge"))
+
+
+def _rename_function_argument(value: object) -> object:
+    """Eq(f(y), y) -> Eq(f(_arg), _arg): a function definition's argument is a dummy variable."""
+    from sympy import Eq, Symbol
+    from sympy.core.function import AppliedUndef
+
+    if isinstance(value, Eq) and isinstance(value.lhs, AppliedUndef) and len(value.lhs.args) == 1 and isinstance(value.lhs.args[0], Symbol):
+        argument = value.lhs.args[0]
+        return value.xreplace({argument: Symbol("_arg")})
+    return value
+
+
+def _is_words(reference: str) -> bool:
+    """Whether the reference is words ("Monday", "\\text{no solution}") rather than math."""
+    text = TEXT_COMMAND.sub(r"\1", reference).strip(_EDGE_PUNCTUATION + "()")
+    words = text.casefold().replace("-", " ").replace("'", " ").split()
+    return bool(_WORDS.fullmatch(text)) and any(len(w) >= 3 and w not in _MATH_WORDS for w in words)
+
+
+def _compare_text(stated: str, reference: str, statement: Statement, mismatch: str) -> Check:
+    """The text fallback: normalised equality; otherwise `mismatch` (wrong, or bad_reference when the
+    reference should have been math and could not be read)."""
+    if normalize_text(stated) == normalize_text(reference):
+        return Check("correct", stated, f"{statement.found_by} {stated!r}, equal as text to {reference!r}", statement.found_by)
+    why = "compared as text" if mismatch == "wrong" else "the reference does not parse as math; the texts differ"
+    return Check(mismatch, stated, f"{statement.found_by} {stated!r}, expected {reference!r} ({why})", statement.found_by)
 
 
 def _boxed_choices(answer: str, letters: str) -> list[tuple[int, str]]:
     """(position, letter) for every box holding just an option: {C}, {(C)}, {\\text{C}}."""
     found = []
-    for opening in _BOX_OPEN.finditer(answer):
-        content = _bare_option(_braced(answer, opening.end()) or "")
+    for opening in BOX_OPEN.finditer(answer):
+        content = _bare_option(braced(answer, opening.end()) or "")
         if len(content) == 1 and content in letters:
             found.append((opening.start(), content))
     return found
@@ -196,7 +248,7 @@ def _boxed_choices(answer: str, letters: str) -> list[tuple[int, str]]:
 
 def _bare_option(text: str) -> str:
     """"(C)", "\\text{C}." or "**C**" -> "C"; anything longer than a letter stays long."""
-    return _TEXT_COMMAND.sub(r"\1", text).strip(" \t\n.*$()")
+    return TEXT_COMMAND.sub(r"\1", text).strip(" \t\n.*$()")
 
 
 def _phrase_choices(answer: str, letters: str) -> list[tuple[int, str]]:

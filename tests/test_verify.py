@@ -84,10 +84,11 @@ def test_check_math(answer: str, reference: str, verdict: str) -> None:
 
 
 def test_check_math_reasons_name_what_was_compared() -> None:
-    assert check_math("\\boxed{78}", "84") == Check("wrong", "78", "extracted 78, expected 84")
+    assert check_math("\\boxed{78}", "84") == Check("wrong", "78", "boxed 78, expected 84", "boxed")
+    assert check_math("So the total is $84$.", "84") == Check("correct", "84", "span 84, matches 84", "span")
     no_answer = check_math("No idea.", "84")
-    assert no_answer.extracted is None
-    assert no_answer.reason == "no \\boxed{} or 'the answer is' in the answer"
+    assert no_answer.extracted is None and no_answer.found_by is None
+    assert no_answer.reason == "no \\boxed{}, answer phrase, math span or final number in the answer"
 
 
 @pytest.mark.parametrize(

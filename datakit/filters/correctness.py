@@ -11,9 +11,7 @@ decides them, or they are rejected (`unverified: reject`).
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,11 +22,10 @@ from datakit.errors import DatakitError
 from datakit.filters import Filter
 from datakit.pool import Outcome, map_with_timeout
 from datakit.sandbox import SandboxLimits, describe_isolation
-from datakit.verify import Check, check_choice, check_exact, check_math, extract_final_answer
+from datakit.answer_extract import find_answer
+from datakit.verify import Check, check_choice, check_exact, check_math, quick_math_check
 
 RULES = {"math": check_math, "choice": check_choice, "exact": check_exact}
-PLAIN_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
-THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
 # verdicts a later judge may overturn: the rules could not decide
 UNDECIDED = ("unverified", "no_answer", "bad_reference")
 
@@ -41,13 +38,14 @@ class Correctness(Filter):
     score_params = (
         "timeout_s", "code_case_cpu_s", "code_cpu_s", "code_memory_mb", "code_all_cases", "code_rel_tol", "code_abs_tol",
     )
-    reads = ("verifier", "answer", "reference")
+    reads = ("verifier", "answer", "reference", "language")
     scores = {
         # correct | wrong | no_answer | bad_reference | timeout | checker_error | unverified, and for code also
         # runtime_error | compile_error | memory | unserializable_result | unsupported_language
         "correct_verdict": pl.String,
         "correct_verifier": pl.String,  # which check decided
         "correct_extracted": pl.String,  # the answer (or code) taken from the sample
+        "correct_extracted_from": pl.String,  # math: boxed | phrase | span | number (how the answer was found)
         "correct_detail": pl.String,
     }
 
@@ -58,6 +56,7 @@ class Correctness(Filter):
     code_all_cases: bool = False  # run every case and record how many passed, instead of stopping at the first failure
     code_rel_tol: float = 1e-6  # float tokens of stdin/stdout outputs
     code_abs_tol: float = 1e-6
+    require_boxed: bool = False  # R1's format: a math answer counts only when boxed (re-decided from stored scores)
     unverified: str = "reject"  # reject | keep | judge (leave undecided rows to a later `judge` filter)
     workers: int = 0  # checker processes / sandbox threads; 0 = one per core
 
@@ -68,10 +67,10 @@ class Correctness(Filter):
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
         checks: list[Check | None] = [None] * rows.height
         verifiers = rows["verifier"].to_list()
-        answers, references = rows["answer"].to_list(), rows["reference"].to_list()
+        answers, references, languages = rows["answer"].to_list(), rows["reference"].to_list(), rows["language"].to_list()
         rule_rows = [i for i, v in enumerate(verifiers) if v in RULES]
         code_rows = [i for i, v in enumerate(verifiers) if v == "code"]
-        for i, check in zip(rule_rows, self._rule_checks([(verifiers[i], answers[i], references[i]) for i in rule_rows])):
+        for i, check in zip(rule_rows, self._rule_checks([(verifiers[i], answers[i], references[i], languages[i] or "en") for i in rule_rows])):
             checks[i] = check
         for i, check in zip(code_rows, self._code_checks([(answers[i], references[i]) for i in code_rows])):
             checks[i] = check
@@ -79,26 +78,36 @@ class Correctness(Filter):
         for verifier, check in zip(verifiers, checks):
             if check is None:
                 check = Check("unverified", None, f"verifier {verifier!r} is not a rule check")
-            records.append((check.verdict, verifier, check.extracted, check.reason))
+            records.append((check.verdict, verifier, check.extracted, check.found_by, check.reason))
         return pl.DataFrame(records, schema=self.scores, orient="row")
 
     def keep(self, frame: pl.DataFrame) -> pl.Series:
         verdict = pl.col("correct_verdict")
         passes = verdict == "correct"
+        unboxed = (pl.col("correct_verifier") == "math") & (pl.col("correct_extracted_from") != "boxed")
+        if self.require_boxed:
+            passes = passes & ~unboxed
         if self.unverified == "keep":
             passes = passes | (verdict == "unverified")
         elif self.unverified == "judge":
             passes = passes | verdict.is_in(UNDECIDED)
         detail = pl.concat_str([pl.col("correct_verifier"), pl.lit(": "), pl.col("correct_detail").fill_null("")])
-        return frame.select(pl.when(passes).then(None).otherwise(reason_by_verdict(detail))).to_series()
+        not_boxed = pl.concat_str([pl.lit("not_boxed: "), detail, pl.lit(" (require_boxed)")])
+        reasons = pl.when(passes).then(None)
+        if self.require_boxed:
+            reasons = reasons.when((verdict == "correct") & unboxed).then(not_boxed)
+        return frame.select(reasons.otherwise(reason_by_verdict(detail))).to_series()
 
-    def _rule_checks(self, items: list[tuple[str, str, str | None]]) -> list[Check]:
-        """Cheap cases in-process (no answer, equal numbers); each distinct (verifier, final answer,
+    def _rule_checks(self, items: list[tuple[str, str, str | None, str]]) -> list[Check]:
+        """Cheap cases in-process (no answer, equal numbers); each distinct (verifier, stated answer,
         reference) once in the pool, under a hard timeout: N samples of a prompt often agree."""
         results: list[Check | None] = [_fast_check(*item) for item in items]
         keys = {i: _dedupe_key(*items[i]) for i, r in enumerate(results) if r is None}
-        unique = list(dict.fromkeys(keys.values()))
-        outcomes = map_with_timeout(_run_rule, unique, self.timeout_s, self.workers or os.cpu_count())
+        representative: dict[tuple, int] = {}  # the first row stating each
+        for i, key in keys.items():
+            representative.setdefault(key, i)
+        unique = list(representative)
+        outcomes = map_with_timeout(_run_rule, [items[representative[k]] for k in unique], self.timeout_s, self.workers or os.cpu_count())
         decided = {key: _outcome_check(outcome) for key, outcome in zip(unique, outcomes)}
         for i, key in keys.items():
             results[i] = decided[key]
@@ -124,12 +133,13 @@ def reason_by_verdict(detail: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.col("correct_verdict"), pl.lit(": "), detail])
 
 
-def _dedupe_key(verifier: str, answer: str, reference: str | None) -> tuple[str, str, str | None]:
-    """Math answers are compared by their final answer only, so samples that box the same answer share a check."""
-    if verifier == "math":
-        extracted = extract_final_answer(answer)
-        return verifier, f"\\boxed{{{extracted}}}", reference
-    return verifier, answer, reference
+def _dedupe_key(verifier: str, answer: str, reference: str | None, language: str) -> tuple:
+    """Math answers are compared by their stated result only, so samples that state the same answer the
+    same way share a check."""
+    statement = find_answer(answer) if verifier == "math" else None
+    if statement is not None:
+        return verifier, statement.text, statement.parts, statement.found_by, reference, language
+    return verifier, answer, reference, language
 
 
 def _outcome_check(outcome: Outcome) -> Check:
@@ -139,35 +149,18 @@ def _outcome_check(outcome: Outcome) -> Check:
     return Check(verdict, None, outcome.reason)
 
 
-def _fast_check(verifier: str, answer: str, reference: str | None) -> Check | None:
+def _fast_check(verifier: str, answer: str, reference: str | None, language: str) -> Check | None:
     if reference is None:
         return Check("bad_reference", None, "the prompt has no reference")
-    if verifier != "math":
-        return None
-    extracted = extract_final_answer(answer)
-    if extracted is None:
-        return Check("no_answer", None, "no \\boxed{} or 'the answer is' in the answer")
-    a, b = _as_number(extracted), _as_number(reference)
-    if a is None or b is None:
-        return None
-    verdict = "correct" if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) else "wrong"
-    return Check(verdict, extracted, f"extracted {extracted}, expected {reference}")
+    return quick_math_check(answer, reference, language) if verifier == "math" else None
 
 
-def _as_number(text: str) -> float | None:
-    """A plain decimal number ("84", "-2.5", "1,000"), else None (left to math-verify)."""
-    text = text.strip().strip("$ ").rstrip(".")
-    if THOUSANDS.fullmatch(text):
-        text = text.replace(",", "")
-    try:
-        return float(text) if PLAIN_NUMBER.fullmatch(text) else None
-    except ValueError:
-        return None
-
-
-def _run_rule(item: tuple[str, str, str | None]) -> Check:
-    verifier, answer, reference = item
-    return RULES[verifier](answer, reference)  # type: ignore[arg-type]
+def _run_rule(item: tuple[str, str, str, str]) -> Check:
+    """One pool item: the verifier's check of (answer, reference), in the answer's language for math."""
+    verifier, answer, reference, language = item
+    if verifier == "math":
+        return check_math(answer, reference, language)
+    return RULES[verifier](answer, reference)
 
 
 def _code_check(answer: str, tests: str | None, options: CodeOptions) -> Check:
