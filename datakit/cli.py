@@ -197,6 +197,8 @@ def filter_(
 ) -> None:
     """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons.
 
+    Math answers are graded on the final answer section only: the last \\boxed{} or answer phrase ("the answer is", "Answer:"), else the last math span or number of the final paragraph, numbers read in the row's language; correct_extracted_from says which, and correctness: require_boxed: true keeps only boxed ones (re-decided from stored scores).
+
     Code answers (Python, C++) run in a fresh sandbox per sample against the problem's function tests or stdin/stdout cases: network/PID/mount namespaces (unshare), read-only nosuid /, no_new_privs, an unprivileged uid, and one cgroup bounding the memory of all its processes (without cgroups: per-process rlimits, memfd_create/shmget denied); the tests run in a separate judge process. Limits count CPU seconds (correctness: code_case_cpu_s, code_cpu_s), so verdicts do not depend on machine load. report.json's code_sandbox records the isolation used.
     """
     from datakit.filter import FilterConfig
@@ -488,30 +490,47 @@ def eval_(
     eval_and_report(build(EvalConfig, _settings(recipe, "eval", set_, flags)))
 
 
-def _percent(score: float | None) -> str:
-    """A score in %, or "—" where it does not apply (cons@k of code)."""
-    return "—" if score is None else f"{score * 100:.1f}"
+def _interval(score: float | None, ci: list[float] | None, signed: bool = False) -> str:
+    """A score (or a difference, `signed`) in % with its 95% interval, "42.5 [39.4, 45.6]"; "—" where none applies (cons@k of code)."""
+    if score is None:
+        return "—"
+    form = "{:+.1f}" if signed else "{:.1f}"
+    shown = form.format(score * 100)
+    return shown if ci is None else f"{shown} [{form.format(ci[0] * 100)}, {form.format(ci[1] * 100)}]"
+
+
+def _difference(comparison: dict[str, Any], metric: str) -> str:
+    """A model's difference from the baseline, its interval, and whether the interval excludes 0."""
+    if comparison[f"{metric}_diff"] is None:
+        return "—"
+    verdict = "beyond noise" if comparison[f"{metric}_beyond_noise"] else "noise"
+    return f"{_interval(comparison[f'{metric}_diff'], comparison[f'{metric}_diff_ci'], signed=True)} {verdict}"
 
 
 def eval_and_report(config: Any) -> None:
     from datakit.eval import UNGRADABLE, run_eval
 
     scores = run_eval(config)
-    table = Table(title="eval: pass@1 / cons@k (%)")
-    table.add_column("benchmark")
-    table.add_column("k", justify="right")
-    labels = list(dict.fromkeys(r["label"] for r in scores["results"]))
-    for label in labels:
-        table.add_column(label, justify="right")
-    for bench in dict.fromkeys(r["benchmark"] for r in scores["results"]):
-        mine = {r["label"]: r for r in scores["results"] if r["benchmark"] == bench}
-        k = next(iter(mine.values()))["k"]
-        table.add_row(bench, str(k), *(f"{_percent(mine[x]['pass@1'])} / {_percent(mine[x]['cons@k'])}" if x in mine else "—" for x in labels))
+    table = Table(title="eval: pass@1 / cons@k (%), [95% interval over problems]")
+    for name in ("benchmark", "k", "model", "pass@1", "cons@k"):
+        table.add_column(name, justify="left" if name in ("benchmark", "model") else "right")
+    benches = list(dict.fromkeys(r["benchmark"] for r in scores["results"]))
+    for r in sorted(scores["results"], key=lambda r: benches.index(r["benchmark"])):  # stable: models in their order
+        table.add_row(r["benchmark"], str(r["k"]), r["label"], _interval(r["pass@1"], r.get("pass@1_ci")), _interval(r["cons@k"], r.get("cons@k_ci")))
     console.print(table)
+    if scores.get("comparisons"):
+        diffs = Table(title="model - baseline, paired over the same problems (points, [95% interval]; noise: it holds 0)")
+        for name in ("benchmark", "model", "baseline", "problems", "pass@1", "cons@k"):
+            diffs.add_column(name, justify="right" if name == "problems" else "left")
+        for c in scores["comparisons"]:
+            diffs.add_row(c["benchmark"], c["model"], c["baseline"], str(c["problems"]), _difference(c, "pass@1"), _difference(c, "cons@k"))
+        console.print(diffs)
     for r in scores["results"]:
         if r["ungradable_samples"]:
             why = ", ".join(f"{v} {n:,}" for v, n in r["verdicts"].items() if v in UNGRADABLE)
             err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['ungradable_samples']:,} samples could not be graded ({why})")
+        if r.get("vote_fallbacks"):
+            err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['vote_fallbacks']:,} problem(s) voted by text, not math equivalence (grouping timed out or failed)")
     console.print(f"scores: {Path(config.output) / 'scores.json'}; plot: {Path(config.output) / 'eval.png'}")
 
 

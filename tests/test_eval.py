@@ -1,8 +1,10 @@
-"""eval: pass@1 and cons@k arithmetic, the exactly-k check, code benchmarks graded offline, and a whole run on the tiny model."""
+"""eval: pass@1 and cons@k arithmetic, votes by math equivalence, bootstrap intervals and paired comparisons, the
+exactly-k check, code benchmarks graded offline, and a whole run on the tiny model."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,7 +13,10 @@ import pytest
 from datakit.backends import BackendConfig, SamplingParams
 from datakit.dataset import write_shard
 from datakit.errors import DatakitError
-from datakit.eval import EvalBenchmark, EvalConfig, _score, cons_at_k, model_label, model_path, pass_at_1, run_eval, score_problem, vote_key, write_plot
+from datakit.eval import (
+    EvalBenchmark, EvalConfig, _score, assemble_scores, bootstrap_ci, compare, comparisons, cons_at_k, merge_equivalent, model_label,
+    model_path, pass_at_1, run_eval, score_problem, score_problems, vote_key, write_plot,
+)
 from datakit.filters.correctness import Correctness
 from datakit.ingest import ColumnMapping, IngestConfig, load_prompts
 from datakit.schema import SAMPLE_SCHEMA
@@ -37,8 +42,107 @@ def test_the_vote_groups_numbers_by_value() -> None:
     assert [vote_key(x) for x in ("14", "14.0", "$14", "\\frac{28}{2}", "1,400", "0.5", "\\dfrac{1}{2}", "-\\frac{3}{6}")] == [
         "14", "14", "14", "14", "1400", "1/2", "1/2", "-1/2"]
     assert vote_key("x + 1") == "x + 1" and vote_key("\\frac{1}{0}") == "\\frac{1}{0}"  # left as written
-    spread = score_problem("p", ["wrong", "correct", "wrong"], ["15", "14.0", "\\frac{28}{2}"])
-    assert (spread.vote, spread.vote_correct) == ("14", True)  # two samples say 14, in two spellings
+    spread = score_problem("p", ["wrong", "correct", "correct"], ["15", "14.0", "\\frac{28}{2}"])
+    assert (spread.vote, spread.vote_correct, spread.vote_count) == ("14", True, 2)  # two samples say 14, in two spellings
+
+
+def test_equivalent_answers_vote_together_on_math_problems_only() -> None:
+    verdicts, extracted = ["wrong", "correct", "wrong", "correct", "correct"], ["3", "x=2", "3", "2", "\\frac{4}{2}"]
+    assert merge_equivalent(["3", "x=2", "2"]) == [0, 1, 1]  # vote_key already made \frac{4}{2} the group "2"
+    math, exact = score_problems([("p", "math", verdicts, extracted), ("p", "exact", verdicts, extracted)], workers=1)
+    assert (math.vote, math.vote_count, math.vote_correct, math.vote_grouping) == ("x=2", 3, True, "math")  # 3 spellings of 2 beat 3, 3
+    assert (exact.vote, exact.vote_count, exact.vote_correct, exact.vote_grouping) == ("3", 2, False, "text")  # 2-2 tie: 3 came first
+    (code,) = score_problems([("p", "code", verdicts, extracted)], workers=1)
+    assert (code.vote, code.vote_correct, code.vote_grouping) == (None, None, None)
+
+
+def test_a_tie_goes_to_the_group_whose_earliest_answer_came_first() -> None:
+    joins = merge_equivalent(["x=2", "3", "2"])  # groups of the answers below, by vote_key
+    first = score_problem("p", ["correct", "wrong", "wrong", "correct"], ["x=2", "3", "3", "2"], joins=joins, grouping="math")
+    assert (first.vote, first.vote_count, first.vote_correct) == ("x=2", 2, True)  # {x=2, 2} and {3, 3}: x=2 was stated first
+    later = score_problem("p", ["wrong", "correct", "correct", "wrong"], ["3", "x=2", "2", "3"], joins=merge_equivalent(["3", "x=2", "2"]))
+    assert (later.vote, later.vote_correct) == ("3", False)
+
+
+def test_a_vote_is_correct_only_when_most_of_its_group_was_graded_correct() -> None:
+    # the equivalence check merged answers the verifier graded apart: one accepted spelling must not carry the group
+    half = score_problem("p", ["correct", "wrong", "wrong"], ["2", "x=2", "5"], joins=[0, 0, 2])
+    most = score_problem("p", ["correct", "wrong", "correct"], ["2", "x=2", "\\frac{4}{2}"], joins=[0, 0])
+    assert (half.vote, half.vote_count, half.vote_count_correct, half.vote_correct) == ("2", 2, 1, False)
+    assert (most.vote_count, most.vote_count_correct, most.vote_correct) == (3, 2, True)
+    assert score_problem("p", ["no_answer", "wrong"], [None, "."]).vote_count == 0  # nothing stated, nothing voted
+
+
+def test_a_grouping_that_hangs_or_fails_falls_back_to_the_text_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    verdicts = ["correct", "wrong", "correct", "wrong", "wrong"]
+    extracted = ["3", "9^{9^{9^{9}}}", "x=3", "5", "5"]  # sympy spins on the power tower
+    hung, fine = score_problems([("hung", "math", verdicts, extracted), ("fine", "math", verdicts, ["3", "4", "x=3", "5", "5"])], timeout_s=2, workers=2)
+    assert (hung.vote, hung.vote_correct, hung.vote_grouping) == ("5", False, "fallback")  # by text: 5, 5 beat 3 and x=3
+    assert (fine.vote, fine.vote_correct, fine.vote_grouping) == ("3", True, "math")  # by value: {3, x=3} ties 5, 5 and came first
+
+    import datakit.eval
+
+    def broken(first: str, second: str) -> bool:
+        raise RecursionError("sympy")
+
+    monkeypatch.setattr(datakit.eval, "same_answer", broken)  # the workers are forked after this: they see it
+    (failed,) = score_problems([("p", "math", verdicts, ["3", "4", "x=3", "5", "5"])], workers=1)
+    assert (failed.vote, failed.vote_grouping) == ("5", "fallback")
+
+
+def test_the_bootstrap_interval_is_reproducible_and_sane() -> None:
+    values = [1.0, 0.0, 0.5, 0.25, 0.75, 0.0, 1.0, 0.5]
+    ci = bootstrap_ci(values)
+    assert ci == bootstrap_ci(values) == [0.25, 0.75]  # fixed seed: the same interval on every run
+    assert ci[0] < sum(values) / len(values) < ci[1]
+    narrow = bootstrap_ci(values * 10)
+    assert narrow[1] - narrow[0] < (ci[1] - ci[0]) / 2  # 10x the problems: about 1/sqrt(10) the width
+    assert bootstrap_ci([1.0] * 40) == [1.0, 1.0] and bootstrap_ci([0.0] * 5) == [0.0, 0.0] and bootstrap_ci([]) is None
+
+
+def fake_result(label: str, correct: list[int], k: int = 4, bench: str = "b", votes: bool = True) -> dict:
+    """A result as `_score` writes it: problem i has correct[i] of k samples right; its vote is right when most are."""
+    per_problem = [{"prompt_id": f"q{i}", "samples": k, "correct": c, "vote_correct": (2 * c > k) if votes else None} for i, c in enumerate(correct)]
+    cons = sum(p["vote_correct"] for p in per_problem) / len(per_problem) if votes else None
+    return {"label": label, "benchmark": bench, "cons@k": cons, "per_problem": per_problem}
+
+
+def test_identical_models_differ_by_nothing_and_it_is_noise() -> None:
+    teacher = fake_result("teacher", [i % 5 for i in range(40)])
+    same = compare(teacher, {**teacher, "label": "student", "per_problem": teacher["per_problem"][::-1]})  # paired by prompt id, not position
+    assert (same["baseline"], same["model"], same["problems"]) == ("teacher", "student", 40)
+    assert (same["pass@1_diff"], same["pass@1_diff_ci"], same["pass@1_beyond_noise"]) == (0.0, [0.0, 0.0], False)
+    assert (same["cons@k_diff"], same["cons@k_diff_ci"], same["cons@k_beyond_noise"]) == (0.0, [0.0, 0.0], False)
+
+
+def test_a_clear_difference_is_beyond_the_noise_and_a_small_one_is_not() -> None:
+    weak = fake_result("weak", [i % 2 for i in range(40)])  # 12.5% pass@1
+    strong = fake_result("strong", [3 + i % 2 for i in range(40)])  # 87.5%
+    lucky = fake_result("lucky", [(i % 2) + (i == 0) for i in range(40)])  # one more right sample in one problem
+    clear, small = comparisons([weak, strong, lucky])  # every model against the first
+    assert (clear["model"], clear["pass@1_diff"], clear["pass@1_beyond_noise"], clear["cons@k_diff"], clear["cons@k_beyond_noise"]) == (
+        "strong", 0.75, True, 1.0, True)
+    assert clear["pass@1_diff_ci"][0] > 0.6 and clear["cons@k_diff_ci"] == [1.0, 1.0]
+    assert (small["model"], small["pass@1_diff"], small["pass@1_beyond_noise"]) == ("lucky", 0.0063, False)
+    assert small["pass@1_diff_ci"][0] == 0.0
+    code = compare(fake_result("a", [1, 2], votes=False), fake_result("b", [2, 2], votes=False))
+    assert code["problems"] == 2 and code["pass@1_diff"] == 0.125 and (code["cons@k_diff"], code["cons@k_diff_ci"], code["cons@k_beyond_noise"]) == (None, None, None)
+
+
+def test_the_plot_draws_each_interval_as_an_error_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.axes import Axes
+
+    drawn: list = []
+    bar = Axes.bar
+    monkeypatch.setattr(Axes, "bar", lambda self, *args, **kwargs: drawn.append(kwargs.get("yerr")) or bar(self, *args, **kwargs))
+    results = [
+        {"label": "teacher", "benchmark": "b", "pass@1": 0.5, "pass@1_ci": [0.4, 0.65], "cons@k": 0.5, "cons@k_ci": [0.35, 0.65]},
+        {"label": "student", "benchmark": "b", "pass@1": 0.25, "pass@1_ci": [0.2, 0.3], "cons@k": None, "cons@k_ci": None},
+    ]
+    assert write_plot(tmp_path, {"results": results}).stat().st_size > 1000
+    teacher_pass, student_pass, teacher_cons, student_cons = drawn  # pass@1's bars, then cons@k's
+    assert teacher_pass == [[pytest.approx(10.0)], [pytest.approx(15.0)]] and student_pass == [[pytest.approx(5.0)], [pytest.approx(5.0)]]
+    assert teacher_cons == [[pytest.approx(15.0)], [pytest.approx(15.0)]] and student_cons == [[0.0], [0.0]]  # code: no interval
 
 
 def test_a_problem_without_exactly_k_samples_stops_the_score(tmp_path: Path) -> None:
@@ -77,6 +181,7 @@ def test_a_whole_eval_on_the_tiny_model_writes_scores_and_resumes(tiny_model: st
     assert (result["problems"], result["k"], result["benchmark"]) == (3, 3, "tiny-bench")
     assert sum(result["verdicts"].values()) == 9 and 0.0 <= result["pass@1"] <= 1.0
     assert result["pass@1"] == pytest.approx(sum(p["correct"] / 3 for p in result["per_problem"]) / 3, abs=1e-4)
+    assert result["pass@1_ci"][0] <= result["pass@1"] <= result["pass@1_ci"][1] and scores["comparisons"] == []  # one model: nothing to compare
     assert json.loads((tmp_path / "eval" / "scores.json").read_text())["results"][0]["label"] == Path(tiny_model).name
     assert (tmp_path / "eval" / "eval.png").stat().st_size > 1000
     again = run_eval(config)  # every sample folder is complete: nothing is generated again
@@ -96,9 +201,11 @@ def test_every_score_field_is_documented(tmp_path: Path) -> None:
     write_shard(tmp_path, 0, pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
     result = _score(Correctness(workers=1), tmp_path, "m", "m", EvalBenchmark(name="b", path="x", k=2))
     assert (result["pass@1"], result["cons@k"]) == (0.5, 0.0)  # 3 wrong and 4 right in each problem: a 1-1 tie goes to 3
+    scores = assemble_scores(EvalConfig(), [result, {**result, "label": "n"}])
     doc = (ROOT / "data" / "README.md").read_text()
     line = next(x for x in doc.splitlines() if x.startswith("| `scores.json` (eval)"))
-    assert all(f"`{key}`" in line for key in [*result, *result["per_problem"][0]])
+    fields = [*scores, *scores["bootstrap"], *result, *result["per_problem"][0], *scores["comparisons"][0]]
+    assert [key for key in fields if f"`{key}`" not in line] == []
 
 
 HUMANEVAL_TASKS = ("HumanEval/0", "HumanEval/2", "HumanEval/4")
@@ -207,4 +314,27 @@ def test_the_eval_command_takes_a_code_benchmark_and_shows_no_cons_at_k(tmp_path
     assert out.exit_code == 0, out.output + repr(out.exception)
     (bench,) = seen[0].benchmarks
     assert (bench.domain, bench.ingest.domain, bench.k, bench.ingest.mapping.tests) == ("code", "code", 1, "test")
-    assert "100.0 / —" in out.output
+    assert re.search(r"│ m +│ 100\.0 \[100\.0, 100\.0\] │ +— │", out.output)  # all 3 right, so every resample is: no vote on programs
+
+
+def test_the_eval_table_shows_intervals_and_whether_a_difference_is_beyond_the_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import datakit.cli
+    import datakit.eval
+
+    teacher = {**fake_result("teacher", [i % 2 for i in range(40)]), "k": 4, "ungradable_samples": 0}
+    student = {**fake_result("student", [3 + i % 2 for i in range(40)]), "k": 4, "ungradable_samples": 0, "vote_fallbacks": 1}
+    close = {**fake_result("close", [(i % 2) + (i == 0) for i in range(40)]), "k": 4, "ungradable_samples": 0}
+    for r in (teacher, student, close):
+        r["pass@1"] = sum(p["correct"] for p in r["per_problem"]) / 160
+        r["pass@1_ci"], r["cons@k_ci"] = bootstrap_ci([p["correct"] / 4 for p in r["per_problem"]]), bootstrap_ci([r["cons@k"]] * 40)
+    monkeypatch.setattr(datakit.eval, "run_eval", lambda config: {"results": [teacher, student, close], "comparisons": comparisons([teacher, student, close])})
+    monkeypatch.setattr(datakit.cli, "console", Console(width=200))  # one line per row, whatever the terminal
+    out = CliRunner().invoke(datakit.cli.app, ["eval", "--model", "teacher", "--model", "student", "--model", "close"])
+    assert out.exit_code == 0, out.output + repr(out.exception)
+    assert re.search(r"│ b +│ 4 │ teacher +│ +12\.5 \[\d+\.\d, \d+\.\d\] │ +0\.0 \[0\.0, 0\.0\] │", out.output)
+    assert re.search(r"│ b +│ student +│ teacher +│ +40 │ \+75\.0 \[\+\d+\.\d, \+\d+\.\d\] beyond noise +│ \+100\.0 \[\+100\.0, \+100\.0\] beyond noise", out.output)
+    assert re.search(r"│ b +│ close +│ teacher +│ +40 │ \+0\.6 \[\+0\.0, \+\d\.\d\] noise +│ \+0\.0 \[\+0\.0, \+0\.0\] noise", out.output)
+    assert "1 problem(s) voted by text" in out.output
