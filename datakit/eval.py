@@ -136,9 +136,10 @@ def key_groups(extracted: Sequence[str | None]) -> list[list[int]]:
 
 def merge_equivalent(representatives: Sequence[str]) -> list[int]:
     """For each group (given by its first answer, in order of first appearance), the index of the group it
-    joins: the earliest earlier group that still leads its own and whose answer `same_answer` finds equal,
-    else itself. Greedy and order-fixed, because equivalence by math-verify need not be transitive ("20\\%"
-    equals both 20 and 0.2): 20 and 0.2 never merge through a third answer.
+    joins: the earliest earlier leader (a group that joined none) whose answer `same_answer` finds equal,
+    else itself. Only leaders are compared, in order: equivalence by math-verify need not be transitive
+    ("20\\%" equals both 20 and 0.2, which differ), so the order of first appearance decides: 20, 20\\%, 0.2
+    gives {20, 20\\%} and {0.2}; 20\\%, 20, 0.2 gives one group led by 20\\%.
 
     Unbounded like `same_answer`: run it through `datakit.pool.map_with_timeout`."""
     joins: list[int] = []

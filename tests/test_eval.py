@@ -64,6 +64,16 @@ def test_a_tie_goes_to_the_group_whose_earliest_answer_came_first() -> None:
     assert (later.vote, later.vote_correct) == ("3", False)
 
 
+def test_an_equivalence_that_is_not_transitive_merges_by_the_earliest_leader(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datakit.eval
+
+    # math-verify: 20\% equals 20 and 0.2 (a percent sign is decoration to it), but 20 and 0.2 differ
+    pairs = {frozenset({"20\\%", "20"}), frozenset({"20\\%", "0.2"})}
+    monkeypatch.setattr(datakit.eval, "same_answer", lambda first, second: first == second or frozenset({first, second}) in pairs)
+    assert merge_equivalent(["20", "20\\%", "0.2"]) == [0, 0, 2]  # 0.2 is compared with the leader 20 only
+    assert merge_equivalent(["20\\%", "20", "0.2"]) == [0, 0, 0]
+
+
 def test_a_vote_is_correct_only_when_most_of_its_group_was_graded_correct() -> None:
     # the equivalence check merged answers the verifier graded apart: one accepted spelling must not carry the group
     half = score_problem("p", ["correct", "wrong", "wrong"], ["2", "x=2", "5"], joins=[0, 0, 2])
