@@ -18,6 +18,7 @@ answers is "would this hold on other problems drawn the same way", and the inter
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import Counter
@@ -415,7 +416,8 @@ def write_plot(out: Path, scores: dict[str, Any]) -> Path:
 
 
 def _error_bars(heights: list[float], intervals: list[list[float] | None]) -> list[list[float]]:
-    """matplotlib's yerr (distances below and above each bar, in %) from [lo, hi] shares; none where no interval."""
-    below = [h - ci[0] * 100 if ci else 0.0 for h, ci in zip(heights, intervals)]
-    above = [ci[1] * 100 - h if ci else 0.0 for h, ci in zip(heights, intervals)]
-    return [[max(b, 0.0) for b in below], [max(a, 0.0) for a in above]]
+    """matplotlib's yerr (distances below and above each bar, in %) from [lo, hi] shares; NaN (nothing drawn)
+    where there is no interval."""
+    below = [max(h - ci[0] * 100, 0.0) if ci else math.nan for h, ci in zip(heights, intervals)]
+    above = [max(ci[1] * 100 - h, 0.0) if ci else math.nan for h, ci in zip(heights, intervals)]
+    return [below, above]
