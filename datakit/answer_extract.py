@@ -5,12 +5,16 @@ thought. In order of trust:
 
 - `boxed`: `\\boxed{...}`/`\\fbox{...}`. Several boxes written as one statement ("`\\boxed{(2,2)}` and
   `\\boxed{(6,2)}`") are kept together as `parts`, so a several-part reference can grade them as one.
-- `phrase`: "the final answer is X", "the answer is X", "Answer: X". "Final Answer: The volume is 120"
-  states 120, and an empty box inside the phrase ("is `\\boxed{} 20`") is skipped.
-- Among boxes and phrases the last by position wins: models restate and correct themselves.
-- `span`, `number`: failing both, the last math span (`$...$`, `\\(...\\)`, `$$...$$`, `\\[...\\]`),
-  else the last number, of the last paragraph that holds one; not when that sentence or the prose
-  after it hedges ("either 3 or 4", "not sure") or negates.
+- `phrase`: "the final answer is X", "the answer is X", "Answer: X", and "the correct value is 7",
+  "the final probability is $\\frac13$" (these with a number or math). "Final Answer: The volume is 120"
+  states 120; an empty box inside the phrase ("is `\\boxed{} 20`") is skipped.
+- Among boxes and phrases the last by position wins: models restate and correct themselves. A
+  statement that later prose revokes ("... so it is extraneous", "by mistake") or that is followed
+  by a box that never closes does not count.
+- `span`, `number`: failing both, the last math span (`$...$`, `\\(...\\)`, `$$...$$`, `\\[...\\]`), number
+  standing alone (with its unit: "120 m") or bold word, of the last paragraph that holds one; not a
+  span that states a condition ("attained at $x=-5$", "for all $n \\ge 1$"), and none at all when its
+  sentence or the prose after it hedges ("either 3 or 4", "not sure") or revokes it.
 
 Numbers follow the answer's language (`plain_number`): `1,000` is a thousand in English, `0,5` a half
 in German; `1 000` and `1\\,000` are a thousand everywhere.
@@ -21,32 +25,59 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from datakit.units import UNIT, join_digit_groups
+
 BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _PHRASE = re.compile(
-    r"(?:final\s+answer\s*(?:is|:|=)|the\s+answer\s+(?:is|would\s+be|will\s+be)|\banswer(?:\*\*)?\s*:)[\s*:]*",
+    r"(?:final\s+answer\s*(?:is|:|=)|the\s+answer\s+(?:is|would\s+be|will\s+be)|\banswer(?:\*\*)?\s*:"
+    r"|correct\s+(?:option|choice)\s+is)[\s*:]*",
     re.IGNORECASE,
 )
+# "the correct value is 7", "the final probability is $\\frac13$": a result only with a number or math in it
+_RESULT_PHRASE = re.compile(r"\b(?:final|correct|right)\s+(?!answer\b)(?:[a-z]+\s+){0,2}?(?:is|are|equals|=|would\s+be)\s*:?\s*", re.IGNORECASE)
 # What follows "the answer is" when it points elsewhere or denies: not a stated result.
 _NOT_A_RESULT = re.compile(
-    r"(?:not|within|in|inside|below|above|as\s+follows|given|shown|provided|stated|written|boxed|"
+    r"(?:not|within|in|inside|below|above|as\s+follows|given|shown|provided|stated|written|boxed|to|"
     r"the\s+following|correct|right|wrong|incorrect|unclear|unknown|undefined|[:.,;]|\Z)\b",
     re.IGNORECASE,
 )
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$]+?)\$", re.S)
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-_NUMBER = re.compile(r"(?<![\w.,])[-+−]?\d(?:[\d,.]|\\,|\{,\}|[ \u00a0\u202f](?=\d{3}\b))*\d(?![\w])|(?<![\w.,])[-+−]?\d(?![\w])")
-# A result that hedges or denies is no statement of one: "either 3 or 4", "maybe 7", "not 5".
+_NUMBER = re.compile(
+    r"(?<![\w.,/])[-+−]?(?:\d{1,3}(?:(?:,|\.|\\,|\{,\}|[ \u00a0\u202f])\d{3})+(?![\d])(?:[.,]\d+)?|\d+(?:(?:[.,]|\{,\})\d+)?)"
+    r"(?:/\d+)?(?:\s?\\?%)?(?![\w/])"
+)
+_AMOUNT = re.compile(rf"(?:{_NUMBER.pattern}\s*{UNIT}\s+(?:and\s+)?)*{_NUMBER.pattern}(?:\s*{UNIT})?", re.IGNORECASE)
+_BOLD = re.compile(r"\*\*([^*\n$\d]{1,40}?)\*\*")
+# A result that hedges, denies or is revoked is no statement of one: "either 3 or 4", "maybe 7", "not 5".
 _HEDGE = re.compile(
-    r"\b(?:or|either|maybe|perhaps|possibly|probably|might|not|unsure|guess|between|unless|wrong|incorrect|mistake)\b|n't\b",
+    r"\b(?:or|either|maybe|perhaps|possibly|probably|might|not|unsure|guess|between|unless|wrong|incorrect|mistake|"
+    r"extraneous|reject(?:ed|s)?|invalid)\b|n't\b",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z*#])|\n")
+# Prose after a box or phrase that takes it back.
+_REVOKED = re.compile(
+    r"\b(?:extraneous|reject(?:ed|s)?|invalid|by\s+mistake|a\s+mistake|is\s+wrong|was\s+wrong|incorrect|not\s+(?:correct|right|valid)|"
+    r"no\s+solutions?|does(?:n't|\s+not)\s+(?:work|satisfy|hold))\b",
+    re.IGNORECASE,
+)
+# Words that make the math after them a condition, not a result: "attained at $x=-5$", "for all $n \\ge 1$".
+_CONDITION = re.compile(r"\b(?:at|when|whenever|for(?:\s+all|\s+every|\s+each)?|if|where|with|since|because|given|unless|provided|assuming)\s*$", re.IGNORECASE)
+# Where a phrase's sentence ends: a line break or a period before a space, not "i.e." or "e.g.".
+_SENTENCE_AFTER_PHRASE = re.compile(r"\n|(?<!\bi\.e)(?<!\be\.g)(?<!\\)\.(?:\s|$)")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")
 # A sentence that restates its result after a verb: "The volume of the box is 120".
 _RESULT_VERB = re.compile(r"\b(?:is|are|equals|was|were|be|gives|becomes)\b\s*:?\s*", re.IGNORECASE)
 # What may stand between boxes (or math spans) stated together: "\\boxed{2}, \\boxed{3}", "$x=2$ or $x=3$",
-# one per line or bullet; not a sentence end or a blank line, which start a new statement.
-_JOIN = re.compile(r"(?:[ \t,;$&]|\n[ \t]*[-*]?|\\quad|\\qquad|\\\(|\\\)|\\\[|\\\]|\\,|\band\b|\bor\b|\\text\{\s*(?:and|or|,)?\s*\})*")
+# one per line or bullet, "\\text{ for part (a) and }"; not a sentence end or a blank line.
+_JOIN = re.compile(r"(?:[ \t,;$&]|\n[ \t]*[-*]?|\\quad|\\qquad|\\\(|\\\)|\\\[|\\\]|\\,|\band\b|\bor\b|\\text\{[^{}\d]*\})*")
+# Between two spans of one phrase: a restatement ("$\\frac{1}{2}\\cdot 2^3$, i.e. $4$": the last counts) ...
+_RESTATED = re.compile(r"\s*,?\s*(?:i\.e\.?|that\s+is|which\s+is|or\s+equivalently|equivalently|=)\s*,?\s*", re.IGNORECASE)
+# ... or a side remark ("$x = 7$, and indeed $7 > 2$": the first counts).
+_REMARK = re.compile(r"\s*[,;]\s*(?:and|since|because|as|which|where|so\s+that)\b", re.IGNORECASE)
+_EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{(?:\s|\\[,;:! ]|\\quad|\\qquad|~|\\[hv]?phantom\{[^{}]*\})*\}")
+_CHAT_TOKEN = re.compile(r"<\|[^|>]*\|>\w*")
 
 # ISO 639-1 codes of languages that write a decimal comma (0,5) and group thousands with a dot or a space.
 DECIMAL_COMMA = frozenset(
@@ -61,15 +92,23 @@ class Statement:
     text: str
     found_by: str  # boxed | phrase | span | number
     start: int  # where it is in the answer; the last statement wins
+    end: int
     parts: tuple[str, ...] = ()
 
 
 def find_answer(answer: str, fallback: bool = True) -> Statement | None:
     """The answer's stated result (see the module doc); with `fallback` False only boxes and phrases count."""
+    answer = _CHAT_TOKEN.sub(" ", _EMPTY_BOX.sub(lambda m: " " * len(m.group(0)), answer))
     explicit = [*_box_statements(answer), *_phrase_statements(answer)]
-    if explicit:
-        return max(explicit, key=lambda s: s.start)
-    return _last_span_or_number(answer) if fallback else None
+    if not explicit:
+        return _last_candidate(answer, 0) if fallback else None
+    last = max(explicit, key=lambda s: s.start)
+    after = answer[last.end :]
+    if any(braced(after, m.end()) is None for m in BOX_OPEN.finditer(after)):
+        return None  # a later box never closes: the model stopped mid-statement
+    if _REVOKED.search(_prose(after)):
+        return _last_candidate(answer, last.end) if fallback else None
+    return last
 
 
 def extract_final_answer(answer: str) -> str | None:
@@ -98,11 +137,10 @@ def plain_number(text: str, language: str = "en") -> str | None:
     "0,5" -> "0.5" in German); None when `text` is not one number. A comma that is neither a
     thousands group (English) nor a decimal comma (German, French, ...) stays unread: "3,5" in an
     English answer may be two solutions."""
-    text = text.strip().rstrip(".").strip().strip("$").strip().replace("−", "-")
-    text = re.sub(r"(?<=\d)(?:\\,|\\ |\\;|~|[ \u00a0\u202f\u2009])(?=\d{3}(?!\d))", "", text)  # 1 000, 1\,000
+    text = join_digit_groups(text.strip().rstrip(".").strip().strip("$").strip().replace("−", "-"))
     decimal_comma = language.split("-")[0].lower() in DECIMAL_COMMA
     text = text.replace("{,}", "," if decimal_comma or not re.search(r"\{,\}\d{3}(?!\d)", text) else "")
-    sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
+    sign, digits = (text[0], text[1:]) if text.startswith(("+", "-")) else ("", text)
     if decimal_comma:
         if re.fullmatch(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?", digits):  # 1.000 / 1.000,5
             digits = digits.replace(".", "")
@@ -139,40 +177,45 @@ def _box_statements(answer: str) -> list[Statement]:
     statements = []
     for run in runs:
         parts = tuple(dict.fromkeys(content for _, _, content in run))
-        statements.append(Statement(run[-1][2], "boxed", run[-1][0], parts if len(parts) > 1 else ()))
+        statements.append(Statement(run[-1][2], "boxed", run[-1][0], run[-1][1], parts if len(parts) > 1 else ()))
     return statements
 
 
 def _phrase_statements(answer: str) -> list[Statement]:
     """One statement per answer phrase that states a result; a phrase whose result is boxed is the box's."""
     statements = []
-    for match in _PHRASE.finditer(answer):
-        rest = answer[match.end() :]
-        sentence = re.split(r"\n|(?<=[^\d\\])\.(?:\s|$)|\.\s", rest, maxsplit=1)[0]
-        if BOX_OPEN.search(sentence.replace("\\boxed{}", "").replace("\\fbox{}", "")):
-            continue  # the box itself is the statement
-        statement = _phrase_result(re.sub(r"\\(?:boxed|fbox)\s*\{\s*\}", " ", sentence), match.start())
-        if statement is not None:
-            statements.append(statement)
+    for pattern, needs_math in ((_PHRASE, False), (_RESULT_PHRASE, True)):
+        for match in pattern.finditer(answer):
+            sentence = _SENTENCE_AFTER_PHRASE.split(answer[match.end() :], maxsplit=1)[0]
+            if BOX_OPEN.search(sentence) or (needs_math and not re.search(r"\d|\$|\\\(", sentence)):
+                continue  # the box itself is the statement
+            statement = _phrase_result(sentence, match.start(), match.end() + len(sentence))
+            if statement is not None:
+                statements.append(statement)
     return statements
 
 
-def _phrase_result(sentence: str, start: int) -> Statement | None:
-    """What a phrase states: "**$\\frac{1}{2}$**." -> "\\frac{1}{2}"; "The volume of the box is 120" -> "120";
-    "\\textbf{60} square meters" -> "60 square meters" (units are dropped when compared); "$x=2$ or $x=3$"
-    -> both; None when it points elsewhere or denies ("within \\boxed{}", "not 5"), or when prose
+def _phrase_result(sentence: str, start: int, end: int) -> Statement | None:
+    """What a phrase states: "**$\\\\frac{1}{2}$**." -> "\\\\frac{1}{2}"; "The volume of the box is 120" -> "120";
+    "\\\\textbf{60} square meters" -> "60 square meters"; "$x=2$ or $x=3$" -> both; "Jane started 3 hours ago"
+    -> "3 hours"; None when it points elsewhere or denies ("within \\\\boxed{}", "not 5"), or when prose
     between math spans ("$4$, not $3$", "$3$, but maybe $4$") leaves the result unclear."""
     stated = TEXT_COMMAND.sub(r"\1", sentence) if "\\textbf" in sentence else sentence
     stated = stated.strip().strip("*").strip().removesuffix(".").strip(" *")
-    spans = list(_MATH_SPAN.finditer(stated))
+    spans = _spans(stated)
     if len(spans) > 1:
-        if all(_JOIN.fullmatch(stated[a.end() : b.start()]) for a, b in zip(spans, spans[1:])):
+        gaps = [stated[a.end() : b.start()] for a, b in zip(spans, spans[1:])]
+        if all(_JOIN.fullmatch(gap) for gap in gaps):
             parts = tuple(dict.fromkeys(_span_inner(m) for m in spans))
-            return Statement(parts[-1], "phrase", start, parts if len(parts) > 1 else ())
+            return Statement(parts[-1], "phrase", start, end, parts if len(parts) > 1 else ())
+        if all(_RESTATED.fullmatch(gap) for gap in gaps):
+            return Statement(_span_inner(spans[-1]), "phrase", start, end)
+        if _REMARK.match(stated[spans[0].end() :]) and not _HEDGE.search(_prose(stated)):
+            return Statement(_span_inner(spans[0]), "phrase", start, end)
         return None
     rest = stated[spans[0].end() :] if spans else ""
     if spans and spans[0].start() == 0 and not re.search(r"\d", rest) and not _HEDGE.search(rest):
-        return Statement(_span_inner(spans[0]), "phrase", start)  # "$x^2+1$ is the minimal polynomial"
+        return Statement(_span_inner(spans[0]), "phrase", start, end)  # "$x^2+1$ is the minimal polynomial"
     words = re.findall(r"(?<![\\\w])[A-Za-z]{2,}", _MATH_SPAN.sub(" ", stated))
     verbs = list(_RESULT_VERB.finditer(stated))
     if len(words) >= 3 and verbs:
@@ -180,38 +223,93 @@ def _phrase_result(sentence: str, start: int) -> Statement | None:
     stated = strip_delimiters(stated.strip().removesuffix(".").strip())
     if not stated or _NOT_A_RESULT.match(stated):
         return None
-    return Statement(stated, "phrase", start)
+    if len(re.findall(r"(?<![\\\w])[A-Za-z]{3,}", _MATH_SPAN.sub(" ", stated))) >= 2:  # still a sentence
+        inner = _last_candidate(stated, 0)
+        if inner is not None:
+            return Statement(inner.text, "phrase", start, end, inner.parts)
+        if re.search(r"\d|\$", stated):
+            return None
+    return Statement(stated, "phrase", start, end)
 
 
-def _last_span_or_number(answer: str) -> Statement | None:
-    """The last math span, else the last number, of the last paragraph that holds either; None when its
-    sentence or the prose after it hedges or denies."""
+def _last_candidate(answer: str, after: int) -> Statement | None:
+    """The last math span, amount or bold word of the last paragraph (after `after`) that holds one;
+    None when that paragraph holds math that is no result (a condition, a formula) or when the
+    candidate's sentence, or any prose after it, hedges or revokes it."""
     breaks = list(re.finditer(r"\n\s*\n", answer))
     paragraphs = zip([0] + [b.end() for b in breaks], [b.start() for b in breaks] + [len(answer)])
     for start, end in reversed(list(paragraphs)):
-        paragraph = answer[start:end]
-        spans = [m for m in _MATH_SPAN.finditer(paragraph) if _has_content(_span_inner(m))]
-        found = spans[-1] if spans else next(iter(reversed(list(_NUMBER.finditer(paragraph)))), None)
-        if found is None:
+        start = max(start, after)
+        if start >= end:
             continue
-        run = [found]
-        while spans and len(run) < len(spans) and _JOIN.fullmatch(paragraph[spans[-len(run) - 1].end() : run[0].start()]):
-            run.insert(0, spans[-len(run) - 1])
-        sentence_start = max((m.end() for m in _SENTENCE_END.finditer(paragraph, 0, run[0].start())), default=0)
-        around = paragraph[sentence_start : run[0].start()] + " " + answer[start + found.end() :]
-        if _HEDGE.search(_MATH_SPAN.sub(" ", around)):
-            return None
-        if not spans:
-            if _in_expression(paragraph, found):
+        paragraph = answer[start:end]
+        candidates = _candidates(paragraph)
+        if not candidates:
+            if re.search(r"\d|\$|\\\(|\\\[", paragraph):
                 return None
-            return Statement(found.group(0), "number", start + found.start())
-        parts = tuple(dict.fromkeys(_span_inner(m) for m in run))
-        return Statement(parts[-1], "span", start + found.start(), parts if len(parts) > 1 else ())
+            continue
+        run = [candidates[-1]]
+        if run[0][3] == "span":
+            earlier = [c for c in candidates[:-1] if c[3] == "span"]
+            while earlier and _JOIN.fullmatch(paragraph[earlier[-1][1] : run[0][0]]):
+                run.insert(0, earlier.pop())
+        sentence_start = max((m.end() for m in _SENTENCE_END.finditer(paragraph, 0, run[0][0])), default=0)
+        around = paragraph[sentence_start : run[0][0]] + " " + answer[start + run[-1][1] :]
+        if _HEDGE.search(_prose(around)):
+            return None
+        first, last = run[0], run[-1]
+        found_by = "number" if last[3] == "bold" else last[3]
+        parts = tuple(dict.fromkeys(c[2] for c in run))
+        return Statement(last[2], found_by, start + first[0], start + last[1], parts if len(parts) > 1 else ())
     return None
 
 
+def _candidates(paragraph: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, text, kind) of every result-like piece of a paragraph, in order: math spans (not prose
+    between two currency signs, not conditions), amounts outside spans that stand alone, bold words."""
+    spans = _spans(paragraph)
+    found = [
+        (m.start(), m.end(), _span_inner(m), "span")
+        for m in spans
+        if not _CONDITION.search(paragraph[max(0, m.start() - 30) : m.start()])
+    ]
+    masked = _mask(paragraph, spans)
+    for m in _AMOUNT.finditer(masked):
+        if not _in_expression(masked, m):
+            found.append((m.start(), m.end(), m.group(0).strip(), "number"))
+    for m in _BOLD.finditer(masked):
+        text = m.group(1).strip().rstrip(".")
+        if text and not text.endswith(":") and len(text.split()) <= 4:
+            found.append((m.start(), m.end(), text, "bold"))
+    return sorted(found)
+
+
+def _spans(text: str) -> list[re.Match[str]]:
+    """Math spans with something in them; an inline `$...$` holding prose is text between two dollar
+    amounts ("$1.50 each and 2 for $"), not math."""
+    spans = []
+    for m in _MATH_SPAN.finditer(text):
+        inner = _span_inner(m)
+        prose = re.findall(r"(?<![\\\w])[A-Za-z]{3,}", TEXT_COMMAND.sub(" ", inner))
+        if re.search(r"[\w\\]", inner) and not (m.group(4) is not None and len(prose) >= 2):
+            spans.append(m)
+    return spans
+
+
+def _prose(text: str) -> str:
+    """`text` without its math: what hedges and revocations are looked for in."""
+    return _mask(text, _spans(text))
+
+
+def _mask(text: str, spans: list[re.Match[str]]) -> str:
+    """`text` with every span (and any stray dollar sign) blanked, positions kept."""
+    for m in spans:
+        text = text[: m.start()] + " " * (m.end() - m.start()) + text[m.end() :]
+    return text.replace("\\$", "  ").replace("$", " ")
+
+
 def _in_expression(text: str, number: re.Match[str]) -> bool:
-    """Whether a number outside math delimiters is part of a formula ("\\frac{3}{4}", "3 + 4", "2^10"),
+    """Whether a number outside math delimiters is part of a formula ("\\\\frac{3}{4}", "3 + 4", "2^10"),
     not a result of its own."""
     before, after = text[: number.start()].rstrip()[-1:], text[number.end() :].lstrip()[:1]
     return before in tuple("+-*/^_{(\\×÷·") or after in tuple("+-*/^_{}\\×÷·=")
@@ -219,7 +317,3 @@ def _in_expression(text: str, number: re.Match[str]) -> bool:
 
 def _span_inner(match: re.Match[str]) -> str:
     return next(g for g in match.groups() if g is not None).strip()
-
-
-def _has_content(span: str) -> bool:
-    return bool(re.search(r"[\w\\]", span))

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from datakit.answer_extract import BOX_OPEN, TEXT_COMMAND, Statement, braced, extract_final_answer, find_answer, plain_number
+from datakit.answer_extract import BOX_OPEN, DECIMAL_COMMA, TEXT_COMMAND, Statement, braced, extract_final_answer, find_answer, plain_number
+from datakit.units import join_digit_groups, quantity
 
 # math-verify warns once per process that its timeouts are off; here that is by design (see above).
 for _name in ("math_verify.parser", "math_verify.grader"):
@@ -36,8 +37,10 @@ _EDGE_PUNCTUATION = " \t\n\"'`“”‘’.,;:!?*_$"
 _WORDS = re.compile(r"[^\W\d_]+(?:[ '\-][^\W\d_]+)*")
 _MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt pi max min gcd lcm det mod arcsin arccos arctan inf".split())
 # One-variable inequalities, read as the interval they describe: "x \\geq 5" is [5, oo).
-_LESS = r"<=|\\leqslant|\\leq?(?![a-zA-Z])|≤|<"
-_GREATER = r">=|\\geqslant|\\geq?(?![a-zA-Z])|≥|>"
+_LESS = r"<=|\\leqslant|\\leq?(?![a-zA-Z])|\\lt(?![a-zA-Z])|≤|<"
+_GREATER = r">=|\\geqslant|\\geq?(?![a-zA-Z])|\\gt(?![a-zA-Z])|≥|>"
+# An elided sequence ("1, 3, 5, \\ldots, 2n-1") is no set math-verify can compare: it is compared as text.
+_ELLIPSIS = re.compile(r"\\[lc]?dots|\.\.\.|…")
 _VAR = r"[a-zA-Z]"
 
 
@@ -66,15 +69,19 @@ def check_math(answer: str, reference: str, language: str = "en") -> Check:
     statement = find_answer(answer)
     assert statement is not None  # quick_math_check answers no_answer itself
     stated = stated_answer(statement)
-    if _is_words(reference):
-        return _compare_text(stated, reference, statement, mismatch="wrong")
-    gold = _parse_math(reference, language)
+    degrees = quantity(stated)
+    if degrees and degrees[1] == "angle" and "\\pi" in reference:  # 90^\circ against \frac{\pi}{2}
+        stated = f"{degrees[0] * 180 / math.pi:g} \\cdot \\frac{{\\pi}}{{180}}"
+    gold = _parse_math(reference, _reference_language(reference, language))
     if not gold:
         return _compare_text(stated, reference, statement, mismatch="bad_reference")
+    if _ELLIPSIS.search(stated + reference):
+        same = _compact(stated) == _compact(reference)
+        return Check("correct" if same else "wrong", stated, f"{statement.found_by} {stated!r}, {'equal' if same else 'unequal'} as written to {reference!r} (an elided list)", statement.found_by)
     predicted = _parse_math(stated, language)
     if not predicted:
         return Check("wrong", stated, f"could not parse {statement.found_by} answer {stated!r}", statement.found_by)
-    if verify(gold, predicted, timeout_seconds=None):
+    if verify(gold, predicted, timeout_seconds=None) and _exact_values_agree(gold[0], predicted[0]):
         return Check("correct", stated, f"{statement.found_by} {stated}, matches {reference}", statement.found_by)
     return Check("wrong", stated, f"{statement.found_by} {stated}, expected {reference}", statement.found_by)
 
@@ -85,14 +92,31 @@ def quick_math_check(answer: str, reference: str | None, language: str = "en") -
     if reference is None or not reference.strip():
         return Check("bad_reference", None, f"no reference ({reference!r})")
     statement = find_answer(answer)
+    if _is_words(reference):
+        return _check_words(answer, statement, reference)
     if statement is None:
         return Check("no_answer", None, "no \\boxed{}, answer phrase, math span or final number in the answer")
     stated = stated_answer(statement)
-    a, b = plain_number(_drop_unit_words(stated), language), plain_number(_drop_unit_words(reference), language)
+    measured = quantity(stated), quantity(reference)
+    if measured[0] and measured[1]:  # both carry units: 1.2 m is 120 cm, 120 m is not
+        same = measured[0][1] == measured[1][1] and math.isclose(measured[0][0], measured[1][0], rel_tol=1e-6)
+        return _number_check(same, stated, reference, statement, "as quantities")
+    a = plain_number(_drop_unit_words(stated), language)
+    b = plain_number(_drop_unit_words(reference), _reference_language(reference, language))
     if a is None or b is None:
         return None
-    verdict = "correct" if math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12) else "wrong"
-    return Check(verdict, stated, f"{statement.found_by} {stated}, {'matches' if verdict == 'correct' else 'expected'} {reference}", statement.found_by)
+    return _number_check(math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12), stated, reference, statement, "")
+
+
+def _number_check(same: bool, stated: str, reference: str, statement: Statement, how: str) -> Check:
+    verdict, relation = ("correct", "matches") if same else ("wrong", "expected")
+    return Check(verdict, stated, f"{statement.found_by} {stated}, {relation} {reference}{' ' + how if how else ''}", statement.found_by)
+
+
+def _reference_language(reference: str, language: str) -> str:
+    """How to read a reference's numbers: datasets write references with a decimal point, so the row's
+    language applies only to a reference with a comma and no point ("0,5" in a German row)."""
+    return language if "," in reference and "." not in reference and language.split("-")[0] in DECIMAL_COMMA else "en"
 
 
 def stated_answer(statement: Statement) -> str:
@@ -104,7 +128,7 @@ def same_answer(first: str, second: str) -> bool:
     """Whether two extracted answers state the same value (math-verify), for grouping votes: "2",
     "x=2" and "\\frac{4}{2}" are one answer. Text that does not parse as math compares normalised.
     Unbounded like every check here: run it under `datakit.pool.map_with_timeout`."""
-    parsed = [_parse_math(_drop_unit_words(text)) for text in (first, second)]
+    parsed = [_parse_math(text) for text in (first, second)]
     if not all(parsed):
         return normalize_text(first) == normalize_text(second)
     return bool(verify(parsed[0], parsed[1], timeout_seconds=None) or verify(parsed[1], parsed[0], timeout_seconds=None))
@@ -156,7 +180,7 @@ def check_exact(answer: str, reference: str) -> Check:
 def _drop_unit_words(extracted: str) -> str:
     """"20 dollars" -> "20": math-verify drops units in \\text{} but multiplies bare words in
     as symbols (20*a*d*l*l*o*r*s), which would make a right number wrong."""
-    match = _NUMBER_WITH_WORDS.fullmatch(extracted.strip())
+    match = _NUMBER_WITH_WORDS.fullmatch(join_digit_groups(extracted.strip()))
     return match.group(1) if match else extracted
 
 
@@ -175,10 +199,11 @@ def _parse_math(text: str, language: str = "en") -> list:
 
 
 def _plain_numbers(text: str, language: str) -> str:
-    """A whole-answer number, or the right side of "x = number", as a plain decimal in `language`."""
-    number = plain_number(text, language)
+    """A whole-answer number or percentage, or the right side of "x = number", as a plain decimal in `language`."""
+    percent = re.fullmatch(r"(.+?)(?:\s|\\,|\\ )*\\?%", text.strip().strip("$").strip())
+    number = plain_number(percent[1] if percent else text, language)
     if number is not None:
-        return number
+        return f"{number}\\%" if percent else number
     lhs, equals, rhs = text.rpartition("=")
     number = plain_number(rhs, language) if equals and re.fullmatch(r"\s*[A-Za-z]\w*\s*", lhs) else None
     return f"{lhs}= {number}" if number is not None else text
@@ -205,6 +230,22 @@ def _as_interval(text: str) -> str:
     return text
 
 
+def _exact_values_agree(gold: object, predicted: object) -> bool:
+    """math-verify compares numbers with an absolute tolerance, so 1/2006! "equals" 1/2004! and 2^-98
+    equals 2^-99. Two exact numbers (no decimals written) must also agree to 12 significant digits."""
+    from sympy import Basic, Float
+
+    if not (isinstance(gold, Basic) and isinstance(predicted, Basic) and gold.is_number and predicted.is_number):
+        return True
+    if gold.atoms(Float) or predicted.atoms(Float):
+        return True  # a written decimal: math-verify's rounding rules decide
+    try:
+        difference, scale = abs((gold - predicted).evalf(50)), max(abs(gold.evalf(50)), abs(predicted.evalf(50)))
+        return bool(difference <= scale * 1e-12)
+    except (TypeError, ValueError, ArithmeticError):
+        return True
+
+
 def _inclusive(operator: str) -> bool:
     return operator in ("<=", ">=", "≤", "≥") or operator.startswith(("\\le", "\\ge"))
 
@@ -225,6 +266,30 @@ def _is_words(reference: str) -> bool:
     text = TEXT_COMMAND.sub(r"\1", reference).strip(_EDGE_PUNCTUATION + "()")
     words = text.casefold().replace("-", " ").replace("'", " ").split()
     return bool(_WORDS.fullmatch(text)) and any(len(w) >= 3 and w not in _MATH_WORDS for w in words)
+
+
+def _check_words(answer: str, statement: Statement | None, reference: str) -> Check:
+    """A reference of words ("Monday", "no solution", "Yes"): a boxed or phrased answer must equal it as
+    normalised text; failing those, the answer's last sentence must say it, once, and deny nothing
+    ("So yes, such a coloring exists." says Yes; "It is neither even nor odd." does not say even)."""
+    if statement is not None and statement.found_by in ("boxed", "phrase"):
+        return _compare_text(stated_answer(statement), reference, statement, mismatch="wrong")
+    expected = normalize_text(reference)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", answer.strip()) if s.strip()]
+    last = normalize_text(sentences[-1]) if sentences else ""
+    said = list(re.finditer(rf"(?<!\w){re.escape(expected)}(?:e?s)?(?!\w)", last))
+    rest = last[: said[0].start()] + " " + last[said[0].end() :] if len(said) == 1 else ""
+    if len(said) == 1 and not re.search(r"\b(?:not|no|neither|nor|never|or|either|unless)\b|n't\b", rest):
+        return Check("correct", reference, f"the last sentence says {reference!r}", "phrase")
+    if statement is not None:
+        return _compare_text(stated_answer(statement), reference, statement, mismatch="wrong")
+    return Check("no_answer", None, f"the answer does not state {reference!r} or any other result")
+
+
+def _compact(text: str) -> str:
+    """A list as written, spacing and dots notation aside: "1, 3, \\dots, 2n-1" -> "1,3,\\ldots,2n-1"."""
+    text = _ELLIPSIS.sub(r"\\ldots", TEXT_COMMAND.sub(r"\1", text))
+    return re.sub(r"\s|\\[,;! ]|\$", "", text).rstrip(".")
 
 
 def _compare_text(stated: str, reference: str, statement: Statement, mismatch: str) -> Check:

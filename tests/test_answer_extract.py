@@ -32,7 +32,7 @@ from datakit.answer_extract import find_answer, plain_number
         ("$$f(y) = y$$", "f(y) = y", "span"),
         ("We get \\(a = 3\\).\n\nThis satisfies every condition.", "a = 3", "span"),
         # ... else its last number, when it stands alone
-        ("The total cost is 45 dollars.", "45", "number"),
+        ("The total cost is 45 dollars.", "45 dollars", "number"),  # with its unit: compared as a quantity
         ("Die Antwort ist 0,5.", "0,5", "number"),
     ],
 )

@@ -182,3 +182,26 @@ def test_pool_turns_a_hanging_check_into_a_timeout() -> None:
     assert outcomes[1].status == "timeout"
     assert [outcomes[i].value.verdict for i in (0, 2, 3)] == ["correct"] * 3
     assert multiprocessing.active_children() == []
+
+
+def test_the_filter_records_how_each_answer_was_found_and_require_boxed_re_decides_from_scores() -> None:
+    import polars as pl
+
+    from datakit.filters import make_filter
+
+    answers = ["So \\boxed{12}.", "The answer is 12.", "Thus we get $12$.", "In total, 12 eggs.", "No idea.", "Die Summe ist \\boxed{0,5}."]
+    rows = pl.DataFrame({
+        "verifier": ["math"] * 6, "answer": answers, "reference": ["12"] * 5 + ["\\frac{1}{2}"], "language": ["en"] * 5 + ["de"],
+    })
+    lenient = make_filter("correctness", {"timeout_s": 5, "workers": 1}, "t")
+    scores = lenient.score(rows)
+    assert scores["correct_extracted_from"].to_list() == ["boxed", "phrase", "span", "number", None, "boxed"]
+    assert scores["correct_verdict"].to_list() == ["correct"] * 4 + ["no_answer", "correct"]
+    frame = pl.concat([rows, scores], how="horizontal")
+    assert [r is None for r in lenient.keep(frame).to_list()] == [True, True, True, True, False, True]
+    strict = make_filter("correctness", {"timeout_s": 5, "workers": 1, "require_boxed": True}, "t")
+    assert strict.score_identity() == lenient.score_identity()  # a threshold: stored scores are reused
+    reasons = strict.keep(frame).to_list()
+    assert [r is None for r in reasons] == [True, False, False, False, False, True]
+    assert reasons[1] == "not_boxed: math: phrase 12, matches 12 (require_boxed)"
+    assert reasons[4].startswith("no_answer: ")

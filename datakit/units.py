@@ -1,0 +1,93 @@
+"""Units of measure in short answers: "120 cm", "2 hours 30 minutes", "\\$4.50", "90^\\circ".
+
+A math answer and its reference are compared as quantities when both carry a unit this table knows:
+1.2 m is 120 cm, 450 cents is \\$4.50, and 120 m is not 120 cm. Where only one side carries a unit it
+is decoration, as math-verify treats it ("20 dollars" is 20).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+# unit -> (dimension, size in the dimension's base unit); plurals and spellings listed once each
+_TABLE: dict[str, tuple[str, float]] = {}
+for _names, _dimension, _size in (
+    ("mm millimeter millimeters millimetre millimetres", "length", 1e-3),
+    ("cm centimeter centimeters centimetre centimetres", "length", 1e-2),
+    ("m meter meters metre metres", "length", 1.0),
+    ("km kilometer kilometers kilometre kilometres", "length", 1e3),
+    ("inch inches", "length", 0.0254),  # not "in": "12 in total"
+    ("ft foot feet", "length", 0.3048),
+    ("yd yard yards", "length", 0.9144),
+    ("mi mile miles", "length", 1609.344),
+    ("s sec secs second seconds", "time", 1.0),
+    ("min mins minute minutes", "time", 60.0),
+    ("h hr hrs hour hours", "time", 3600.0),
+    ("day days", "time", 86400.0),
+    ("week weeks", "time", 604800.0),
+    ("mg milligram milligrams", "mass", 1e-3),
+    ("g gram grams", "mass", 1.0),
+    ("kg kilogram kilograms", "mass", 1e3),
+    ("lb lbs pound pounds", "mass", 453.59237),
+    ("oz ounce ounces", "mass", 28.349523125),
+    ("ml milliliter milliliters millilitre millilitres", "volume", 1e-3),
+    ("l liter liters litre litres", "volume", 1.0),
+    ("cent cents", "money", 0.01),
+    ("dollar dollars", "money", 1.0),
+    ("° degree degrees", "angle", math.pi / 180),
+    ("rad radian radians", "angle", 1.0),
+):
+    for _name in _names.split():
+        _TABLE[_name] = (_dimension, _size)
+
+UNIT = r"(?:square\s+|cubic\s+|sq\.?\s+)?(?:" + "|".join(sorted((re.escape(u) for u in _TABLE), key=len, reverse=True)) + r")(?:\^?[23]|²|³)?(?![A-Za-z])"
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_TERM = re.compile(rf"({_NUMBER})\s*({UNIT})", re.IGNORECASE)
+_CLEAN = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{([^{}]*)\}|\\[,;:! ]|~|\$|\\\$|\{|\}")
+
+
+def join_digit_groups(text: str) -> str:
+    """"1 000", "1\\,000", "12\u202f500" -> "1000", "12500": a space between digit groups is a thousands separator
+    in every language."""
+    return re.sub(r"(?<=\d)(?:\\,|\\ |\\;|~|[ \u00a0\u202f\u2009])(?=\d{3}(?!\d))", "", text)
+
+
+def quantity(text: str) -> tuple[float, str] | None:
+    """(value in base units, dimension) when `text` is nothing but amounts with units of one dimension
+    ("2 hours 30 minutes", "5 cm^2", "\\$4.50", "90^\\circ"); None otherwise."""
+    text = text.replace("^\\circ", "°").replace("^{\\circ}", "°").replace("\\circ", "°")
+    dollars = re.fullmatch(r"\s*\\?\$\s*(\d+(?:\.\d+)?)\s*", text.replace("\\$", "$", 1))
+    if dollars:
+        return float(dollars[1]), "money"
+    text = _CLEAN.sub(lambda m: m.group(1) or " ", join_digit_groups(text)).replace(",", "").strip().rstrip(".")
+    terms = list(_TERM.finditer(text))
+    if not terms or not _covers(text, terms):
+        return None
+    total, dimensions = 0.0, set()
+    for term in terms:
+        value, unit = float(term[1]), term[2]
+        dimension, size, power = _unit(unit)
+        dimensions.add((dimension, power))
+        total += value * size**power
+    if len(dimensions) != 1:
+        return None
+    dimension, power = dimensions.pop()
+    return total, dimension if power == 1 else f"{dimension}^{power}"
+
+
+def _covers(text: str, terms: list[re.Match[str]]) -> bool:
+    """Whether the amounts are all of `text` (spaces and "and" between them aside)."""
+    rest = text
+    for term in reversed(terms):
+        rest = rest[: term.start()] + " " + rest[term.end() :]
+    return not re.sub(r"\band\b", " ", rest).strip()
+
+
+def _unit(unit: str) -> tuple[str, float, int]:
+    """(dimension, size, power) of "cm", "square feet", "m^2", "km²"."""
+    unit = unit.lower()
+    power = 2 if re.match(r"square|sq", unit) or re.search(r"(\^?2|²)$", unit) else 3 if unit.startswith("cubic") or re.search(r"(\^?3|³)$", unit) else 1
+    name = re.sub(r"^(?:square|cubic|sq\.?)\s+|(?:\^?[23]|²|³)$", "", unit).strip()
+    dimension, size = _TABLE[name]
+    return dimension, size, power
