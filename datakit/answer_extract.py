@@ -58,7 +58,8 @@ _HEDGE = re.compile(
 )
 # Prose after a box or phrase that takes it back.
 _REVOKED = re.compile(
-    r"\b(?:extraneous|reject(?:ed|s)?|invalid|by\s+mistake|a\s+mistake|is\s+wrong|was\s+wrong|incorrect|not\s+(?:correct|right|valid)|"
+    r"\b(?:extraneous|reject(?:ed|s)?|invalid|mistake|wrong|incorrect|not\s+(?:correct|right|valid)|wait|actually|correction|"
+    r"let\s+me\s+re-?(?:compute|calculate|check|consider|do)|should\s+(?:be|have\s+been)\s+(?=[-$\\\d])|"
     r"no\s+solutions?|does(?:n't|\s+not)\s+(?:work|satisfy|hold))\b",
     re.IGNORECASE,
 )
@@ -202,6 +203,7 @@ def _phrase_result(sentence: str, start: int, end: int) -> Statement | None:
     between math spans ("$4$, not $3$", "$3$, but maybe $4$") leaves the result unclear."""
     stated = TEXT_COMMAND.sub(r"\1", sentence) if "\\textbf" in sentence else sentence
     stated = stated.strip().strip("*").strip().removesuffix(".").strip(" *")
+    stated = re.sub(r"^\(?[A-J]\)\s+(?=\S)", "", stated)  # "Answer: (B) 42": the option's letter, then its value
     spans = _spans(stated)
     if len(spans) > 1:
         gaps = [stated[a.end() : b.start()] for a, b in zip(spans, spans[1:])]

@@ -16,6 +16,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
@@ -190,12 +191,23 @@ def _parse_math(text: str, language: str = "en") -> list:
     Numbers are read in `language`, unit words dropped, one-variable inequalities become intervals and
     the argument of a function definition is renamed, so f(y) = y is f(x) = x. No string fallback: an
     empty list means unparseable; no timeout (see the module doc)."""
-    text = _as_interval(_plain_numbers(_drop_unit_words(text.strip()), language))
+    text = _as_interval(_plain_numbers(_repeating_decimals(_drop_unit_words(text.strip())), language))
     in_math = len(text) > 1 and text.startswith("$") and text.endswith("$")
     if not in_math and not BOX_OPEN.search(text):
         text = f"\\boxed{{{text}}}"
     parsed = parse(text, _MATH_EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
     return [_rename_function_argument(value) for value in parsed]
+
+
+def _repeating_decimals(text: str) -> str:
+    """"0.\\overline{3}" -> "\\frac{1}{3}", "1.2\\overline{45}" -> "\\frac{137}{110}": math-verify reads the bar as a symbol."""
+
+    def as_fraction(match: re.Match[str]) -> str:
+        whole, fixed, repeated = match[1] or "0", match[2], match[3]
+        value = Fraction(int(whole + fixed + repeated) - int(whole + fixed), int("9" * len(repeated) + "0" * len(fixed)))
+        return f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+    return re.sub(r"(\d*)\.(\d*)\\overline\{(\d+)\}", as_fraction, text)
 
 
 def _plain_numbers(text: str, language: str) -> str:

@@ -205,3 +205,61 @@ def test_the_filter_records_how_each_answer_was_found_and_require_boxed_re_decid
     assert [r is None for r in reasons] == [True, False, False, False, False, True]
     assert reasons[1] == "not_boxed: math: phrase 12, matches 12 (require_boxed)"
     assert reasons[4].startswith("no_answer: ")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference"),
+    [
+        ("\\boxed{5}\n\nWait, that's wrong.", "5"),  # revoked, nothing after
+        ("\\boxed{5}\n\nActually, let me recompute: it should be 6.", "5"),  # revoked, a new result
+        ("\\boxed{1}\\boxed{2}\\boxed{3}\\boxed{4}", "2"),  # box spam is one answer: all of them
+        ("The answer is one of 1, 2, 3, 4, 5.", "5"),
+        ("Answer: 5 or 6", "5"),
+        ("\\boxed{5 \\text{ or } 6}", "5"),
+        ("\\boxed{\\pm 5}", "5"),
+        ("\\boxed{x}", "5"),
+        ("\\boxed{3.1416}", "\\pi"),  # a rounded decimal for an exact irrational
+        ("\\boxed{\\frac{1}{2006!}}", "\\frac{1}{2004!}"),  # math-verify's absolute tolerance calls these equal
+        ("\\boxed{2^{-98}}", "2^{-99}"),
+        ("\\boxed{1, 3, 5, \\ldots}", "1, 3, 5"),
+        ("The rod is 120 m long.", "120\\text{ cm}"),  # same number, other unit
+        ("El rendimiento fue de 1,57 %.", "157\\%"),
+        ("So the minimum value is attained at $x = -5$.", "-5"),  # a condition, not the result
+        ("We are asked to find $n$ where $n = 42$ is given... I could not finish.", "42"),
+        ("So the answer is \\boxed{12}.\n\nLet me double-check the last digit... Final answer: \\boxed{1", "12"),
+        ("It is neither even nor odd.", "even"),
+        ("\\boxed{dynamo}", "Monday"),  # letters as symbols would make these a product of the same letters
+    ],
+)
+def test_no_attack_or_slip_is_accepted(answer: str, reference: str) -> None:
+    language = "es" if answer.startswith("El ") else "en"
+    assert check_math(answer, reference, language).verdict != "correct"
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "language"),
+    [
+        ("Answer: (B) 42", "42", "en"),
+        ("#### 42", "42", "en"),
+        ("最终答案：\\boxed{42}", "42", "zh"),
+        ("答案是 42", "42", "zh"),
+        ("\\boxed{0.\\overline{3}}", "\\frac13", "en"),
+        ("\\boxed{2\\frac{1}{2}}", "\\frac{5}{2}", "en"),
+        ("The probability is 3/4.", "\\frac34", "en"),
+        ("The total is \\$1,250.", "1250", "en"),
+        ("El total es 1.250 €.", "1250", "es"),
+        ("Das Ergebnis ist 1,5.", "1.5", "de"),
+        ("Il faut donc 12\u202f500 litres.", "12500", "fr"),
+        ("The rod is $1.2\\text{ m}$ long.", "120\\text{ cm}", "en"),
+        ("It takes 2 hours 30 minutes.", "2.5\\text{ hours}", "en"),
+        ("The angle is $90^\\circ$.", "\\frac{\\pi}{2}", "en"),
+        ("We find that $x \\lt 3$.", "x < 3", "en"),
+        ("Therefore,\n$$a_{n} = 3 \\cdot 2^{n-1} - 1$$\nfor all $n \\ge 1$.", "a_n=3\\cdot 2^{n-1}-1", "en"),
+        ("We need $x > 2$. Solving, the answer is $x = 7$, and indeed $7 > 2$.", "7", "en"),
+        ("The answer is $\\frac{1}{2}\\cdot 2^{3}$, i.e. $4$.", "4", "en"),
+        ("So yes, such a coloring exists.", "Yes", "en"),
+        ("Either $a = 1$ or $a = -1$; both satisfy the condition, so $a = \\pm 1$.", "\\pm 1", "en"),
+    ],
+)
+def test_right_answers_written_every_way_are_accepted(answer: str, reference: str, language: str) -> None:
+    assert check_math(answer, reference, language).verdict == "correct"
