@@ -147,15 +147,16 @@ class Language(Filter):
     carry a span of another language (see the module docstring for what counts as a word of which language)."""
 
     name = "language"
-    score_params = ("window", "window_confidence", "min_span_words", "min_script_chars", "max_quote_words")
+    score_params = ("max_window", "window_confidence", "window_target_ceiling", "min_span_words", "min_script_chars", "max_quote_words")
     reads = ("reasoning", "language")
     scores = {"language_consistency": pl.Float64, "language_detected": pl.String, "language_offending_span": pl.String}
 
     min_consistency: float = 0.9
     reject_spans: bool = True  # reject on a foreign span even when the share is above min_consistency
-    window: int = 4  # words per LID window (Latin-script targets)
-    window_confidence: float = 0.5  # LID probability of another language that makes a window foreign
-    min_span_words: int = 3  # foreign Latin words in a row that make a phrase (fewer: loanwords, terms)
+    min_span_words: int = 3  # foreign Latin words in a row that make a phrase (fewer: loanwords, terms); the shortest LID window
+    max_window: int = 5  # the longest LID window, in words (Latin-script targets)
+    window_confidence: float = 0.7  # LID probability of another language that makes a window foreign...
+    window_target_ceiling: float = 0.05  # ...with at most this probability of the target
     min_script_chars: int = 2  # letters of another script in a row that make a foreign span
     max_quote_words: int = 6  # quoted/parenthesised spans of at most this many words are masked
 
@@ -226,8 +227,9 @@ class Language(Filter):
         words.add(target, len(tokens))
         if target not in WINDOWED or len(tokens) < self.min_span_words:
             return
-        candidates = tuple(lang for lang in WINDOWED if lang != target and lang not in TOO_CLOSE.get(target, ()))
-        runs = self.model.foreign_runs(tokens, target, candidates, self.window, self.window_confidence, self.min_span_words)
+        candidates = ("en",) if target != "en" else tuple(lang for lang in WINDOWED if lang != "en")
+        lengths = range(self.min_span_words, max(self.max_window, self.min_span_words) + 1)
+        runs = self.model.foreign_runs(tokens, target, candidates, lengths, self.window_confidence, self.window_target_ceiling, self.min_span_words)
         if not runs:
             return
         where = [m.span(1) for m in WORD.finditer(masked) if len(m.group(1) or "") > 1]
@@ -419,25 +421,34 @@ class LidModel:
         logp = self.log_probs((self.sums(words).sum(axis=0) + self.eos)[None, :])[0]
         return max(labels, key=lambda label: logp[self.labels.index(label)])
 
-    def foreign_runs(self, words: list[str], target: str, candidates: tuple[str, ...], window: int, confidence: float,
-                     min_run: int) -> list[tuple[int, int, str]]:
-        """Runs (first, end, language) of at least `min_run` words that most of the `window`-word
-        windows covering them give to one of `candidates` with probability >= `confidence`."""
-        n, window = len(words), min(window, len(words))
-        sums = np.cumsum(np.concatenate([np.zeros((1, len(self.eos))), self.sums(words)]), axis=0)
-        logp = self.log_probs(sums[window:] - sums[:-window] + self.eos)
-        columns = [self.labels.index(label) for label in candidates]
-        foreign = logp[:, columns].max(axis=1) >= np.log(confidence)
-        if not foreign.any():
+    def foreign_runs(self, words: list[str], target: str, candidates: tuple[str, ...], lengths: range, confidence: float,
+                     target_ceiling: float, min_leaning: int) -> list[tuple[int, int, str]]:
+        """Runs (first, end, language) of words covered by foreign windows: a window of each of
+        `lengths` words that LID gives to one of `candidates` with probability >= `confidence` and to
+        `target` with at most `target_ceiling`, and in which at least `min_leaning` words, each on its
+        own, lean to a candidate rather than the target (one strongly foreign word, "era" in English,
+        does not make a window foreign). Runs shorter than the shortest window are dropped."""
+        n = len(words)
+        if n < lengths.start:
             return []
-        # a word is foreign when most of the windows covering it are
-        votes = np.concatenate([[0], np.cumsum(foreign)])
-        first = np.clip(np.arange(n) - window + 1, 0, len(foreign))
-        last = np.clip(np.arange(n) + 1, 0, len(foreign))
-        flagged = 2 * (votes[last] - votes[first]) > (last - first)
+        per_word = self.sums(words)
+        sums = np.cumsum(np.concatenate([np.zeros((1, len(self.eos))), per_word]), axis=0)
+        columns, own = [self.labels.index(label) for label in candidates], self.labels.index(target)
+        alone = self.log_probs(per_word + self.eos)
+        leans = (alone[:, columns].max(axis=1) > alone[:, own]) & (per_word[:, -1] > 0)  # a word the model has no ids for leans nowhere
+        leaning = np.concatenate([[0], np.cumsum(leans)])
+        flagged = np.zeros(n + 1, dtype=np.int32)  # +1 at a foreign window's start, -1 after its end
+        for length in lengths:
+            if length > n:
+                break
+            logp = self.log_probs(sums[length:] - sums[:-length] + self.eos)
+            starts = np.flatnonzero((logp[:, columns].max(axis=1) >= np.log(confidence)) & (logp[:, own] <= np.log(target_ceiling))
+                                    & (leaning[length:] - leaning[:-length] >= min_leaning))
+            np.add.at(flagged, starts, 1)
+            np.add.at(flagged, starts + length, -1)
         runs = []
-        for start, end in _true_runs(flagged):
-            if end - start >= min_run:
+        for start, end in _true_runs(np.cumsum(flagged[:-1]) > 0):
+            if end - start >= lengths.start:
                 language = self.best(words[start:end], (target, *candidates))
                 if language != target:
                     runs.append((start, end, language))
