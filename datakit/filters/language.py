@@ -2,20 +2,26 @@
 are in the target language (the row's `language`, ISO 639-1), measured word by word.
 
 How a word's language is decided:
-- Code, LaTeX, URLs, paths and identifiers (snake_case, camelCase, dotted names, calls, words with
-  digits) are masked first: they are language-neutral. Short quoted or parenthesised spans
-  (`max_quote_words` words or fewer: "the German word 'Zeitgeist'", a title, a gloss) are masked too.
+- Code (fenced, inline), LaTeX (`$...$`, `\\(...\\)`, `\\[...\\]`, environments, commands), URLs,
+  e-mail domains and paths are masked, and identifiers (snake_case, dotted.names, a name called with
+  "(", letters with digits) are not words: they are language-neutral. Short quoted or parenthesised
+  spans (`max_quote_words` words or fewer: "the German word 'Zeitgeist'", a title, a gloss) are masked too.
 - Script: a CJK character counts as one word, a run of letters of any other script as one. Han is
   Chinese, or Japanese in a `ja` chain; Kana is Japanese (in a `zh` chain it is mixing, and so are the
   Han characters of a sentence that carries Kana); in a `ja` chain a long sentence of Han without any
   Kana is Chinese. Hangul is Korean, Cyrillic Russian, and so on (`SCRIPTS`). One or two Greek letters
   are math, not words.
-- Latin words in a Latin-script target told apart by LID (`WINDOWED`): fastText LID-176 scores every
-  `window` consecutive words; a word is foreign when most windows covering it give another of the
-  windowed languages at least `window_confidence`, and only runs of `min_span_words` such words count
-  (one or two foreign words are loanwords or LID noise). The windows are scored from per-word vectors
-  read from the model file (a window's fastText input is the mean of its words' vectors), so sliding
-  over every position costs one vector sum per window, not one fastText call.
+- Latin words in a Latin-script target told apart by LID (`WINDOWED`: en, de, fr, es, pt, it, vi):
+  fastText LID-176 scores every window of `min_span_words` to `max_window` consecutive words. A window
+  is foreign when LID gives it to a foreign candidate with probability >= `window_confidence`, to the
+  target with at most `window_target_ceiling`, and at least `min_span_words` of its words lean to a
+  candidate on their own (so one strongly foreign word, "era" in an English chain, or a false friend,
+  "also" in a German one, does not make a window foreign). The candidates are English for the other
+  windowed languages (the mixing R1 reports; the others confuse one another on a few words) and the
+  other windowed languages for English. Words covered by foreign windows form runs; a run of
+  `min_span_words` or more counts as foreign, shorter ones (loanwords: "déjà vu") do not. Windows are
+  scored from per-word vectors read from the model file (`LidModel`), so sliding over every position
+  costs a vector sum per window, not a fastText call.
 - Latin words in a non-Latin target (zh, ja, ko, ru, ar, ...): identifiers, units, names and terms are
   normal there, so a run of Latin words is foreign only when it is a phrase: `min_span_words` words or
   more that are not all capitalised (Title Case terms, acronyms), or any run holding an English
@@ -28,8 +34,9 @@ outside quotes. `language_offending_span` holds the first such span.
 Claimed languages (`CLAIMED`, each tested on tests/data/language/chains.jsonl): en, zh, ja, ko, ru,
 de, fr, es, pt, it, ar, vi. Another language whose script is known (`LANGUAGE_SCRIPT`: nl, pl, uk, he,
 hi, th, ...) gets the script check only: words of its script count as its words, so mixing within its
-script (Dutch in Swedish, Russian in Ukrainian) is not seen. Spanish and Portuguese are not told apart
-(too close on a few words). A language the filter does not know is rejected as `language_unsupported`.
+script (English in Dutch, Russian in Ukrainian) is not seen. Spanish and Portuguese are not told apart
+(too close on a few words), nor two windowed languages other than English. A language the filter
+does not know (no script in `LANGUAGE_SCRIPT`), or a null one, is rejected as `language_unsupported`.
 """
 
 from __future__ import annotations
@@ -51,7 +58,6 @@ from datakit.filters import Filter, reason
 CLAIMED = ("en", "zh", "ja", "ko", "ru", "de", "fr", "es", "pt", "it", "ar", "vi")
 # Latin-script languages LID tells apart on a few words; a window is foreign only for one of them.
 WINDOWED = ("en", "de", "fr", "es", "pt", "it", "vi")
-TOO_CLOSE = {"es": {"pt"}, "pt": {"es"}}
 
 # script -> (letters, language its words are when foreign, one token per character)
 SCRIPTS: dict[str, tuple[str, str, bool]] = {
@@ -389,32 +395,42 @@ class LidModel:
         self._id_scores = inputs @ output[nodes].T  # each input id's dot products with the tracked nodes
         self._row: dict[str, int] = {}
         self._scores = np.zeros((1024, len(nodes) + 1))  # per word: summed dot products, then its id count
+        self._alone = np.zeros((1024, len(labels)))  # per word: each label's log-probability for the word alone
+        self.eos = np.zeros(len(nodes) + 1)
         self.eos = self.sums(["</s>"])[0].copy()
 
     def sums(self, words: list[str]) -> np.ndarray:
-        """Per word: its ids' summed dot products with the tracked nodes, and its id count (cached)."""
+        """Per word: its ids' summed dot products with the tracked nodes, and its id count."""
+        return self._scores[self._rows(words)]
+
+    def _rows(self, words: list[str]) -> list[int]:
+        """The cache rows of these words, filled for new ones: their summed dot products and id count
+        (`_scores`) and each tracked label's log-probability for the word alone (`_alone`)."""
         rows = [self._row.get(w, -1) for w in words]
-        if -1 in rows:
-            missing = {w for w, r in zip(words, rows) if r < 0}
-            if len(self._row) + len(missing) > 200_000:  # bound the cache; a corpus's words repeat, a reset is rare
-                self._row = {"</s>": self._row["</s>"]} if "</s>" in self._row else {}
-                missing = {w for w in words if w not in self._row}
-            if len(self._row) + len(missing) > len(self._scores):
-                grown = np.zeros((2 * (len(self._row) + len(missing)), self._scores.shape[1]))
-                grown[: len(self._scores)] = self._scores
-                self._scores = grown
-            for w in missing:
-                ids, row = self._ids(w), len(self._row)
-                self._scores[row, :-1] = self._id_scores[ids].sum(axis=0)
-                self._scores[row, -1] = len(ids)
-                self._row[w] = row
-            rows = [self._row[w] for w in words]
-        return self._scores[rows]
+        if -1 not in rows:
+            return rows
+        missing = {w for w, r in zip(words, rows) if r < 0}
+        if len(self._row) + len(missing) > 200_000:  # bound the cache; a corpus's words repeat, a reset is rare
+            self._row = {"</s>": self._row["</s>"]} if "</s>" in self._row else {}
+            missing = {w for w in words if w not in self._row}
+        first = len(self._row)
+        if first + len(missing) > len(self._scores):
+            size = 2 * (first + len(missing))
+            self._scores = np.concatenate([self._scores, np.zeros((size - len(self._scores), self._scores.shape[1]))])
+            self._alone = np.concatenate([self._alone, np.zeros((size - len(self._alone), self._alone.shape[1]))])
+        for row, w in enumerate(missing, start=first):
+            ids = self._ids(w)
+            self._scores[row, :-1] = self._id_scores[ids].sum(axis=0)
+            self._scores[row, -1] = len(ids)
+            self._row[w] = row
+        new = slice(first, first + len(missing))
+        self._alone[new] = np.where(self._scores[new, -1:] > 0, self.log_probs(self._scores[new] + self.eos), -np.inf)
+        return [self._row[w] for w in words]
 
     def log_probs(self, sums: np.ndarray) -> np.ndarray:
         """Log-probability of each tracked label for texts given as summed word rows (end of line included)."""
         scores = sums[:, :-1] / np.maximum(sums[:, -1:], 1)
-        return -np.logaddexp(0, -scores) @ self._on_path - scores @ self._left
+        return -np.log1p(np.exp(-scores)) @ self._on_path - scores @ self._left  # log sigmoid (np.logaddexp is ~8x slower)
 
     def best(self, words: list[str], labels: tuple[str, ...]) -> str:
         """The most probable of `labels` (tracked ones) for these words as one text."""
@@ -428,27 +444,33 @@ class LidModel:
         `target` with at most `target_ceiling`, and in which at least `min_leaning` words, each on its
         own, lean to a candidate rather than the target (one strongly foreign word, "era" in English,
         does not make a window foreign). Runs shorter than the shortest window are dropped."""
-        n = len(words)
-        if n < lengths.start:
+        n, shortest = len(words), lengths.start
+        if n < shortest:
             return []
-        per_word = self.sums(words)
-        sums = np.cumsum(np.concatenate([np.zeros((1, len(self.eos))), per_word]), axis=0)
+        rows = np.array(self._rows(words))
         columns, own = [self.labels.index(label) for label in candidates], self.labels.index(target)
-        alone = self.log_probs(per_word + self.eos)
-        leans = (alone[:, columns].max(axis=1) > alone[:, own]) & (per_word[:, -1] > 0)  # a word the model has no ids for leans nowhere
-        leaning = np.concatenate([[0], np.cumsum(leans)])
-        flagged = np.zeros(n + 1, dtype=np.int32)  # +1 at a foreign window's start, -1 after its end
-        for length in lengths:
-            if length > n:
-                break
-            logp = self.log_probs(sums[length:] - sums[:-length] + self.eos)
-            starts = np.flatnonzero((logp[:, columns].max(axis=1) >= np.log(confidence)) & (logp[:, own] <= np.log(target_ceiling))
-                                    & (leaning[length:] - leaning[:-length] >= min_leaning))
-            np.add.at(flagged, starts, 1)
-            np.add.at(flagged, starts + length, -1)
+        alone = self._alone[rows]
+        # a word leans foreign when alone it is likelier one of the candidates (a word without ids is -inf everywhere)
+        leans = (alone[:, columns[0]] if len(columns) == 1 else alone[:, columns].max(axis=1)) > alone[:, own]
+        leaning = np.cumsum(leans)
+        if not len(leaning) or leaning[-1] < min_leaning:
+            return []
+        leaning = np.concatenate([[0], leaning])
+        sums = None
+        covered = np.zeros(n, dtype=bool)
+        for length in range(shortest, min(lengths.stop, n + 1)):
+            starts = np.flatnonzero(leaning[length:] - leaning[:-length] >= min_leaning)  # only these windows are scored
+            if not len(starts):
+                continue
+            if sums is None:
+                sums = np.cumsum(np.concatenate([np.zeros((1, len(self.eos))), self._scores[rows]]), axis=0)
+            logp = self.log_probs(sums[starts + length] - sums[starts] + self.eos)
+            starts = starts[(logp[:, columns].max(axis=1) >= np.log(confidence)) & (logp[:, own] <= np.log(target_ceiling))]
+            for start in starts.tolist():
+                covered[start : start + length] = True
         runs = []
-        for start, end in _true_runs(np.cumsum(flagged[:-1]) > 0):
-            if end - start >= lengths.start:
+        for start, end in _true_runs(covered) if covered.any() else ():
+            if end - start >= shortest:
                 language = self.best(words[start:end], (target, *candidates))
                 if language != target:
                     runs.append((start, end, language))
