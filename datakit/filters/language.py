@@ -121,9 +121,10 @@ QUOTE = re.compile(
 WORD = re.compile(
     f"([{LATIN_LETTERS}]++(?:['’][{LATIN_LETTERS}]++)*+)(?![_\\d(]|\\.[A-Za-z])|[A-Za-z_][A-Za-z0-9_.]*"
 )
-# Latin words with only spaces, punctuation and digits between them (no letter of another script, no newline)
+# Latin words with only spaces, ASCII punctuation and digits between them (a letter of another script,
+# CJK punctuation such as "、" or "，", or a newline ends a run)
 _LATIN = f"[{LATIN_LETTERS}]+(?:['’][{LATIN_LETTERS}]+)*"
-LATIN_RUN = re.compile(f"{_LATIN}(?:(?:[^\\w\\n]|[\\d_])+{_LATIN})*")
+LATIN_RUN = re.compile(f"{_LATIN}(?:(?:[^\\S\\n]|[!-/:-@\\[-`{{-~]|\\d)+{_LATIN})*")
 NON_LATIN = re.compile("[" + "".join(letters for letters, _, _ in SCRIPTS.values()) + "]")
 SCRIPT_TOKEN = re.compile("|".join(f"(?P<{name}>[{letters}]{'' if single else '+'})" for name, (letters, _, single) in SCRIPTS.items()))
 ANY_WORD = re.compile(f"{_LATIN}|{SCRIPT_TOKEN.pattern}")
@@ -144,6 +145,7 @@ PHRASE_WORDS = frozenset(
     "the we wait hmm okay let let's so but need think maybe actually because therefore thus which our should "
     "seems i'm it's that's what".split()
 )
+LEANING_RATIO = 2.0  # a word leans foreign when alone a candidate is this many times likelier than the target
 JA_CHINESE_SENTENCE_HAN = 12  # a `ja` sentence of this many Han characters and no Kana is Chinese
 
 
@@ -451,7 +453,7 @@ class LidModel:
         columns, own = [self.labels.index(label) for label in candidates], self.labels.index(target)
         alone = self._alone[rows]
         # a word leans foreign when alone it is likelier one of the candidates (a word without ids is -inf everywhere)
-        leans = (alone[:, columns[0]] if len(columns) == 1 else alone[:, columns].max(axis=1)) > alone[:, own]
+        leans = (alone[:, columns[0]] if len(columns) == 1 else alone[:, columns].max(axis=1)) > alone[:, own] + np.log(LEANING_RATIO)
         leaning = np.cumsum(leans)
         if not len(leaning) or leaning[-1] < min_leaning:
             return []
