@@ -376,7 +376,12 @@ class LidModel:
             reader.take("b")
         self.word_ids = {word: i for i, (word, _) in enumerate(entries[:nwords])}
         self.bucket, self.minn, self.maxn, self.nwords = args["bucket"], args["minn"], args["maxn"], nwords
-        self.pruned = dict(reader.array("<i4", 2 * npruned).reshape(-1, 2).tolist()) if npruned > 0 else None
+        pruned = reader.array("<i4", 2 * npruned).reshape(-1, 2) if npruned > 0 else None
+        # bucket -> input row, as sorted arrays (a pruned model keeps only some buckets)
+        self._buckets, self._bucket_rows = None, None
+        if pruned is not None:
+            order = np.argsort(pruned[:, 0])
+            self._buckets, self._bucket_rows = pruned[order, 0].astype(np.uint32), pruned[order, 1].astype(np.int64) + nwords
         if not reader.take("?")[0]:
             raise ValueError(f"{path}: only quantized (.ftz) models are read")
         inputs = _read_quantized(reader)
@@ -403,7 +408,8 @@ class LidModel:
 
     def sums(self, words: list[str]) -> np.ndarray:
         """Per word: its ids' summed dot products with the tracked nodes, and its id count."""
-        return self._scores[self._rows(words)]
+        rows = self._rows(words)  # first: it may grow the cache
+        return self._scores[rows]
 
     def _rows(self, words: list[str]) -> list[int]:
         """The cache rows of these words, filled for new ones: their summed dot products and id count
@@ -420,12 +426,12 @@ class LidModel:
             size = 2 * (first + len(missing))
             self._scores = np.concatenate([self._scores, np.zeros((size - len(self._scores), self._scores.shape[1]))])
             self._alone = np.concatenate([self._alone, np.zeros((size - len(self._alone), self._alone.shape[1]))])
-        for row, w in enumerate(missing, start=first):
-            ids = self._ids(w)
-            self._scores[row, :-1] = self._id_scores[ids].sum(axis=0)
-            self._scores[row, -1] = len(ids)
-            self._row[w] = row
-        new = slice(first, first + len(missing))
+        ordered = list(missing)
+        word_of, ids = self._ids(ordered)
+        new = slice(first, first + len(ordered))
+        np.add.at(self._scores[new, :-1], word_of, self._id_scores[ids])  # (a view: adds in place)
+        self._scores[new, -1] = np.bincount(word_of, minlength=len(ordered))
+        self._row.update(zip(ordered, range(first, first + len(ordered))))
         self._alone[new] = np.where(self._scores[new, -1:] > 0, self.log_probs(self._scores[new] + self.eos), -np.inf)
         return [self._row[w] for w in words]
 
@@ -478,29 +484,44 @@ class LidModel:
                     runs.append((start, end, language))
         return runs
 
-    def _ids(self, word: str) -> list[int]:
-        """fastText's input ids of a word: its own (when known) and its hashed character n-grams
-        (minn >= 2, so fastText's rule on 1-grams at the word's edges never applies)."""
-        known = self.word_ids.get(word)
-        if word == "</s>":
-            return [known] if known is not None else []
-        ids = [] if known is None else [known]
-        bracketed = f"<{word}>"
-        for n in range(self.minn, self.maxn + 1):
-            for i in range(len(bracketed) - n + 1):
-                bucket = _fnv1a(bracketed[i : i + n].encode()) % self.bucket
-                if self.pruned is None:
-                    ids.append(self.nwords + bucket)
-                elif bucket in self.pruned:
-                    ids.append(self.nwords + self.pruned[bucket])
-        return ids
+    def _ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """fastText's input ids of these words, as (index of the word, input row) pairs: a word's own
+        row when the model knows it, and the rows of its hashed character n-grams (minn >= 2, so
+        fastText's rule on 1-grams at the word's edges never applies). Hashed in one numpy pass."""
+        word_of, ids, grams, gram_word = [], [], [], []
+        for i, word in enumerate(words):
+            known = self.word_ids.get(word)
+            if known is not None:
+                word_of.append(i)
+                ids.append(known)
+            if word == "</s>":
+                continue
+            bracketed = f"<{word}>"
+            for n in range(self.minn, self.maxn + 1):
+                grams.extend(bracketed[j : j + n].encode() for j in range(len(bracketed) - n + 1))
+                gram_word.extend([i] * max(len(bracketed) - n + 1, 0))
+        if grams:
+            buckets = _fnv1a(grams) % np.uint32(self.bucket)
+            if self._buckets is None:
+                rows, keep = buckets.astype(np.int64) + self.nwords, np.ones(len(buckets), dtype=bool)
+            else:
+                at = np.minimum(np.searchsorted(self._buckets, buckets), len(self._buckets) - 1)
+                keep = self._buckets[at] == buckets
+                rows = self._bucket_rows[at]
+            word_of.extend(np.asarray(gram_word)[keep].tolist())
+            ids.extend(rows[keep].tolist())
+        return np.asarray(word_of, dtype=np.int64), np.asarray(ids, dtype=np.int64)
 
 
-def _fnv1a(data: bytes) -> int:
-    """fastText's 32-bit FNV-1a, which xors each byte sign-extended."""
-    h = 2166136261
-    for byte in data:
-        h = ((h ^ (byte if byte < 128 else byte | 0xFFFFFF00)) * 16777619) & 0xFFFFFFFF
+def _fnv1a(data: list[bytes]) -> np.ndarray:
+    """fastText's 32-bit FNV-1a of each byte string, which xors each byte sign-extended."""
+    lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+    flat = np.frombuffer(b"".join(data), dtype=np.int8).astype(np.int32).astype(np.uint32)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    h = np.full(len(data), 2166136261, dtype=np.uint32)
+    for k in range(int(lengths.max())):
+        live = np.flatnonzero(lengths > k)
+        h[live] = (h[live] ^ flat[starts[live] + k]) * np.uint32(16777619)
     return h
 
 
