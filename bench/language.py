@@ -5,13 +5,13 @@
     python bench/language.py --chains 20000   # more synthetic chains
 
 Chains: tests/data/language/chains.jsonl (hand-labelled, 12 languages), and synthetic chains of
-thought made from them: each joins 6 labelled chains of one language as paragraphs, so every row has
-R1-like length. Runs: `mix` (about 45% en, 35% zh, the rest spread over the other ten: a
+thought made from them: each joins 6 labelled chains of one language as paragraphs (chains labelled
+not mixed: a corpus is mostly pure), so every row has R1-like length. Runs: `mix` (about 45% en, 35% zh, the rest spread over the other ten: a
 multilingual corpus), `en`, `zh` and `de` (synthetic chains of that language only), each followed by
 the labelled set, and `cold`. Each side (filter) runs in its own process on one core (BLAS threads off):
-`score` then `keep` on the whole frame, after an untimed call on 20 rows (model load, and for the
-word-level filter its per-word cache, which the synthetic chains fill quickly since they reuse the
-labelled chains' words: the `cold` row times the labelled set in a fresh process, every word new).
+`score` then `keep` on the whole frame, the best of 3 passes after an untimed call on 20 rows (model
+load). That is the steady state of a long run, where the word-level filter's per-word cache is
+filled; the `cold` row times one pass over the labelled set in a fresh process, every word new.
 Words are letter runs and CJK characters, counted the same way for both sides. The labelled set's
 precision/recall/F1 of each side is printed too. The previous filter is read from git history; a
 shallow clone or an sdist has none, and its side is skipped.
@@ -41,12 +41,13 @@ WEIGHTS = {"en": 45, "zh": 35}  # the other labelled languages share the rest ev
 
 
 def chains(synthetic: int, only: str | None = None, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """(labelled chains, synthetic chains made of 6 labelled ones of one language each; all of
+    """(labelled chains, synthetic chains made of 6 pure labelled ones of one language each; all of
     language `only` when given)."""
     labelled = [json.loads(line) for line in CHAINS.read_text().splitlines()]
     by_language: dict[str, list[str]] = {}
     for chain in labelled:
-        by_language.setdefault(chain["language"], []).append(chain["text"])
+        if not chain["mixed"]:  # a corpus is mostly pure; the labelled set (half mixed) follows
+            by_language.setdefault(chain["language"], []).append(chain["text"])
     others = [lang for lang in by_language if lang not in WEIGHTS]
     weights = {**WEIGHTS, **{lang: (100 - sum(WEIGHTS.values())) / len(others) for lang in others}}
     if only:
@@ -89,10 +90,12 @@ def run(side: str, synthetic: int, cold: bool, only: str | None) -> dict:
     f.setup({})  # type: ignore[attr-defined]
     if not cold:
         f.score(frame.head(20))  # type: ignore[attr-defined]
-    started = time.perf_counter()
-    scores = f.score(frame)  # type: ignore[attr-defined]
-    verdicts = f.keep(pl.concat([frame, scores], how="horizontal")).to_list()  # type: ignore[attr-defined]
-    seconds = time.perf_counter() - started
+    seconds = float("inf")
+    for _ in range(1 if cold else 3):  # the best of 3: other work on the machine only ever slows a pass
+        started = time.perf_counter()
+        scores = f.score(frame)  # type: ignore[attr-defined]
+        verdicts = f.keep(pl.concat([frame, scores], how="horizontal")).to_list()  # type: ignore[attr-defined]
+        seconds = min(seconds, time.perf_counter() - started)
     mixed = [r["mixed"] for r in labelled]
     rejected = [v is not None for v in verdicts[len(rows) - len(labelled):]]
     tp = sum(r and m for r, m in zip(rejected, mixed))

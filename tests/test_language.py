@@ -192,3 +192,11 @@ def test_score_params_name_every_scoring_field() -> None:
                          "min_script_chars": 3, "max_quote_words": 2}.items():
         assert make_filter("language", {param: value}, "t").score_identity() != base, param
     assert make_filter("language", {"min_consistency": 0.5, "reject_spans": False}, "t").score_identity() == base
+
+
+def test_word_cache_grows_and_stays_exact() -> None:
+    model = _lid_model()
+    words = [f"wort{'abcdefghij'[i % 10]}{'klmnopqrst'[i // 10 % 10]}{'uvwxyzäöüß'[i // 100 % 10]}" for i in range(2500)]
+    together = model.sums(words)  # more new words than the cache holds at first
+    assert together.shape == (2500, len(model.eos))
+    assert (together[[0, 1234, 2499]] == model.sums([words[0], words[1234], words[2499]])).all()

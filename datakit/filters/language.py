@@ -42,6 +42,7 @@ does not know (no script in `LANGUAGE_SCRIPT`), or a null one, is rejected as `l
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import struct
 import unicodedata
@@ -240,7 +241,8 @@ class Language(Filter):
         runs = self.model.foreign_runs(tokens, target, candidates, lengths, self.window_confidence, self.window_target_ceiling, self.min_span_words)
         if not runs:
             return
-        where = [m.span(1) for m in WORD.finditer(masked) if len(m.group(1) or "") > 1]
+        last = runs[-1][1]  # positions of the words up to the last run's end
+        where = [m.span(1) for m in itertools.islice((m for m in WORD.finditer(masked) if len(m.group(1) or "") > 1), last)]
         for first, end, language in runs:
             words.add(target, first - end)
             words.add(language, end - first)
