@@ -4,6 +4,7 @@ and peak RSS against input size, so the growth is visible.
     python bench/run.py                     # sample (vllm and hf), filter at 10^4 and 10^5, mix at 10^4, 10^5, 10^6, code
     python bench/run.py --filter-rows 10000 100000 --mix-rows 10000 100000   # choose the sizes
     python bench/run.py --code-problems 20  # the code verifier on the first 20 problems of each set (0: skip it)
+    python bench/run.py --language-chains 500  # the language filter on 500 chains, against the previous one (0: skip it)
 
 How to read it: `ratio` is datakit over its baseline on the same data in the same run (for filter,
 per core, since datakit uses every core and the baseline one; for code, verdicts/s per core at the
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import code_verdicts as code_bench
 
 import filter as filter_bench  # noqa: E402
+import language as language_bench  # noqa: E402
 import mix as mix_bench  # noqa: E402
 import sample as sample_bench  # noqa: E402
 
@@ -39,12 +41,14 @@ def main() -> None:
     parser.add_argument("--filter-rows", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--mix-rows", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--sample-prompts", type=int, default=32)
+    parser.add_argument("--language-chains", type=int, default=2000, help="synthetic chains for the language filter (0: skip)")
     parser.add_argument("--code-problems", type=int, default=164, help="problems per code set (0: skip)")
     args = parser.parse_args()
     # filter and mix first: their sides are subprocesses, and Linux hands a parent's peak RSS down to its
     # children, so they must start before this process loads an engine for the sample benchmark
     results = [filter_bench.compare(rows) for rows in args.filter_rows]
     results += [mix_bench.compare(rows) for rows in args.mix_rows]
+    results += language_bench.compare(args.language_chains) if args.language_chains else []
     results += code_bench.compare(args.code_problems, old=False) if args.code_problems else []
     samples = [sample_bench.compare(name, prompts=args.sample_prompts) for name in sample_bench.available_backends()]
     print_table(samples + results)
