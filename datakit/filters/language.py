@@ -93,10 +93,10 @@ _LATIN_ISO = (
 )
 LANGUAGE_SCRIPT: dict[str, str] = {
     **dict.fromkeys(_LATIN_ISO.split(), "latin"),
-    **dict.fromkeys("ru uk bg be mk sr kk ky mn tg tt ba".split(), "cyrillic"),
-    **dict.fromkeys("ar fa ur ps ug ckb".split(), "arabic"),
-    **dict.fromkeys("he yi".split(), "hebrew"),
-    **dict.fromkeys("hi mr ne sa".split(), "devanagari"),
+    **dict.fromkeys(["ru", "uk", "bg", "be", "mk", "sr", "kk", "ky", "mn", "tg", "tt", "ba"], "cyrillic"),
+    **dict.fromkeys(["ar", "fa", "ur", "ps", "ug", "ckb"], "arabic"),
+    **dict.fromkeys(["he", "yi"], "hebrew"),
+    **dict.fromkeys(["hi", "mr", "ne", "sa"], "devanagari"),
     "zh": "han", "ja": "han", "ko": "hangul", "el": "greek",
     **{lang: script for script, (_, lang, _) in SCRIPTS.items() if lang not in ("zh", "ja", "ko", "ru", "ar", "he", "hi", "el")},
 }
@@ -110,7 +110,7 @@ MASK = re.compile(
     r"|\$[^$\n]*\$|\\\(.*?\\\)"
     r"|\\[a-zA-Z]+(?:\{[^}]*\})*"
     r"|://\S+|@\S+|/[A-Za-z0-9_.\-/]+",
-    re.S,
+    re.DOTALL,
 )
 # Quoted or parenthesised spans; short ones are masked, longer quotes never make an offending span.
 QUOTE = re.compile(
@@ -142,10 +142,10 @@ KANA = re.compile(f"[{SCRIPTS['kana'][0]}]")
 SENTENCE = re.compile(r"[^。！？!?\n]+")
 # English words that make even a one-word Latin run in a non-Latin chain a phrase, not a term; none is
 # a code keyword (if, for, in, and, or, not, this are, and stay terms).
-PHRASE_WORDS = frozenset(
-    "the we wait hmm okay let let's so but need think maybe actually because therefore thus which our should "
-    "seems i'm it's that's what".split()
-)
+PHRASE_WORDS = frozenset({
+    "the", "we", "wait", "hmm", "okay", "let", "let's", "so", "but", "need", "think", "maybe", "actually", "because",
+    "therefore", "thus", "which", "our", "should", "seems", "i'm", "it's", "that's", "what",
+})
 LEANING_RATIO = 2.0  # a word leans foreign when alone a candidate is this many times likelier than the target
 JA_CHINESE_SENTENCE_HAN = 12  # a `ja` sentence of this many Han characters and no Kana is Chinese
 
@@ -366,7 +366,8 @@ class LidModel:
         magic, _version = reader.take("2i")
         if magic != 793712314:
             raise ValueError(f"{path} is not a fastText model")
-        args = dict(zip("dim ws epoch min_count neg word_ngrams loss model bucket minn maxn lr_update".split(), reader.take("12i")))
+        names = ("dim", "ws", "epoch", "min_count", "neg", "word_ngrams", "loss", "model", "bucket", "minn", "maxn", "lr_update")
+        args = dict(zip(names, reader.take("12i")))
         reader.take("d")
         if args["loss"] != 1 or args["word_ngrams"] != 1 or args["minn"] < 2:
             raise ValueError(f"{path}: only hierarchical-softmax models without word n-grams and with minn >= 2 are read")
