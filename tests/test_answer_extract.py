@@ -33,7 +33,7 @@ from datakit.answer_extract import find_answer, plain_number
         ("We get \\(a = 3\\).\n\nThis satisfies every condition.", "a = 3", "span"),
         # ... else its last number, when it stands alone
         ("The total cost is 45 dollars.", "45 dollars", "number"),  # with its unit: compared as a quantity
-        ("Die Antwort ist 0,5.", "0,5", "number"),
+        ("Die Antwort ist 0,5.", "0,5", "phrase"),  # answer phrases in other languages too
     ],
 )
 def test_a_rule_that_must_fire(answer: str, text: str, found_by: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from datakit.verify import check_math
+from datakit.math_check import check_math
 
 TABLES = sorted((Path(__file__).parent / "data" / "math").glob("*.jsonl"))
 

@@ -23,7 +23,8 @@ from datakit.filters import Filter
 from datakit.pool import Outcome, map_with_timeout
 from datakit.sandbox import SandboxLimits, describe_isolation
 from datakit.answer_extract import find_answer
-from datakit.verify import Check, check_choice, check_exact, check_math, quick_math_check
+from datakit.math_check import check_math, quick_math_check
+from datakit.verify import Check, check_choice, check_exact
 
 RULES = {"math": check_math, "choice": check_choice, "exact": check_exact}
 # verdicts a later judge may overturn: the rules could not decide
