@@ -353,10 +353,11 @@ def _last_candidate(answer: str, after: int) -> Statement | None:
             if re.search(r"\d|\$|\\\(|\\\[", paragraph) or _TRUNCATED.search(paragraph):
                 return None
             continue
-        run = [candidates[-1]]  # with the spans (or numbers) listed together before it: "1, 2, 3, 4, 5"
-        earlier = [c for c in candidates[:-1] if c[3] == run[0][3]]
-        while earlier and _JOIN.fullmatch(paragraph[earlier[-1][1] : run[0][0]]):
-            run.insert(0, earlier.pop())
+        backwards = [candidates[-1]]  # with the spans (or numbers) listed together before it: "1, 2, 3, 4, 5"
+        earlier = [c for c in candidates[:-1] if c[3] == backwards[0][3]]
+        while earlier and _JOIN.fullmatch(paragraph[earlier[-1][1] : backwards[-1][0]]):
+            backwards.append(earlier.pop())
+        run = backwards[::-1]
         sentence_start = max((m.end() for m in _SENTENCE_END.finditer(paragraph, 0, run[0][0])), default=0)
         around = paragraph[sentence_start : run[0][0]] + " " + answer[start + run[-1][1] :]
         if _HEDGE.search(_prose(around)):
@@ -379,9 +380,10 @@ def _candidates(paragraph: str) -> list[tuple[int, int, str, str]]:
         if not _CONDITION.search(paragraph[max(0, m.start() - 30) : m.start()])
     ]
     masked = _mask(paragraph, spans)
-    for m in _AMOUNT.finditer(masked.replace("**", "  ")):
-        given = _GIVEN_BEFORE.search(masked, max(0, m.start() - 12), m.start()) or re.match(r"\s+of\b", masked[m.end() :])
-        if not _in_expression(masked.replace("**", "  "), m) and not given:
+    unbolded = masked.replace("**", "  ")
+    for m in _AMOUNT.finditer(unbolded):
+        given = _GIVEN_BEFORE.search(masked, max(0, m.start() - 12), m.start()) or re.match(r"\s+of\b", masked[m.end() : m.end() + 8])
+        if not _in_expression(unbolded, m) and not given:
             found.append((m.start(), m.end(), m.group(0).strip(), "number"))
     for m in _BOLD.finditer(masked):
         text = m.group(1).strip().rstrip(".")
@@ -419,7 +421,8 @@ def _mask(text: str, spans: list[re.Match[str]]) -> str:
 def _in_expression(text: str, number: re.Match[str]) -> bool:
     """Whether a number outside math delimiters is part of a formula ("\\\\frac{3}{4}", "3 + 4", "2^10"),
     not a result of its own."""
-    before, after = text[: number.start()].rstrip()[-1:], text[number.end() :].lstrip()[:1]
+    before = text[max(0, number.start() - 40) : number.start()].rstrip()[-1:]
+    after = text[number.end() : number.end() + 40].lstrip()[:1]
     return before in tuple("+-*/^_{(\\×÷·") or after in tuple("+-*/^_{}\\×÷·=")
 
 

@@ -111,3 +111,30 @@ def test_without_fallback_only_boxes_and_phrases_count() -> None:
 )
 def test_numbers_follow_the_answer_language(text: str, language: str, number: str | None) -> None:
     assert plain_number(text, language) == number
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The answer is " + "1" * 20000,
+        "\\boxed{" * 5000,
+        "the answer is " * 5000,
+        "\\boxed{1}" + "\n " * 5000 + "x \\boxed{2}",  # a gap between boxes that once backtracked exponentially
+        "1 " * 20000,
+        "1, " * 20000,
+        "$a$ " * 10000,
+        "1 cm " * 10000,
+        "\\boxed{1} " * 5000,
+        "1\u202f" * 10000,
+    ],
+    ids=["digits", "open-boxes", "phrases", "gaps", "numbers", "list", "spans", "amounts", "boxes", "thin-spaces"],
+)
+def test_extraction_reads_adversarial_answers_in_one_pass(answer: str) -> None:
+    """find_answer runs in the filter's own process, outside the pool's timeout: every pattern is linear
+    (a quadratic one takes minutes on these; each takes well under a second)."""
+    from datakit.math_check import quick_math_check
+
+    statement = find_answer(answer)
+    assert statement is None or statement.text
+    check = quick_math_check(answer, "5")
+    assert check is None or check.verdict != "correct"
