@@ -347,7 +347,7 @@ def _score(
     grader: Any, folder: Path, model: str, label: str, bench: EvalBenchmark, vote_timeout_s: float = 30.0, resamples: int = 2000,
 ) -> dict[str, Any]:
     """Grade a finished sample folder; check it holds exactly k samples of every problem."""
-    columns = list(dict.fromkeys(["prompt_id", "sample_index", "verifier", *grader.reads]))  # whatever the grader reads
+    columns = list(dict.fromkeys(["prompt_id", "sample_index", "verifier", "language", *grader.reads]))  # what the grader reads
     frame = pl.from_arrow(read_table(folder, columns=columns))
     counts = frame.group_by("prompt_id").len()
     wrong = counts.filter(pl.col("len") != bench.k)

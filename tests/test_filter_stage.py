@@ -74,7 +74,7 @@ def test_funnel_rejects_report_and_plots(tmp_path: Path) -> None:
     assert (accepted["sample_index"] == 0).all() and accepted["rejected_by"].null_count() == accepted.height
     assert rejected["rejected_by"].null_count() == 0 and rejected["reject_reason"].null_count() == 0
     why = {(r["prompt_id"], r["sample_index"]): (r["rejected_by"], r["reject_reason"]) for r in rejected.iter_rows(named=True)}
-    assert why[("p1", 1)] == ("correctness", "wrong: math: extracted 3, expected 2")
+    assert why[("p1", 1)] == ("correctness", "wrong: math: boxed 3, expected 2")
     assert why[("p1", 2)] == ("format", "truncated: finish_reason=length")
     assert why[("p1", 3)][0] == "repetition"
     assert why[("p6", 0)][0] == "correctness" and why[("p6", 0)][1].startswith("no_answer:")

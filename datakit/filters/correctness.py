@@ -39,7 +39,7 @@ class Correctness(Filter):
     score_params = (
         "timeout_s", "code_case_cpu_s", "code_cpu_s", "code_memory_mb", "code_all_cases", "code_rel_tol", "code_abs_tol",
     )
-    reads = ("verifier", "answer", "reference", "language")
+    reads = ("verifier", "answer", "reference")  # and `language` where the input has it (how math numbers are written; default en)
     scores = {
         # correct | wrong | no_answer | bad_reference | timeout | checker_error | unverified, and for code also
         # runtime_error | compile_error | memory | unserializable_result | unsupported_language
@@ -68,7 +68,8 @@ class Correctness(Filter):
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
         checks: list[Check | None] = [None] * rows.height
         verifiers = rows["verifier"].to_list()
-        answers, references, languages = rows["answer"].to_list(), rows["reference"].to_list(), rows["language"].to_list()
+        answers, references = rows["answer"].to_list(), rows["reference"].to_list()
+        languages = rows["language"].to_list() if "language" in rows.columns else ["en"] * rows.height
         rule_rows = [i for i, v in enumerate(verifiers) if v in RULES]
         code_rows = [i for i, v in enumerate(verifiers) if v == "code"]
         for i, check in zip(rule_rows, self._rule_checks([(verifiers[i], answers[i], references[i], languages[i] or "en") for i in rule_rows])):
