@@ -63,12 +63,12 @@ _HEDGE = re.compile(
     r"extraneous|reject(?:ed|s)?|invalid)\b|n't\b",
     re.IGNORECASE,
 )
-# A box in a sentence with these is a guess, not a statement: "likely \\boxed{24}, though it could be 25".
+# A box in a sentence with these (or boxes with these between them) is a guess, not a statement:
+# "likely \\boxed{24}, though it could be 25".
 _BOX_HEDGE = re.compile(
     r"\b(?:either|likely|could|might|maybe|perhaps|possibly|probably|unsure|guess|if\s+we\s+(?:count|include|assume|exclude))\b|not\s+sure",
     re.IGNORECASE,
 )
-_HEDGE_WORDS = re.compile(r"\b(?:either|maybe|perhaps|possibly|probably|might|unsure|guess)\b|not\s+sure", re.IGNORECASE)
 # Prose after a box or phrase that takes it back.
 _REVOKED = re.compile(
     r"\b(?:extraneous|reject(?:ed|s)?|invalid|mistake|wrong|incorrect|not\s+(?:correct|right|valid)|wait|actually|correction|"
@@ -182,7 +182,7 @@ def _trailing_boxes(answer: str, boxes: list[Statement]) -> tuple[str, ...]:
     between two; each with its name where every one has one ("x = 3")."""
     kept: list[Statement] = []
     for box in reversed(boxes):
-        if kept and (_REVOKED.search(_prose(answer[box.end : kept[0].start])) or _HEDGE_WORDS.search(answer[box.end : kept[0].start])):
+        if kept and (_REVOKED.search(_prose(answer[box.end : kept[0].start])) or _BOX_HEDGE.search(answer[box.end : kept[0].start])):
             break
         kept.insert(0, box)
     if any(box.parts for box in kept):
