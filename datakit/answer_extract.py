@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from datakit.units import UNIT, join_digit_groups
 
@@ -49,7 +50,7 @@ _NOT_A_RESULT = re.compile(
     r"the\s+following|correct|right|wrong|incorrect|unclear|unknown|undefined|[:.,;]|\Z)\b",
     re.IGNORECASE,
 )
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$]+?)\$", re.S)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$]+?)\$", re.DOTALL)
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _NUMBER = re.compile(
     r"(?<![\w.,/])[-+−]?(?:\d{1,3}(?:(?:,|\.|\\,|\{,\}|[ \u00a0\u202f])\d{3})+(?![\d])(?:[.,]\d+)?|\d+(?:(?:[.,]|\{,\})\d+)?)"
@@ -115,9 +116,11 @@ _BOLD_COMMAND = re.compile(r"\\(?:textbf|mathbf|bm|boldsymbol)\s*\{([^{}]*)\}")
 _CHAT_TOKEN = re.compile(r"<\|[^|>]*\|>\w*")
 
 # ISO 639-1 codes of languages that write a decimal comma (0,5) and group thousands with a dot or a space.
-DECIMAL_COMMA = frozenset(
-    "de fr es it pt ru uk be pl nl cs sk sl hr sr bs bg ro hu tr sv da no nb nn fi et lv lt is el id vi az kk ka uz mn".split()
-)
+DECIMAL_COMMA = frozenset([
+    "de", "fr", "es", "it", "pt", "ru", "uk", "be", "pl", "nl", "cs", "sk", "sl", "hr", "sr", "bs", "bg",
+    "ro", "hu", "tr", "sv", "da", "no", "nb", "nn", "fi", "et", "lv", "lt", "is", "el", "id", "vi", "az",
+    "kk", "ka", "uz", "mn",
+])
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,7 @@ def _box_statements(answer: str) -> list[Statement]:
         if len(run) > 1:
             run = _labelled(answer, run)
         parts = tuple(dict.fromkeys(content for _, _, content in run))
-        ordered = any(_PART_LABEL.search(answer[a[1] : b[0]]) for a, b in zip(run, run[1:]))
+        ordered = any(_PART_LABEL.search(answer[a[1] : b[0]]) for a, b in pairwise(run))
         statements.append(Statement(run[-1][2], "boxed", run[-1][0], run[-1][1], parts if len(parts) > 1 else (), ordered=ordered))
     return statements
 
@@ -306,7 +309,7 @@ def _phrase_result(sentence: str, start: int, end: int) -> Statement | None:
     stated = re.sub(r"(?<![\w\\])\(?[A-Ja-h]\)\s+(?=\S)", "", stated)  # "(B) 42", "(a) \\$45, (b) 15%": labels, then values
     spans = _spans(stated)
     if len(spans) > 1:
-        gaps = [stated[a.end() : b.start()] for a, b in zip(spans, spans[1:])]
+        gaps = [stated[a.end() : b.start()] for a, b in pairwise(spans)]
         if all(_JOIN.fullmatch(gap) for gap in gaps):
             parts = tuple(dict.fromkeys(_span_inner(m) for m in spans))
             return Statement(parts[-1], "phrase", start, end, parts if len(parts) > 1 else (), ordered=ordered)
@@ -365,7 +368,7 @@ def _last_candidate(answer: str, after: int) -> Statement | None:
         first, last = run[0], run[-1]
         found_by = "number" if last[3] == "bold" else last[3]
         parts = tuple(dict.fromkeys(c[2] for c in run))
-        ordered = any(_PART_LABEL.search(paragraph[a[1] : b[0]]) for a, b in zip(run, run[1:]))
+        ordered = any(_PART_LABEL.search(paragraph[a[1] : b[0]]) for a, b in pairwise(run))
         return Statement(last[2], found_by, start + first[0], start + last[1], parts if len(parts) > 1 else (), ordered=ordered)
     return None
 

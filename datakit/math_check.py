@@ -54,7 +54,10 @@ _TRAILING_UNIT = re.compile(
 _EDGE_PUNCTUATION = " \t\n\"'`“”‘’.,;:!?*_$"
 # A reference made of words ("Monday", "no solution", "\\text{East}").
 _WORDS = re.compile(r"[^\W\d_]+(?:[ '\-][^\W\d_]+)*")
-_MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt pi max min gcd lcm det mod arcsin arccos arctan inf".split())
+_MATH_WORDS = frozenset([
+    "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "pi", "max", "min", "gcd", "lcm",
+    "det", "mod", "arcsin", "arccos", "arctan", "inf",
+])
 # One-variable inequalities, read as the interval they describe: "x \\geq 5" is [5, oo).
 _LESS = r"<=|\\leqslant|\\leq?(?![a-zA-Z])|\\lt(?![a-zA-Z])|≤|<"
 _GREATER = r">=|\\geqslant|\\geq?(?![a-zA-Z])|\\gt(?![a-zA-Z])|≥|>"
@@ -65,7 +68,7 @@ _ELLIPSIS = re.compile(r"\\[lc]?dots|\.\.\.|…")
 _SET_LITERAL = re.compile(r"\\\{[^{}]*,[^{}]*\\\}|\\left\\\{.*,.*\\right\\\}")
 _TUPLE_LITERAL = re.compile(r"\((?:[^()]|\([^()]*\))*,(?:[^()]|\([^()]*\))*\)")
 _IMPLIES = re.compile(r"\\(?:Longrightarrow|Rightarrow|implies|iff|therefore)|⟹|⇒")
-_COLUMN_VECTOR = re.compile(r"\\begin\{[pb]matrix\}(.*?)\\end\{[pb]matrix\}", re.S)
+_COLUMN_VECTOR = re.compile(r"\\begin\{[pb]matrix\}(.*?)\\end\{[pb]matrix\}", re.DOTALL)
 
 
 def check_math(answer: str, reference: str, language: str = "en") -> Check:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from datakit.answer_extract import find_answer
 from datakit.code_verify import CodeOptions, check_code
 from datakit.errors import DatakitError
 from datakit.filters import Filter
+from datakit.math_check import check_math, quick_math_check
 from datakit.pool import Outcome, map_with_timeout
 from datakit.sandbox import SandboxLimits, describe_isolation
-from datakit.answer_extract import find_answer
-from datakit.math_check import check_math, quick_math_check
 from datakit.verify import Check, check_choice, check_exact
 
 RULES = {"math": check_math, "choice": check_choice, "exact": check_exact}
