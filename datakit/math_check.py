@@ -80,7 +80,7 @@ def check_math(answer: str, reference: str, language: str = "en") -> Check:
     assert statement is not None  # quick_math_check answers no_answer itself
     check = _grade(stated_answer(statement, language), reference, language, statement)
     parts = _reference_parts(reference, language)
-    if check.verdict != "correct" and statement.found_by == "boxed" and len(statement.parts) < parts <= len(statement.boxes):
+    if check.verdict != "correct" and statement.found_by == "boxed" and len(statement.parts) < parts and 2 <= parts <= len(statement.boxes):
         boxes = statement.boxes[-parts:]
         joined = _grade(", ".join(_plain_numbers(b, language) for b in boxes), reference, language, statement)
         if joined.verdict == "correct":
