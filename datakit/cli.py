@@ -472,9 +472,8 @@ def eval_(
 ) -> None:
     """Score models by pass@1 and cons@k (majority vote; not for code) with R1's sampling; exactly k answers a problem.
 
-    Votes group answers by value (math-verify: x=2, 2 and \\frac{4}{2} are one answer). Every score has a 95% interval,
-    a bootstrap over problems (42.5 [35.0, 50.6]); with several --model each is compared with the first, with a paired
-    interval: a difference whose interval holds 0 is noise."""
+    Votes group answers by value (math-verify: x=2, 2 and \\frac{4}{2} are one answer). Every score has a 95% interval, a bootstrap over problems (42.5 [35.0, 50.6]); with several --model each is compared with the first, with a paired interval: a difference whose interval holds 0 is noise.
+    """
     from datakit.eval import EvalConfig
 
     benches = []
