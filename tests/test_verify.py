@@ -257,3 +257,19 @@ def test_no_attack_or_slip_is_accepted(answer: str, reference: str) -> None:
 )
 def test_right_answers_written_every_way_are_accepted(answer: str, reference: str, language: str) -> None:
     assert check_math(answer, reference, language).verdict == "correct"
+
+
+def test_samples_stating_the_same_box_share_a_check_only_when_nothing_else_differs() -> None:
+    import polars as pl
+
+    from datakit.filters import make_filter
+
+    answers = [
+        "So \\boxed{\\frac{90}{2}}.",
+        "Thus the answer is $\\boxed{\\frac{90}{2}}$.",  # the same statement elsewhere: one check for both
+        "So \\boxed{\\frac{90}{2}}. In other words, the minimum number of moves is $44$.",  # restated otherwise
+    ]
+    rows = pl.DataFrame({"verifier": ["math"] * 3, "answer": answers, "reference": ["45"] * 3, "language": ["en"] * 3})
+    scores = make_filter("correctness", {"timeout_s": 30, "workers": 1}, "t").score(rows)
+    assert scores["correct_verdict"].to_list() == ["correct", "correct", "wrong"]
+    assert "restates it as 44" in scores["correct_detail"][2]

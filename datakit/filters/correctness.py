@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -140,7 +140,7 @@ def _dedupe_key(verifier: str, answer: str, reference: str | None, language: str
     same way share a check."""
     statement = find_answer(answer) if verifier == "math" else None
     if statement is not None:
-        return verifier, statement.text, statement.parts, statement.found_by, reference, language
+        return verifier, replace(statement, start=0, end=0), reference, language  # where it stood does not change the verdict
     return verifier, answer, reference, language
 
 
