@@ -50,7 +50,7 @@ _NOT_A_RESULT = re.compile(
     r"the\s+following|correct|right|wrong|incorrect|unclear|unknown|undefined|[:.,;]|\Z)\b",
     re.IGNORECASE,
 )
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$]+?)\$", re.DOTALL)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$((?:\\.|[^$\\])+?)\$", re.DOTALL)
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _NUMBER = re.compile(
     r"(?<![\w.,/])[-+−]?(?:\d{1,3}(?:(?:,|\.|\\,|\{,\}|[ \u00a0\u202f])\d{3})+(?![\d])(?:[.,]\d+)?|\d+(?:(?:[.,]|\{,\})\d+)?)"
@@ -60,7 +60,7 @@ _AMOUNT = re.compile(rf"(?:{_NUMBER.pattern}\s*+{UNIT}\s++(?:and\s+)?)*{_NUMBER.
 _BOLD = re.compile(r"\*\*([^*\n$\d]{1,40}?)\*\*")
 # A result that hedges, denies or is revoked is no statement of one: "either 3 or 4", "maybe 7", "not 5".
 _HEDGE = re.compile(
-    r"\b(?:or|either|one\s+of|maybe|perhaps|possibly|probably|might|not|unsure|guess|between|unless|wrong|incorrect|mistake|"
+    r"\b(?:or|either|one\s+of|maybe|perhaps|possibly|probably|might|not|unsure|guess|unless|wrong|incorrect|mistake|"
     r"extraneous|reject(?:ed|s)?|invalid)\b|n't\b",
     re.IGNORECASE,
 )
@@ -84,11 +84,12 @@ _CONDITION = re.compile(
     re.IGNORECASE,
 )
 # A number after these is a given, not the result: "saved 100 dollars after 5 weeks", "residents in 2020".
-_GIVEN_BEFORE = re.compile(r"\b(?:after|in|for|within|per|at|from|with|over|every|than|of)\s*$", re.IGNORECASE)
+_GIVEN_BEFORE = re.compile(r"\b(?:after|in|for|within|per|at|from|with|over|every|than|as|the|those|these)\s*$", re.IGNORECASE)
 # A bold heading, not a bold result: "**Final Answer**", "**Step 2**".
 _HEADING = re.compile(r"(?:final\s+)?(?:answers?|solutions?|results?|steps?(?:\s+\d+)?|summary|explanation|verification|conclusion)", re.IGNORECASE)
 # A paragraph cut off mid-sentence ("Therefore, the total number of"): whatever came before is no final result.
-_TRUNCATED = re.compile(r"\b(?:of|the|a|an|is|are|to|and|or|for|with|in|on|by|be|we|get|gives|equals)\s*$", re.IGNORECASE)
+_TRUNCATED = re.compile(r"(?:\b(?:of|the|a|an|is|are|to|and|or|for|with|in|on|by|be|we|get|gives|equals)|:)\s*$", re.IGNORECASE)
+_CHECK_INSIDE = re.compile(r"[,;.]?\s*\b(?:as\s+a\s+check|to\s+check|to\s+verify|check(?:ing)?\s*:|verification\s*:)", re.IGNORECASE)
 # A paragraph that checks the result restates the problem's numbers: "Check: 2(4) + 1 = 9".
 _CHECK_PARAGRAPH = re.compile(r"\W*(?:to\s+|let(?:'s|\s+us|\s+me)\s+)?(?:double[-\s]?)?(?:check(?:ing)?|verif(?:y|ication|ying)|sanity\s+check)\b", re.IGNORECASE)
 # Where a phrase's sentence ends: a line break or a period before a space, not "i.e." or "e.g.".
@@ -111,8 +112,13 @@ _REMARK = re.compile(r"\s*[,;]\s*(?:and|since|because|as|which|where|so\s+that)\
 _EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{(?:\s|\\[,;:! ]|\\quad|\\qquad|~|\\[hv]?phantom\{[^{}]*\})*+\}")
 _CLOSING_DELIMITER = re.compile(r"[^$\n]{0,20}?(?:\$\$|\$|\\\)|\\\])|")
 _BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*(?:\$|\\\(|\\\[)?\s*$")
+_CLAUSE_BREAK = re.compile(r",?\s*\b(?:but|however|though|although|whereas)\b|;")
 _PART_LABEL = re.compile(r"\(?[a-h]\)")
 _BOLD_COMMAND = re.compile(r"\\(?:textbf|mathbf|bm|boldsymbol)\s*\{([^{}]*)\}")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
+# A value restated in a hypothetical ("if the boxes were distinguishable, the count would be 256") restates nothing.
+_HYPOTHETICAL = re.compile(r"\b(?:if|would|were|suppose|supposing|instead|otherwise)\b", re.IGNORECASE)
 _CHAT_TOKEN = re.compile(r"<\|[^|>]*\|>\w*")
 
 # ISO 639-1 codes of languages that write a decimal comma (0,5) and group thousands with a dot or a space.
@@ -142,7 +148,10 @@ class Statement:
 
 def find_answer(answer: str, fallback: bool = True) -> Statement | None:
     """The answer's stated result (see the module doc); with `fallback` False only boxes and phrases count."""
-    answer = _CHAT_TOKEN.sub(" ", _EMPTY_BOX.sub(lambda m: " " * len(m.group(0)), answer))
+    tags = _ANSWER_TAG.findall(answer)
+    answer = tags[-1] if tags else answer  # R1-Zero's template: <answer> ... </answer> holds the result
+    answer = _CODE.sub(lambda m: " " * len(m.group(0)), _CHAT_TOKEN.sub(" ", answer))  # a program's numbers state nothing
+    answer = _EMPTY_BOX.sub(lambda m: " " * len(m.group(0)), answer)
     boxes = _box_statements(answer)
     explicit = [*boxes, *_phrase_statements(answer)]
     if not explicit:
@@ -155,7 +164,8 @@ def find_answer(answer: str, fallback: bool = True) -> Statement | None:
     if _REVOKED.search(_prose(answer[last.end :])) or (last.found_by == "boxed" and _hedged_box(answer, last)):
         return _last_candidate(answer, last.end) if fallback else None
     later = _last_candidate(answer, last.end) if fallback else None
-    restated = later.text if later is not None and not later.parts and _is_value(later.text) else None
+    hypothetical = later is not None and _HYPOTHETICAL.search(_sentence_of(answer, later))
+    restated = later.text if later is not None and not later.parts and not hypothetical and _is_value(later.text) else None
     return replace(last, restated=restated, boxes=_trailing_boxes(answer, boxes))
 
 
@@ -163,6 +173,12 @@ def extract_final_answer(answer: str) -> str | None:
     """The text of the last box or answer phrase; None when the answer states neither."""
     statement = find_answer(answer, fallback=False)
     return statement.text if statement else None
+
+
+def _sentence_of(answer: str, statement: Statement) -> str:
+    start = max((m.end() for m in _SENTENCE_END.finditer(answer, 0, statement.start)), default=0)
+    end = next((m.start() for m in _SENTENCE_END.finditer(answer, statement.end)), len(answer))
+    return answer[start:end]
 
 
 def _closed_after(answer: str, position: int) -> bool:
@@ -173,10 +189,12 @@ def _closed_after(answer: str, position: int) -> bool:
 
 
 def _hedged_box(answer: str, box: Statement) -> bool:
-    """"The answer is likely \\boxed{24}, though it could be 25", "either \\boxed{15} or ... \\boxed{16}"."""
+    """"The answer is likely \\boxed{24}, though it could be 25", "either \\boxed{15} or ... \\boxed{16}"; a
+    clause before the box's own ("A quick guess gives 12, but ... there are \\boxed{14}") is another matter."""
     sentence_start = max((m.end() for m in _SENTENCE_END.finditer(answer, 0, box.start)), default=0)
     sentence_end = next((m.start() for m in _SENTENCE_END.finditer(answer, box.end)), len(answer))
-    sentence = answer[sentence_start:box.start] + " " + answer[box.end:sentence_end]
+    before = _CLAUSE_BREAK.split(answer[sentence_start : box.start])[-1]
+    sentence = before + " " + answer[box.end : sentence_end]
     return bool(_BOX_HEDGE.search(_prose(BOX_OPEN.sub(" ", sentence))))
 
 
@@ -328,8 +346,13 @@ def _phrase_result(sentence: str, start: int, end: int) -> Statement | None:
     stated = strip_delimiters(stated.strip().removesuffix(".").strip())
     if not stated or _NOT_A_RESULT.match(stated):
         return None
+    unwrapped = _MATH_SPAN.sub(lambda m: _span_inner(m), stated)
+    if re.fullmatch(r"[^A-Za-z]*(?:\\[A-Za-z]+[^A-Za-z]*)*", unwrapped) and re.search(r",\s", unwrapped):  # "24, 35, $\\sqrt{74}$"
+        parts = tuple(part.strip() for part in re.split(r",\s+", unwrapped))
+        return Statement(parts[-1], "phrase", start, end, parts, ordered=ordered)
     prose = re.findall(r"(?<![\\\w])[^\W\d_]{2,}", _MATH_SPAN.sub(" ", stated))
-    if prose and (_spans(stated) or len(prose) >= 2):  # still a sentence ("O volume é \(2{,}5\)", "Jane started 3 hours ago")
+    cjk = re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{2}", stated)  # "每人分得 3,5 元": words without spaces
+    if prose and (_spans(stated) or len(prose) >= 2 or cjk):  # still a sentence ("O volume é \(2{,}5\)", "Jane started 3 hours ago")
         inner = _last_candidate(stated, 0)
         if inner is not None:
             return Statement(inner.text, "phrase", start, end, inner.parts, ordered=inner.ordered)
@@ -351,6 +374,9 @@ def _last_candidate(answer: str, after: int) -> Statement | None:
         paragraph = answer[start:end]
         if _CHECK_PARAGRAPH.match(paragraph):
             continue  # "Check: 2(4) + 1 = 9" restates the problem, not the result
+        check = _CHECK_INSIDE.search(paragraph)
+        if check and check.start() > 0:
+            paragraph, end = paragraph[: check.start()], start + check.start()  # "...; as a check, (3, 0) and (0, 4)"
         candidates = _candidates(paragraph)
         if not candidates:
             if re.search(r"\d|\$|\\\(|\\\[", paragraph) or _TRUNCATED.search(paragraph):
@@ -362,8 +388,9 @@ def _last_candidate(answer: str, after: int) -> Statement | None:
             backwards.append(earlier.pop())
         run = backwards[::-1]
         sentence_start = max((m.end() for m in _SENTENCE_END.finditer(paragraph, 0, run[0][0])), default=0)
-        around = paragraph[sentence_start : run[0][0]] + " " + answer[start + run[-1][1] :]
-        if _HEDGE.search(_prose(around)):
+        before = paragraph[sentence_start : run[0][0]]
+        around = before + " " + answer[start + run[-1][1] :]
+        if _HEDGE.search(_prose(around)) or re.search(r"\bbetween\b[^.]*\band\s*$", _prose(before)):  # "between 3 and 7"
             return None
         first, last = run[0], run[-1]
         found_by = "number" if last[3] == "bold" else last[3]
@@ -430,4 +457,5 @@ def _in_expression(text: str, number: re.Match[str]) -> bool:
 
 
 def _span_inner(match: re.Match[str]) -> str:
-    return next(g for g in match.groups() if g is not None).strip()
+    """A span's math, without the sentence's punctuation written inside it ("$$y = 2x + 3.$$")."""
+    return next(g for g in match.groups() if g is not None).strip().rstrip(".,;").strip()

@@ -51,6 +51,10 @@ _TRAILING_UNIT = re.compile(
     rf"(?:\s|\\[,;! ~]|~)*(?:\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{{[^{{}}]*\}}|€|£|¥|{UNIT}(?:/{UNIT})?)(?:\^\{{?[23]\}}?)?\s*$",
     re.IGNORECASE,
 )
+_SCRIPT_WORD = r"[\u0400-\u04ff\u0600-\u06ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+"  # Cyrillic, Arabic, Kana, Han, Hangul: not Greek (pi)
+_OTHER_SCRIPT_UNIT = re.compile(rf"(?<=\d)\s*{_SCRIPT_WORD}(?:/{_SCRIPT_WORD})?\.?\s*$")
+# "10001_2" is a number written in base 2.
+_BASE_NUMBER = re.compile(r"(?<![\w\\])([0-9A-Za-z]+)_\{?(\d{1,2})\}?(?![\w])")
 _EDGE_PUNCTUATION = " \t\n\"'`“”‘’.,;:!?*_$"
 # A reference made of words ("Monday", "no solution", "\\text{East}").
 _WORDS = re.compile(r"[^\W\d_]+(?:[ '\-][^\W\d_]+)*")
@@ -142,14 +146,15 @@ def same_answer(first: str, second: str) -> bool:
 def _grade(stated: str, reference: str, language: str, statement: Statement) -> Check:
     """One stated value against the reference, by math-verify and the additions of the module doc."""
     how = statement.found_by
-    amount, expected = quantity(_right_side(_last_of_chain(stated))), quantity(reference)
+    amount, expected = quantity(_localised(_right_side(_last_of_chain(stated)), language)), quantity(reference)
     if amount and expected:  # "\text{Speed} = ... = 60 \text{ m/s}" against "60 \text{ km/h}"
         same = amount.dimension == expected.dimension and math.isclose(amount.value, expected.value, rel_tol=1e-6)
         return Check("correct" if same else "wrong", stated, f"{how} {stated}, {'matches' if same else 'expected'} {reference} as quantities", how)
     if amount and amount.dimension == "angle" and "\\pi" in reference:  # 90^\circ against \frac{\pi}{2}
         stated = f"{amount.value * 180 / math.pi:g} \\cdot \\frac{{\\pi}}{{180}}"
-    if statement.ordered and statement.parts and not reference.strip().startswith("("):
-        reference = f"({reference})"  # parts labelled (a), (b): the reference lists them in the problem's order
+    labelled = re.sub(r"(?<![\w\\])\(?[a-h]\)\s+", "", reference)  # "(a) 12, (b) 30": the values, in order
+    if statement.ordered and statement.parts:
+        reference = labelled if labelled.strip().startswith("(") and labelled != reference else f"({labelled})"
     if _SET_LITERAL.fullmatch(stated.strip()) and _TUPLE_LITERAL.fullmatch(reference.strip()) or (
         _TUPLE_LITERAL.fullmatch(stated.strip()) and _SET_LITERAL.fullmatch(reference.strip())
     ):
@@ -157,6 +162,7 @@ def _grade(stated: str, reference: str, language: str, statement: Statement) -> 
     gold = _parse_reference(reference, language)
     if not gold:
         return _compare_text(stated, reference, statement, mismatch="bad_reference")
+    golds = [gold, *([_parse_reference(_base_numbers(reference), language)] if _BASE_NUMBER.search(reference) else [])]
     if _ELLIPSIS.search(stated + reference):
         same = _compact(stated) == _compact(reference)
         return Check("correct" if same else "wrong", stated, f"{how} {stated!r}, {'equal' if same else 'unequal'} as written to {reference!r} (an elided list)", how)
@@ -164,7 +170,7 @@ def _grade(stated: str, reference: str, language: str, statement: Statement) -> 
     parsed = [_parse_math(side, language) for side in sides]
     if not any(parsed):
         return Check("wrong", stated, f"could not parse {how} answer {stated!r}", how)
-    if any(predicted and _equal(gold, predicted) for predicted in parsed):
+    if any(predicted and _equal(g, predicted) for predicted in parsed for g in golds if g):  # "10001_2": 10001 or 17
         return Check("correct", stated, f"{how} {stated}, matches {reference}", how)
     return Check("wrong", stated, f"{how} {stated}, expected {reference}", how)
 
@@ -200,7 +206,10 @@ def _parse_math(text: str, language: str = "en") -> list:
     string fallback: an empty list means unparseable; no timeout (see the module doc)."""
     text = _IMPLIES.split(text.strip())[-1].strip()
     text = _last_of_chain(_column_vectors(text))
-    text = _as_interval(_plain_numbers(_repeating_decimals(_drop_units(text)), language))
+    text = re.sub(r"^\s*[A-Za-z]\s*\\in\s*", "", text)  # "x \in [1, 4)" is the set
+    if re.fullmatch(r"\s*[\[(][^;\[\]()]*;[^;\[\]()]*[\])]\s*", text):
+        text = text.replace(";", ",")  # "[1;\,4)": a semicolon separates the ends where the comma is decimal
+    text = _as_interval(_plain_numbers(_mixed_numbers(_repeating_decimals(_drop_units(text))), language))
     parsed = _parse_latex(text)
     if not parsed and text.count("\\pm") == 1:  # "x = \frac{-1 \pm \sqrt{13}}{2}": both roots
         value = _right_side(text)
@@ -213,6 +222,19 @@ def _parse_latex(text: str) -> list:
     if not in_math and not BOX_OPEN.search(text):
         text = f"\\boxed{{{text}}}"
     return parse(text, _MATH_EXTRACTION, fallback_mode="no_fallback", parsing_timeout=None)
+
+
+def _base_numbers(text: str) -> str:
+    """"10001_2" -> "17": a numeral with its base as a subscript, read in that base."""
+
+    def as_decimal(match: re.Match[str]) -> str:
+        base = int(match[2])
+        try:
+            return str(int(match[1], base)) if 2 <= base <= 36 else match[0]
+        except ValueError:
+            return match[0]
+
+    return _BASE_NUMBER.sub(as_decimal, text)
 
 
 def _right_side(text: str) -> str:
@@ -248,7 +270,19 @@ def _drop_units(text: str) -> str:
     if match:
         return match.group(1)
     bare = _TRAILING_UNIT.sub("", _LEADING_CURRENCY.sub("", text)).strip()
+    bare = _OTHER_SCRIPT_UNIT.sub("", bare).strip()  # "75 км/ч", "3,5 元"
     return bare if bare and re.search(r"\d", bare) else text
+
+
+def _mixed_numbers(text: str) -> str:
+    """"33\\frac{1}{3}" -> "\\frac{100}{3}": a whole number before a fraction of digits is a mixed number
+    (math-verify drops the 33 before a percent sign)."""
+
+    def improper(match: re.Match[str]) -> str:
+        whole, numerator, denominator = int(match[2]), int(match[3]), int(match[4])
+        return f"{match[1]}\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
+
+    return re.sub(r"(^|[\s(=$-])(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}", improper, text)
 
 
 def _repeating_decimals(text: str) -> str:
@@ -268,6 +302,8 @@ def _plain_numbers(text: str, language: str) -> str:
     number = plain_number(percent[1] if percent else text, language)
     if number is not None:
         return f"{number}\\%" if percent else number
+    if re.fullmatch(r"\s*[-+]?\d+,\d+\s*", text):  # "3,5" where no decimal comma is written: two values, as math-verify
+        return text.replace(",", ", ")  # would otherwise read it as 3.5
     lhs, equals, rhs = text.rpartition("=")
     number = plain_number(rhs, language) if equals and re.fullmatch(r"\s*[A-Za-z]\w*\s*", lhs) else None
     return f"{lhs}= {number}" if number is not None else text
@@ -276,7 +312,7 @@ def _plain_numbers(text: str, language: str) -> str:
 def _compare_numbers(stated: str, reference: str, language: str) -> bool | None:
     """Whether two plain numbers (or percentages, or quantities with units) are equal; None when either
     is more than that. A percentage is its number and its hundredth: 20\\% is 20 and 0.2."""
-    measured = quantity(stated), quantity(reference)
+    measured = quantity(_localised(stated, language)), quantity(reference)
     stated_amount, reference_amount = measured
     if stated_amount and reference_amount:  # both carry units: 1.2 m is 120 cm, 120 m is not
         return stated_amount.dimension == reference_amount.dimension and math.isclose(stated_amount.value, reference_amount.value, rel_tol=1e-6)
@@ -289,6 +325,11 @@ def _compare_numbers(stated: str, reference: str, language: str) -> bool | None:
     (x, x_percent), (y, y_percent) = a, b
     candidates = {x, x / 100} if x_percent and not y_percent else {x * 100, x} if y_percent and not x_percent else {x}
     return any(math.isclose(c, y, rel_tol=1e-9, abs_tol=1e-12) for c in candidates)
+
+
+def _localised(text: str, language: str) -> str:
+    """Every number of `text` as a plain decimal in `language` ("2,5 kg" -> "2.5 kg" in German)."""
+    return re.sub(r"\d[\d.,]*\d", lambda m: plain_number(m[0], language) or m[0], text)
 
 
 def _percent(text: str, language: str) -> tuple[float, bool] | None:

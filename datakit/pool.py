@@ -1,21 +1,27 @@
-"""Run a function over items in worker processes, with a hard time limit on each item.
+"""Run a function over items in worker processes, with a hard limit on each item's CPU time.
 
 Verifiers call sympy, which can spin for hours on a pathological answer (a power tower, a huge
 factorial). math-verify's own guard is `signal.alarm`, which only works in the main thread of the
 main interpreter, so the correctness filter disables it and bounds time here instead: every item
-runs in a pebble worker process, and a worker that overruns is killed and replaced. A slow or
-crashing item therefore costs one outcome, never the whole run.
+runs in a pebble worker process under a CPU-time limit (RLIMIT_CPU: the kernel stops the worker when
+the item has used its seconds), and a worker that overruns is replaced. The limit counts the item's
+own CPU, never the wall clock, so whether an item times out does not depend on how busy the machine
+is; a wall-clock backstop, many times longer, only stops an item that waits without computing. A
+slow or crashing item therefore costs one outcome, never the whole run.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import resource
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pebble import ProcessFuture, ProcessPool
+from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,10 +37,12 @@ class Outcome:
 
 
 def map_with_timeout(
-    fn: Callable[[T], R], items: Sequence[T], timeout_s: float, workers: int | None = None
+    fn: Callable[[T], R], items: Sequence[T], timeout_s: float, workers: int | None = None, wall_s: float | None = None
 ) -> list[Outcome]:
     """Apply `fn` to every item, one outcome per item in input order; exceptions never propagate.
 
+    `timeout_s` is CPU seconds per item (rounded up to whole seconds, the kernel's granularity);
+    `wall_s` (default: 10 x timeout_s, at least 60 s) stops an item that blocks without using CPU.
     `fn` must be a picklable top-level function. Even a single item goes to a worker process:
     running it in-process would leave nothing able to stop it. All workers are gone on return.
     """
@@ -42,13 +50,28 @@ def map_with_timeout(
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     if not items:
         return []
+    wall = wall_s if wall_s is not None else max(10 * timeout_s, 60.0)
     pool = ProcessPool(max_workers=_worker_count(workers, len(items)))
     try:
-        futures = [pool.schedule(fn, args=(item,), timeout=timeout_s) for item in items]
-        return [_outcome(future, timeout_s) for future in futures]
+        futures = [pool.schedule(_within_cpu_limit, args=(fn, timeout_s, item), timeout=wall) for item in items]
+        return [_outcome(future, timeout_s, wall) for future in futures]
     finally:
         pool.stop()
         pool.join()
+
+
+def _within_cpu_limit(fn: Callable[[T], R], cpu_s: float, item: T) -> R:
+    """In the worker: `fn(item)` with the process's CPU-time limit set `cpu_s` past what it has used so
+    far; past it the kernel sends SIGXCPU, whose default action ends the worker (no core file)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(used.ru_utime + used.ru_stime + cpu_s)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    try:
+        return fn(item)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
 
 def _worker_count(workers: int | None, n_items: int) -> int:
@@ -59,11 +82,15 @@ def _worker_count(workers: int | None, n_items: int) -> int:
     return min(wanted, n_items)
 
 
-def _outcome(future: ProcessFuture, timeout_s: float) -> Outcome:
-    """Wait for one item; pebble's timeout clock starts when a worker picks the item up."""
+def _outcome(future: ProcessFuture, timeout_s: float, wall_s: float) -> Outcome:
+    """Wait for one item; pebble's wall clock starts when a worker picks the item up."""
     try:
         return Outcome("ok", value=future.result())
+    except ProcessExpired as exc:
+        if exc.exitcode == -signal.SIGXCPU:
+            return Outcome("timeout", reason=f"used more than {timeout_s:g} CPU seconds")
+        return Outcome("error", reason=f"ProcessExpired: {exc} (exit code {exc.exitcode})")
     except FutureTimeout:
-        return Outcome("timeout", reason=f"timed out after {timeout_s}s")
-    except Exception as exc:  # fn's own exception, or pebble's ProcessExpired when a worker dies
+        return Outcome("timeout", reason=f"no result after {wall_s:g} s of wall time (blocked, not computing)")
+    except Exception as exc:  # fn's own exception
         return Outcome("error", reason=f"{type(exc).__name__}: {exc}")

@@ -169,7 +169,7 @@ def test_correctness_by_verifier_keeps_verdicts_apart() -> None:
     verdicts = f.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()
     assert [v is None for v in verdicts] == [True, False, False, True, False, False, False, True, True, False, False]
     assert verdicts[1] == "wrong: math: boxed 3, expected 2"
-    assert verdicts[10].startswith("timeout: math: timed out after 2")
+    assert verdicts[10].startswith("timeout: math: used more than 2 CPU seconds")
     assert verdicts[9].startswith("unverified: judge")
     judged = make_filter("correctness", {"unverified": "judge"}, "t")
     passed_on = judged.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()

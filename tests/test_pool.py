@@ -1,4 +1,5 @@
-"""map_with_timeout: results in order, hung items killed, exceptions contained, no stray workers."""
+"""map_with_timeout: results in order, items over their CPU time or blocked killed, exceptions contained,
+no stray workers, and a time-out that does not depend on how busy the machine is."""
 
 from __future__ import annotations
 
@@ -27,6 +28,28 @@ def _sleep_if_negative(x: int) -> int:
     if x < 0:
         time.sleep(60)
     return x
+
+
+def _spin_if_negative(x: int) -> int:
+    """A hung check as sympy hangs: computing, forever."""
+    while x < 0:
+        pass
+    return x
+
+
+def _cpu_seconds(x: float) -> float:
+    """Compute for `x` CPU seconds, however long that takes on the wall clock (the clock is read every
+    10^5 steps, so reading it costs no system time to speak of)."""
+    start = time.process_time()
+    while time.process_time() - start < x:
+        for _ in range(100_000):
+            pass
+    return x
+
+
+def _hog() -> None:
+    while True:
+        pass
 
 
 def _divide_ten(x: int) -> float:
@@ -66,15 +89,35 @@ def test_results_come_back_in_input_order(no_stray_workers) -> None:
 
 
 def test_hung_item_times_out_while_the_others_succeed(no_stray_workers) -> None:
-    start = time.monotonic()
-    outcomes = map_with_timeout(_sleep_if_negative, [1, -1, 2, 3], timeout_s=1.0, workers=2)
-    assert time.monotonic() - start < 10
-    assert outcomes[1] == Outcome("timeout", reason="timed out after 1.0s")
+    outcomes = map_with_timeout(_spin_if_negative, [1, -1, 2, 3], timeout_s=1.0, workers=2)
+    assert outcomes[1] == Outcome("timeout", reason="used more than 1 CPU seconds")
     assert [outcomes[i].value for i in (0, 2, 3)] == [1, 2, 3]
 
 
+def test_an_item_blocked_without_computing_meets_the_wall_clock_backstop(no_stray_workers) -> None:
+    outcomes = map_with_timeout(_sleep_if_negative, [1, -1], timeout_s=1.0, wall_s=1.0)
+    assert outcomes[0].value == 1
+    assert outcomes[1] == Outcome("timeout", reason="no result after 1 s of wall time (blocked, not computing)")
+
+
+def test_the_limit_is_cpu_time_so_a_busy_machine_changes_no_outcome(no_stray_workers) -> None:
+    """Two CPU hogs per core beside the pool: an item needing 1.5 CPU s under a 3 s limit takes longer
+    on the wall clock than its limit, and still finishes; one needing more than its limit still stops."""
+    hogs = [multiprocessing.Process(target=_hog, daemon=True) for _ in range(2 * (os.cpu_count() or 1))]
+    for hog in hogs:
+        hog.start()
+    try:
+        outcomes = map_with_timeout(_cpu_seconds, [1.5, 5.0], timeout_s=3.0, workers=2)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.join()
+    assert outcomes[0] == Outcome("ok", value=1.5)
+    assert outcomes[1].status == "timeout"
+
+
 def test_single_item_is_still_bounded(no_stray_workers) -> None:
-    assert map_with_timeout(_sleep_if_negative, [-1], timeout_s=0.5)[0].status == "timeout"
+    assert map_with_timeout(_spin_if_negative, [-1], timeout_s=0.5)[0].status == "timeout"
 
 
 def test_exceptions_become_error_outcomes(no_stray_workers) -> None:
@@ -93,7 +136,7 @@ def test_a_dying_worker_is_an_error_outcome(no_stray_workers) -> None:
 def test_works_from_a_non_main_thread(no_stray_workers) -> None:
     results: list[list[Outcome]] = []
     thread = threading.Thread(
-        target=lambda: results.append(map_with_timeout(_sleep_if_negative, [4, -1], timeout_s=0.5))
+        target=lambda: results.append(map_with_timeout(_spin_if_negative, [4, -1], timeout_s=0.5))
     )
     thread.start()
     thread.join(timeout=30)

@@ -9,7 +9,7 @@ import pytest
 
 from datakit.answer_extract import extract_final_answer
 from datakit.math_check import check_math
-from datakit.pool import map_with_timeout
+from datakit.pool import Outcome, map_with_timeout
 from datakit.verify import Check, check_choice, check_exact, extract_choice, normalize_text
 
 # A power tower: parsing is instant, but verify() asks sympy for 9**(9**9), a 370-million-digit
@@ -170,10 +170,8 @@ def test_pool_turns_a_hanging_check_into_a_timeout() -> None:
         ("The answer is $\\frac{1}{2}$.", "0.5"),
         ("\\boxed{49π}", "49\\pi"),
     ]
-    start = time.monotonic()
     outcomes = map_with_timeout(_check_math_pair, items, timeout_s=2.0, workers=2)
-    assert time.monotonic() - start < 15
-    assert outcomes[1].status == "timeout"
+    assert outcomes[1] == Outcome("timeout", reason="used more than 2 CPU seconds")
     assert [outcomes[i].value.verdict for i in (0, 2, 3)] == ["correct"] * 3
     assert multiprocessing.active_children() == []
 

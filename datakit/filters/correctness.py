@@ -3,7 +3,7 @@ against function tests or stdin/stdout cases, see `datakit.code_verify`), choice
 exact (normalised string match).
 
 Answers are taken from the answer section only, never from the chain of thought. Math, choice and
-exact checks run in a process pool with a hard per-item timeout (sympy can hang); code runs in the
+exact checks run in a process pool with a hard per-item CPU-time limit (sympy can hang); code runs in the
 sandbox from a thread pool. A timeout, a crash of the checker and a wrong answer stay distinct
 verdicts. Rows whose verifier is `judge` or `none` are `unverified` here: a later `judge` filter
 decides them, or they are rejected (`unverified: reject`).
@@ -50,7 +50,7 @@ class Correctness(Filter):
         "correct_detail": pl.String,
     }
 
-    timeout_s: float = 10.0  # per math/choice/exact item
+    timeout_s: float = 10.0  # CPU seconds per math/choice/exact item (not wall time: a busy machine changes no verdict)
     code_case_cpu_s: float = 5.0  # CPU seconds per stdin/stdout case or function call (a problem's own time limit wins)
     code_cpu_s: float = 60.0  # CPU seconds for all of one sample's cases or calls (CodeContests has 100+ cases)
     code_memory_mb: int = 1024  # all of one sample's processes together
