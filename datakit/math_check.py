@@ -18,7 +18,7 @@ after what math-verify does not do itself:
 
 math-verify runs with its signal-based timeouts disabled (they only work in the main thread), so a
 check can run without bound on a pathological answer: callers run `check_math` through
-`datakit.pool.map_with_timeout`. `quick_math_check` is the cheap part, safe in-process.
+`datakit.pool.map_with_timeout`. `quick_verdict` is the cheap part, safe in-process.
 """
 
 from __future__ import annotations
@@ -77,11 +77,13 @@ _COLUMN_VECTOR = re.compile(r"\\begin\{[pb]matrix\}(.*?)\\end\{[pb]matrix\}", re
 
 def check_math(answer: str, reference: str, language: str = "en") -> Check:
     """Grade the result `answer` states against `reference` by value (see the module doc)."""
-    decided = quick_math_check(answer, reference, language)
-    if decided is not None:
-        return decided
     statement = find_answer(answer)
-    assert statement is not None  # quick_math_check answers no_answer itself
+    decided = quick_verdict(answer, statement, reference, language)
+    return decided if decided is not None else grade_statement(statement, reference, language)  # type: ignore[arg-type]
+
+
+def grade_statement(statement: Statement, reference: str, language: str = "en") -> Check:
+    """The math-verify part of `check_math`, for a statement `quick_verdict` left undecided."""
     check = _grade(stated_answer(statement, language), reference, language, statement)
     parts = _reference_parts(reference, language)
     if check.verdict != "correct" and statement.found_by == "boxed" and len(statement.parts) < parts and 2 <= parts <= len(statement.boxes):
@@ -96,12 +98,12 @@ def check_math(answer: str, reference: str, language: str = "en") -> Check:
     return check
 
 
-def quick_math_check(answer: str, reference: str | None, language: str = "en") -> Check | None:
-    """What `check_math` decides without math-verify: no reference, no stated answer, a reference of
-    words or an option letter, and plain numbers or quantities on both sides. None: math-verify must decide."""
+def quick_verdict(answer: str, statement: Statement | None, reference: str | None, language: str = "en") -> Check | None:
+    """What `check_math` decides without math-verify, given `statement = find_answer(answer)`: no reference,
+    no stated answer, a reference of words or an option letter, and plain numbers or quantities on both
+    sides. None: math-verify must decide (`grade_statement`). Cheap and bounded: safe in-process."""
     if reference is None or not reference.strip():
         return Check("bad_reference", None, f"no reference ({reference!r})")
-    statement = find_answer(answer)
     letter = option_letter(reference)
     if letter is not None:
         return _check_option(answer, statement, letter, reference)
@@ -375,8 +377,8 @@ def _exact_values_agree(gold: object, predicted: object) -> bool:
     equals 2^-99. Two exact numbers (no decimals written) must also agree to 12 significant digits."""
     from sympy import Basic, Float
 
-    if not (isinstance(gold, Basic) and isinstance(predicted, Basic) and gold.is_number and predicted.is_number):
-        return True
+    if gold == predicted or not (isinstance(gold, Basic) and isinstance(predicted, Basic) and gold.is_number and predicted.is_number):
+        return True  # the same expression, or not two numbers
     if gold.atoms(Float) or predicted.atoms(Float):
         return True  # a written decimal: math-verify's rounding rules decide
     try:

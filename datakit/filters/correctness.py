@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
-from datakit.answer_extract import find_answer
+from datakit.answer_extract import Statement, find_answer
 from datakit.code_verify import CodeOptions, check_code
 from datakit.errors import DatakitError
 from datakit.filters import Filter
-from datakit.math_check import check_math, quick_math_check
+from datakit.math_check import check_math, grade_statement, quick_verdict
 from datakit.pool import Outcome, map_with_timeout
 from datakit.sandbox import SandboxLimits, describe_isolation
 from datakit.verify import Check, check_choice, check_exact
@@ -102,14 +102,17 @@ class Correctness(Filter):
 
     def _rule_checks(self, items: list[tuple[str, str, str | None, str]]) -> list[Check]:
         """Cheap cases in-process (no answer, equal numbers); each distinct (verifier, stated answer,
-        reference) once in the pool, under a hard timeout: N samples of a prompt often agree."""
-        results: list[Check | None] = [_fast_check(*item) for item in items]
-        keys = {i: _dedupe_key(*items[i]) for i, r in enumerate(results) if r is None}
+        reference) once in the pool, under a CPU-time limit: N samples of a prompt often agree. A math
+        answer's statement is found once, here, and the pool only grades it."""
+        statements = [find_answer(answer) if verifier == "math" else None for verifier, answer, _, _ in items]
+        results: list[Check | None] = [_fast_check(*item, statement) for item, statement in zip(items, statements)]
+        keys = {i: _dedupe_key(*items[i], statements[i]) for i, r in enumerate(results) if r is None}
         representative: dict[tuple, int] = {}  # the first row stating each
         for i, key in keys.items():
             representative.setdefault(key, i)
         unique = list(representative)
-        outcomes = map_with_timeout(_run_rule, [items[representative[k]] for k in unique], self.timeout_s, self.workers or os.cpu_count())
+        work = [(*items[representative[k]], statements[representative[k]]) for k in unique]
+        outcomes = map_with_timeout(_run_rule, work, self.timeout_s, self.workers or os.cpu_count())
         decided = {key: _outcome_check(outcome) for key, outcome in zip(unique, outcomes)}
         for i, key in keys.items():
             results[i] = decided[key]
@@ -135,10 +138,9 @@ def reason_by_verdict(detail: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.col("correct_verdict"), pl.lit(": "), detail])
 
 
-def _dedupe_key(verifier: str, answer: str, reference: str | None, language: str) -> tuple:
+def _dedupe_key(verifier: str, answer: str, reference: str | None, language: str, statement: Statement | None) -> tuple:
     """Math answers are compared by their stated result only, so samples that state the same answer the
     same way share a check."""
-    statement = find_answer(answer) if verifier == "math" else None
     if statement is not None:
         return verifier, replace(statement, start=0, end=0), reference, language  # where it stood does not change the verdict
     return verifier, answer, reference, language
@@ -151,17 +153,18 @@ def _outcome_check(outcome: Outcome) -> Check:
     return Check(verdict, None, outcome.reason)
 
 
-def _fast_check(verifier: str, answer: str, reference: str | None, language: str) -> Check | None:
+def _fast_check(verifier: str, answer: str, reference: str | None, language: str, statement: Statement | None) -> Check | None:
     if reference is None:
         return Check("bad_reference", None, "the prompt has no reference")
-    return quick_math_check(answer, reference, language) if verifier == "math" else None
+    return quick_verdict(answer, statement, reference, language) if verifier == "math" else None
 
 
-def _run_rule(item: tuple[str, str, str, str]) -> Check:
-    """One pool item: the verifier's check of (answer, reference), in the answer's language for math."""
-    verifier, answer, reference, language = item
+def _run_rule(item: tuple[str, str, str, str, Statement | None]) -> Check:
+    """One pool item: the verifier's check of (answer, reference); for math, the grading of the statement
+    found in the answer (in the answer's language)."""
+    verifier, answer, reference, language, statement = item
     if verifier == "math":
-        return check_math(answer, reference, language)
+        return grade_statement(statement, reference, language)  # type: ignore[arg-type]
     return RULES[verifier](answer, reference)
 
 
