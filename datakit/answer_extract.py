@@ -35,7 +35,7 @@ _PHRASE = re.compile(
     r"|correct\s+(?:option|choice)\s+is"
     # the same in the other languages answers are written in
     r"|\b(?:antwort|endergebnis|ergebnis|réponse(?:\s+finale)?|respuesta(?:\s+final)?|resposta(?:\s+final)?|risposta(?:\s+finale)?"
-    r"|ответ|đáp\s+án|정답|답)(?:\*\*)?\s*[:：]|(?:最终)?答案\s*(?:是|为|[:：])|答\s*[:：]|答えは"
+    r"|ответ|đáp\s+án|정답|답)(?:\*\*)?\s*[:：]|(?:最终)?答案\s*(?:是|为|[:：])|答\s*[:：]|答え\s*(?:は|[:：])"
     r"|die\s+antwort\s+ist|la\s+réponse\s+est|la\s+respuesta\s+es|a\s+resposta\s+é|la\s+risposta\s+è|ответ\s*[—-]|ответ\s+равен)[ \t*:：]*",
     re.IGNORECASE,
 )
@@ -54,7 +54,7 @@ _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$
 _MATH_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _NUMBER = re.compile(
     r"(?<![\w.,/])[-+−]?(?:\d{1,3}(?:(?:,|\.|\\,|\{,\}|[ \u00a0\u202f])\d{3})+(?![\d])(?:[.,]\d+)?|\d+(?:(?:[.,]|\{,\})\d+)?)"
-    r"(?:/\d+)?(?:\s?\\?%)?(?![\w/])"
+    r"(?:/\d+)?(?:\s?\\?%)?(?![A-Za-z0-9_/])"
 )
 _AMOUNT = re.compile(rf"(?:{_NUMBER.pattern}\s*+{UNIT}\s++(?:and\s+)?)*{_NUMBER.pattern}(?:\s*+{UNIT})?", re.IGNORECASE)
 _BOLD = re.compile(r"\*\*([^*\n$\d]{1,40}?)\*\*")
@@ -80,45 +80,55 @@ _REVOKED = re.compile(
 # Words that make the math after them a condition, not a result: "attained at $x=-5$", "for all $n \\ge 1$".
 _CONDITION = re.compile(
     r"\b(?:at|when|whenever|for(?:\s+all|\s+every|\s+each)?|if|where|with|since|because|given|unless|provided|assuming|"
-    r"condition|constraint|domain|satisf(?:y|ies|ying))\s*$",
+    r"condition|constraint|domain|satisf(?:y|ies|ying))\s*+$",
     re.IGNORECASE,
 )
 # A number after these is a given, not the result: "saved 100 dollars after 5 weeks", "residents in 2020".
-_GIVEN_BEFORE = re.compile(r"\b(?:after|in|for|within|per|at|from|with|over|every|than|as|the|those|these)\s*$", re.IGNORECASE)
+_GIVEN_BEFORE = re.compile(r"\b(?:after|in|for|within|per|at|from|with|over|every|than|as|the|those|these)\s*+$", re.IGNORECASE)
 # A bold heading, not a bold result: "**Final Answer**", "**Step 2**".
 _HEADING = re.compile(r"(?:final\s+)?(?:answers?|solutions?|results?|steps?(?:\s+\d+)?|summary|explanation|verification|conclusion)", re.IGNORECASE)
 # A paragraph cut off mid-sentence ("Therefore, the total number of"): whatever came before is no final result.
-_TRUNCATED = re.compile(r"(?:\b(?:of|the|a|an|is|are|to|and|or|for|with|in|on|by|be|we|get|gives|equals)|:)\s*$", re.IGNORECASE)
-_CHECK_INSIDE = re.compile(r"[,;.]?\s*\b(?:as\s+a\s+check|to\s+check|to\s+verify|check(?:ing)?\s*:|verification\s*:)", re.IGNORECASE)
+_TRUNCATED = re.compile(r"(?:\b(?:of|the|a|an|is|are|to|and|or|for|with|in|on|by|be|we|get|gives|equals)|:)\s*+$", re.IGNORECASE)
+_CHECK_INSIDE = re.compile(r"(?:[,;.]\s*+)?\b(?:as\s+a\s+check|to\s+check|to\s+verify|check(?:ing)?\s*+:|verification\s*+:)", re.IGNORECASE)
 # A paragraph that checks the result restates the problem's numbers: "Check: 2(4) + 1 = 9".
-_CHECK_PARAGRAPH = re.compile(r"\W*(?:to\s+|let(?:'s|\s+us|\s+me)\s+)?(?:double[-\s]?)?(?:check(?:ing)?|verif(?:y|ication|ying)|sanity\s+check)\b", re.IGNORECASE)
+_CHECK_PARAGRAPH = re.compile(r"\W*+(?:to\s+|let(?:'s|\s+us|\s+me)\s+)?(?:double[-\s]?)?(?:check(?:ing)?|verif(?:y|ication|ying)|sanity\s+check)\b", re.IGNORECASE)
 # Where a phrase's sentence ends: a line break or a period before a space, not "i.e." or "e.g.".
 _SENTENCE_AFTER_PHRASE = re.compile(r"\n|(?<!\bi\.e)(?<!\be\.g)(?<!\\)\.(?:\s|$)")
 _SENTENCE_CHARS = 600
+_READ_CHARS = 20_000  # the result is stated at the end: a longer answer section is read from its last 20,000 characters
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n")
 # A sentence that restates its result after a verb: "The volume of the box is 120".
-_RESULT_VERB = re.compile(r"\b(?:is|are|equals|was|were|be|gives|becomes)\b\s*:?\s*", re.IGNORECASE)
+_RESULT_VERB = re.compile(r"\b(?:is|are|equals|was|were|be|gives|becomes)\b\s*+:?\s*+", re.IGNORECASE)
 # What may stand between boxes (or math spans) stated together: "\\boxed{2}, \\boxed{3}", "$x=2$ or $x=3$",
 # one per line or bullet, "\\text{ for part (a) and }"; not a sentence end or a blank line.
 _JOIN = re.compile(
     rf"(?:[ \t,;$&、，；]|\n[ \t]*[-*]?|\*\*|\\quad|\\qquad|\\\(|\\\)|\\\[|\\\]|\\,|\(?[a-h]\)|\\text\{{[^{{}}\d]*\}}"
-    rf"|\b(?:and|or|und|oder|et|ou|y|o|e|и|или|và|hoặc)\b|和|或|{UNIT}(?:/{UNIT})?|\b[A-Za-z](?:_\{{?\w+\}}?)?\s*=)*+",  # possessive: linear on any gap
+    rf"|\b[A-Za-z](?:_\{{?\w+\}}?)?\s*=|\b(?:and|or|und|oder|et|ou|y|o|e|и|или|và|hoặc)\b|和|或|{UNIT}(?:/{UNIT})?)*+",  # possessive:
+    # linear on any gap; the first alternative that fits is kept, so "y =" (a name) comes before "y" (Spanish "and")
     re.IGNORECASE,
 )
 # Between two spans of one phrase: a restatement ("$\\frac{1}{2}\\cdot 2^3$, i.e. $4$": the last counts) ...
-_RESTATED = re.compile(r"\s*,?\s*(?:i\.e\.?|that\s+is|which\s+is|or\s+equivalently|equivalently|=)\s*,?\s*", re.IGNORECASE)
+_RESTATED = re.compile(r"\s*+,?\s*+(?:i\.e\.?|that\s+is|which\s+is|or\s+equivalently|equivalently|=)\s*+,?\s*+", re.IGNORECASE)
 # ... or a side remark ("$x = 7$, and indeed $7 > 2$": the first counts).
-_REMARK = re.compile(r"\s*[,;]\s*(?:and|since|because|as|which|where|so\s+that)\b", re.IGNORECASE)
+_REMARK = re.compile(r"\s*+[,;]\s*+(?:and|since|because|as|which|where|so\s+that)\b", re.IGNORECASE)
 _EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{(?:\s|\\[,;:! ]|\\quad|\\qquad|~|\\[hv]?phantom\{[^{}]*\})*+\}")
 _CLOSING_DELIMITER = re.compile(r"[^$\n]{0,20}?(?:\$\$|\$|\\\)|\\\])|")
-_BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*(?:\$|\\\(|\\\[)?\s*$")
-_CLAUSE_BREAK = re.compile(r",?\s*\b(?:but|however|though|although|whereas)\b|;")
+_BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w+\}?)?)\s*+=\s*+(?:\$|\\\(|\\\[)?\s*+$")
+_CLAUSE_BREAK = re.compile(r"(?<![\s,]),?\s*+\b(?:but|however|though|although|whereas)\b|;")
 _PART_LABEL = re.compile(r"\(?[a-h]\)")
 _BOLD_COMMAND = re.compile(r"\\(?:textbf|mathbf|bm|boldsymbol)\s*\{([^{}]*)\}")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 # A value restated in a hypothetical ("if the boxes were distinguishable, the count would be 256") restates nothing.
 _HYPOTHETICAL = re.compile(r"\b(?:if|would|were|suppose|supposing|instead|otherwise)\b", re.IGNORECASE)
+# "..., which is about 4.67", "cioè circa 0,17": a rounded aside after the result, not a restatement of it.
+_APPROXIMATELY = re.compile(
+    r"(?<![\s,]),?\s*+(?:(?:which|that)\s+is\s+|i\.e\.\s*+|cioè\s+|c'est-à-dire\s+|d\.h\.\s*+|即\s*+)?"
+    r"(?:about|approximately|roughly|around|circa|cerca\s+de|environ|etwa|ungefähr|aproximadamente|приблизительно|около|约|大约|≈|\\approx)"
+    r"\s*+\$?\s*+[-+]?\d[\d.,]*\s*+\$?",
+    re.IGNORECASE,
+)
+_UNIT_AFTER = re.compile(rf"\s*+({UNIT})(?![A-Za-z])", re.IGNORECASE)
 _CHAT_TOKEN = re.compile(r"<\|[^|>]*\|>\w*")
 
 # ISO 639-1 codes of languages that write a decimal comma (0,5) and group thousands with a dot or a space.
@@ -148,12 +158,17 @@ class Statement:
 
 def find_answer(answer: str, fallback: bool = True) -> Statement | None:
     """The answer's stated result (see the module doc); with `fallback` False only boxes and phrases count."""
+    answer = answer[-_READ_CHARS:]
     tags = _ANSWER_TAG.findall(answer)
     answer = tags[-1] if tags else answer  # R1-Zero's template: <answer> ... </answer> holds the result
     answer = _CODE.sub(lambda m: " " * len(m.group(0)), _CHAT_TOKEN.sub(" ", answer))  # a program's numbers state nothing
     answer = _EMPTY_BOX.sub(lambda m: " " * len(m.group(0)), answer)
+    answer = _APPROXIMATELY.sub(lambda m: " " * len(m.group(0)), answer)
     boxes = _box_statements(answer)
     explicit = [*boxes, *_phrase_statements(answer)]
+    bare = answer.strip()
+    if not explicit and fallback and bare and "\n" not in bare and len(bare) <= 80 and not BOX_OPEN.search(bare) and _is_bare_math(bare):
+        return Statement(strip_delimiters(bare), "span", answer.find(bare), answer.find(bare) + len(bare))  # the whole answer is math
     if not explicit:
         found = _last_candidate(answer, 0) if fallback else None
         return found if found is not None and _closed_after(answer, found.end) else None
@@ -163,16 +178,26 @@ def find_answer(answer: str, fallback: bool = True) -> Statement | None:
         return None  # a later box never closes: the model stopped mid-statement
     if _REVOKED.search(_prose(answer[last.end :])) or (last.found_by == "boxed" and _hedged_box(answer, last)):
         return _last_candidate(answer, last.end) if fallback else None
-    later = _last_candidate(answer, last.end) if fallback else None
+    sentence_end = next((m.end() for m in _SENTENCE_END.finditer(answer, last.end)), len(answer))
+    later = _last_candidate(answer, sentence_end) if fallback else None
     hypothetical = later is not None and _HYPOTHETICAL.search(_sentence_of(answer, later))
     restated = later.text if later is not None and not later.parts and not hypothetical and _is_value(later.text) else None
-    return replace(last, restated=restated, boxes=_trailing_boxes(answer, boxes))
+    unit = _UNIT_AFTER.match(answer, last.end) if fallback and last.found_by == "boxed" and not last.parts else None
+    text = f"{last.text} {unit[1]}" if unit else last.text  # "$\\boxed{1.25}$ cents": the box's amount has a unit
+    return replace(last, text=text, restated=restated, boxes=_trailing_boxes(answer, boxes))
 
 
 def extract_final_answer(answer: str) -> str | None:
     """The text of the last box or answer phrase; None when the answer states neither."""
     statement = find_answer(answer, fallback=False)
     return statement.text if statement else None
+
+
+def _is_bare_math(text: str) -> bool:
+    """Whether an answer is nothing but math, unwrapped: "\\frac{6}{5}m", "x = 3" (no word but a unit or a
+    one-letter name outside LaTeX commands; "So x = 3 + 4" is prose)."""
+    words = re.sub(rf"\\[A-Za-z]+|(?<![A-Za-z]){UNIT}(?![A-Za-z])", " ", text, flags=re.IGNORECASE)
+    return not re.search(r"[A-Za-z]{2}|[\u3040-\u9fff\uac00-\ud7af\u0400-\u04ff]", words)
 
 
 def _sentence_of(answer: str, statement: Statement) -> str:

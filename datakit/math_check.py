@@ -44,15 +44,15 @@ NO_ANSWER = "no \\boxed{}, answer phrase, math span or final number in the answe
 # A number with plain-word units ("20 dollars", "$5 per hour", "12 square meters", "5 cm^2"). Connectives
 # are not units: "3 or 4" is two answers, "5 pi" a multiple of pi.
 _UNIT_WORD = r"(?!(?:pi|or|and|not|but|maybe|to|of|if|is|are|plus|minus|times|than|then)\b)[A-Za-z]{2,}(?:\^\d)?"
-_NUMBER_WITH_WORDS = re.compile(rf"\\?\$?\s*([-+]?\d[\d,.]*(?:\\?%)?)\s+{_UNIT_WORD}(?:\s+{_UNIT_WORD})*\s*\.?")
+_NUMBER_WITH_WORDS = re.compile(rf"\\?\$?\s*+([-+]?\d[\d,.]*(?:\\?%)?)\s+{_UNIT_WORD}(?:\s+{_UNIT_WORD})*\s*+\.?")
 # A unit or currency at either end of an answer: "\$45", "12,75 €", "2{,}5\ \text{m}^3", "150 km".
-_LEADING_CURRENCY = re.compile(r"^(?:R\$|US\$|\\\$|\$|€|£|¥)\s*(?:\\[,;! ]\s*)*")
+_LEADING_CURRENCY = re.compile(r"^(?:R\$|US\$|\\\$|\$|€|£|¥)\s*+(?:\\[,;! ]\s*+)*")
 _TRAILING_UNIT = re.compile(
-    rf"(?:\s|\\[,;! ~]|~)*(?:\\(?:text|mathrm|textrm|mbox|operatorname)\s*\{{[^{{}}]*\}}|€|£|¥|{UNIT}(?:/{UNIT})?)(?:\^\{{?[23]\}}?)?\s*$",
+    rf"(?:\s|\\[,;! ~]|~)*+(?:\\(?:text|mathrm|textrm|mbox|operatorname)\s*+\{{[^{{}}]*\}}|€|£|¥|{UNIT}(?:/{UNIT})?)(?:\^\{{?[23]\}}?)?\s*+$",
     re.IGNORECASE,
 )
 _SCRIPT_WORD = r"[\u0400-\u04ff\u0600-\u06ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+"  # Cyrillic, Arabic, Kana, Han, Hangul: not Greek (pi)
-_OTHER_SCRIPT_UNIT = re.compile(rf"(?<=\d)\s*{_SCRIPT_WORD}(?:/{_SCRIPT_WORD})?\.?\s*$")
+_OTHER_SCRIPT_UNIT = re.compile(rf"(?<=\d)\s*+{_SCRIPT_WORD}(?:/{_SCRIPT_WORD})?\.?\s*+$")
 # "10001_2" is a number written in base 2.
 _BASE_NUMBER = re.compile(r"(?<![\w\\])([0-9A-Za-z]+)_\{?(\d{1,2})\}?(?![\w])")
 _EDGE_PUNCTUATION = " \t\n\"'`“”‘’.,;:!?*_$"
@@ -71,6 +71,8 @@ _ELLIPSIS = re.compile(r"\\[lc]?dots|\.\.\.|…")
 # "\{4, -1\}" is a set and "(4, -1)" an ordered pair: math-verify would call them equal.
 _SET_LITERAL = re.compile(r"\\\{[^{}]*,[^{}]*\\\}|\\left\\\{.*,.*\\right\\\}")
 _TUPLE_LITERAL = re.compile(r"\((?:[^()]|\([^()]*\))*,(?:[^()]|\([^()]*\))*\)")
+# "]-\infty ; 2]", "[1 ; 4[": the French way to write an open end is a bracket turned outwards.
+_FRENCH_INTERVAL = re.compile(r"^\s*+([\]\[])\s*+([^;\[\]]+?)\s*+(?:\\[,;!]\s*+)*[;,]\s*+(?:\\[,;!]\s*+)*([^;\[\]]+?)\s*+([\]\[])\s*+$")
 _IMPLIES = re.compile(r"\\(?:Longrightarrow|Rightarrow|implies|iff|therefore)|⟹|⇒")
 _COLUMN_VECTOR = re.compile(r"\\begin\{[pb]matrix\}(.*?)\\end\{[pb]matrix\}", re.DOTALL)
 
@@ -131,6 +133,8 @@ def stated_answer(statement: Statement, language: str = "en") -> str:
     names = [re.match(r"\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=(?!=)", part) for part in parts]
     if all(names) and len({n[1] for n in names}) == len(names):  # type: ignore[index]
         parts = [part for _, part in sorted(zip([n[1] for n in names], parts))]  # type: ignore[index]
+    if all(re.search(rf"{_LESS}|{_GREATER}", part) for part in parts):
+        return " or ".join(parts)  # "x < -2", "x > 3": the union of what each states
     joined = ", ".join(parts)
     return f"({joined})" if statement.ordered else joined
 
@@ -211,6 +215,7 @@ def _parse_math(text: str, language: str = "en") -> list:
     text = re.sub(r"^\s*[A-Za-z]\s*\\in\s*", "", text)  # "x \in [1, 4)" is the set
     if re.fullmatch(r"\s*[\[(][^;\[\]()]*;[^;\[\]()]*[\])]\s*", text):
         text = text.replace(";", ",")  # "[1;\,4)": a semicolon separates the ends where the comma is decimal
+    text = _FRENCH_INTERVAL.sub(lambda m: f"{'(' if m[1] == ']' else '['}{m[2]}, {m[3]}{')' if m[4] == '[' else ']'}", text)
     text = _as_interval(_plain_numbers(_mixed_numbers(_repeating_decimals(_drop_units(text))), language))
     parsed = _parse_latex(text)
     if not parsed and text.count("\\pm") == 1:  # "x = \frac{-1 \pm \sqrt{13}}{2}": both roots
@@ -268,10 +273,13 @@ def _drop_units(text: str) -> str:
     """"20 dollars" -> "20", "\\$45" -> "45", "2{,}5\\ \\text{m}^3" -> "2{,}5": math-verify multiplies bare
     words in as symbols (20*a*d*l*l*o*r*s), which would make a right number wrong."""
     text = join_digit_groups(text.strip())
+    text = re.sub(r"^\\text\{([^{}]*)\}$", r"\1", text)  # "\text{5 apples}"
     match = _NUMBER_WITH_WORDS.fullmatch(text)
     if match:
         return match.group(1)
-    bare = _TRAILING_UNIT.sub("", _LEADING_CURRENCY.sub("", text)).strip()
+    text = _LEADING_CURRENCY.sub("", text)
+    head, tail = text[:-120], text[-120:]  # a unit ends the text: looking for one further back only costs time
+    bare = (head + _TRAILING_UNIT.sub("", tail)).strip()
     bare = _OTHER_SCRIPT_UNIT.sub("", bare).strip()  # "75 км/ч", "3,5 元"
     return bare if bare and re.search(r"\d", bare) else text
 
@@ -331,7 +339,7 @@ def _compare_numbers(stated: str, reference: str, language: str) -> bool | None:
 
 def _localised(text: str, language: str) -> str:
     """Every number of `text` as a plain decimal in `language` ("2,5 kg" -> "2.5 kg" in German)."""
-    return re.sub(r"\d[\d.,]*\d", lambda m: plain_number(m[0], language) or m[0], text)
+    return re.sub(r"\d(?:[\d.,]|\{,\})*\d", lambda m: plain_number(m[0], language) or m[0], text)
 
 
 def _percent(text: str, language: str) -> tuple[float, bool] | None:
@@ -345,7 +353,7 @@ def _percent(text: str, language: str) -> tuple[float, bool] | None:
 def _as_interval(text: str) -> str:
     """"x \\geq 5" -> "[5, \\infty)", "5 > x" -> "(-\\infty, 5)", "2 < x \\le 5" -> "(2, 5]", "x < 2 or x > 3" ->
     "(-\\infty, 2) \\cup (3, \\infty)"; anything else unchanged."""
-    pieces = re.split(r"\s*(?:\\text\{\s*or\s*\}|\bor\b|\\lor|\\vee)\s*", text.strip().strip("$").strip())
+    pieces = re.split(r"(?<!\s)\s*+(?:\\text\{\s*+or\s*+\}|\bor\b|\\lor|\\vee)\s*+", text.strip().strip("$").strip())
     if len(pieces) > 1:
         intervals = [_as_interval(piece) for piece in pieces]
         return " \\cup ".join(intervals) if all(i != p for i, p in zip(intervals, pieces)) else text

@@ -15,32 +15,32 @@ from typing import NamedTuple
 _TABLE: dict[str, tuple[str, float]] = {}
 for _names, _dimension, _size in (
     ("mm millimeter millimeters millimetre millimetres", "length", 1e-3),
-    ("cm centimeter centimeters centimetre centimetres", "length", 1e-2),
-    ("m meter meters metre metres", "length", 1.0),
-    ("km kilometer kilometers kilometre kilometres", "length", 1e3),
+    ("cm centimeter centimeters centimetre centimetres centímetro centímetros centimètre centimètres Zentimeter", "length", 1e-2),
+    ("m meter meters metre metres metro metros metri mètre mètres", "length", 1.0),
+    ("km kilometer kilometers kilometre kilometres kilómetro kilómetros quilômetro quilômetros kilomètre kilomètres Kilometer", "length", 1e3),
     ("inch inches", "length", 0.0254),  # not "in": "12 in total"
     ("ft foot feet", "length", 0.3048),
     ("yd yard yards", "length", 0.9144),
     ("mi mile miles", "length", 1609.344),
-    ("s sec secs second seconds", "time", 1.0),
-    ("min mins minute minutes", "time", 60.0),
-    ("h hr hrs hour hours", "time", 3600.0),
+    ("s sec secs second seconds segundo segundos seconde secondes Sekunde Sekunden", "time", 1.0),
+    ("min mins minute minutes minuto minutos minuti Minute Minuten", "time", 60.0),
+    ("h hr hrs hour hours hora horas heure heures Stunde Stunden ora ore", "time", 3600.0),
     ("day days", "time", 86400.0),
     ("week weeks", "time", 604800.0),
     ("mg milligram milligrams", "mass", 1e-3),
-    ("g gram grams", "mass", 1.0),
-    ("kg kilogram kilograms", "mass", 1e3),
+    ("g gram grams gramo gramos grama gramas gramme grammes Gramm grammi", "mass", 1.0),
+    ("kg kilogram kilograms kilogramo kilogramos quilograma quilogramas kilogramme kilogrammes Kilogramm chilogrammi", "mass", 1e3),
     ("lb lbs pound pounds", "mass", 453.59237),
     ("oz ounce ounces", "mass", 28.349523125),
     ("ml milliliter milliliters millilitre millilitres", "volume", 1e-3),
-    ("l liter liters litre litres", "volume", 1.0),
+    ("l liter liters litre litres litro litros litri", "volume", 1.0),
     ("cent cents", "money", 0.01),
     ("dollar dollars", "money", 1.0),
     ("° degree degrees", "angle", math.pi / 180),
     ("rad radian radians", "angle", 1.0),
 ):
     for _name in _names.split():
-        _TABLE[_name] = (_dimension, _size)
+        _TABLE[_name.lower()] = (_dimension, _size)
 
 UNIT = r"(?:square\s+|cubic\s+|sq\.?\s+)?(?:" + "|".join(sorted((re.escape(u) for u in _TABLE), key=len, reverse=True)) + r")(?:\^?[23]|²|³)?(?![A-Za-z])"
 _NUMBER = r"(?<![\d.])[-+]?\d++(?:\.\d++)?"  # from a number's start, never backing into it: linear on 10^4 digits

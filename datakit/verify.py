@@ -77,7 +77,10 @@ def _boxed_choices(answer: str, letters: str) -> list[tuple[int, str]]:
         close = closes.get(opening.end() - 1)
         content = answer[opening.end() : close] if close is not None else ""
         bare = _bare_option(content)
-        labelled = re.match(rf"\s*(?:\\textbf\{{|\\text\{{)?\(([{re.escape(letters)}])\)\}}?", content)  # "\textbf{(D)}\ 120"
+        # an option's letter, then what it stands for: "\textbf{(D)}\ 120", "B\text{（6）}", "\text{A. }x=2", "D.\ \frac{\sqrt{65}}{2}"
+        labelled = re.match(
+            rf"\s*(?:\\text(?:bf)?\{{\s*)?\(?([{re.escape(letters)}])(?:\)|\.|\s|\\[ ,;]|（|\\text|\\left|\}}|$)", content
+        )
         if len(bare) == 1 and bare in letters:
             found.append((opening.start(), bare))
         elif labelled:
@@ -106,7 +109,7 @@ def _phrase_choices(answer: str, letters: str) -> list[tuple[int, str]]:
     )
     found = [(m.start(), m.group(1)) for pattern in patterns for m in re.finditer(pattern, answer)]
     last_line = answer.rstrip().rpartition("\n")[2]
-    opener = rf"\s*(?:\(([{re.escape(letters)}])\)|([{re.escape(letters)}])(?:\)|\.?\s*$))"
+    opener = rf"\s*(?:\(([{re.escape(letters)}])\)|([{re.escape(letters)}])(?:\)|\.?\s*$|\.\s))"  # "C) 42", "(D)", "A. $10i$"
     match = re.match(opener, last_line)
     if match:
         found.append((len(answer.rstrip()) - len(last_line), match.group(1) or match.group(2)))

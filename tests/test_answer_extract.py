@@ -126,8 +126,12 @@ def test_numbers_follow_the_answer_language(text: str, language: str, number: st
         "1 cm " * 10000,
         "\\boxed{1} " * 5000,
         "1\u202f" * 10000,
+        "about 1 " * 8000,
+        "```" * 5000,
+        "$" + " " * 20000 + "5 m$",
+        "a but " * 8000,
     ],
-    ids=["digits", "open-boxes", "phrases", "gaps", "numbers", "list", "spans", "amounts", "boxes", "thin-spaces"],
+    ids=["digits", "open-boxes", "phrases", "gaps", "numbers", "list", "spans", "amounts", "boxes", "thin-spaces", "asides", "fences", "space-span", "clauses"],
 )
 def test_extraction_reads_adversarial_answers_in_one_pass(answer: str) -> None:
     """find_answer runs in the filter's own process, outside the pool's timeout: every pattern is linear
