@@ -162,11 +162,13 @@ LETTER = re.compile(r"[^\W\d_]")
 HAN = re.compile(f"[{SCRIPTS['han'][0]}]")
 KANA = re.compile(f"[{SCRIPTS['kana'][0]}]")
 SENTENCE = re.compile(r"[^。！？!?\n]+")
-SENTENCE_END = re.compile(r"[.!?;:](?=\s)|\n")  # where a Latin-script sentence or clause ends
-SENTENCE_ENDS = frozenset(".!?;:\n")
-# `WORD`, and the end of a sentence as a word of its own (group 1: a word or an end)
+SENTENCE_ENDS = frozenset(".!?;:\n")  # a Latin-script sentence or clause ends at a newline or at one of these before a space
+# `WORD`, and the end of a sentence as a word of its own (group 1: a word or an end; "" for anything
+# else). Each match takes the spaces before it and any other character (or the end) matches too, so the
+# pattern is tried once per word rather than once per character (and never twice over the same spaces).
 WORD_OR_END = re.compile(
-    f"(\\n|[.!?;:](?=\\s)|[{LATIN_LETTERS}]++(?:['’-][{LATIN_LETTERS}]++)*+(?![_\\d(]|\\.[A-Za-z]))|[A-Za-z_][A-Za-z0-9_.]*"
+    f"[ \\t]*+(?:(\\n|[.!?;:](?=\\s)|[{LATIN_LETTERS}]++(?:['’-][{LATIN_LETTERS}]++)*+(?![_\\d(]|\\.[A-Za-z]))"
+    "|[A-Za-z_][A-Za-z0-9_.]*|[^ \\t]|\\Z)"
 )
 # Frequent words of each windowed language, written for this filter (lower case; contractions and
 # elided forms whole, as `WORD` reads them): function words, numbers to ten, the verbs, adverbs and
@@ -274,6 +276,7 @@ PHRASE_WORDS = frozenset({
 # English words that count as English even alone in a Latin-script chain (in the share only; fewer than
 # `min_span_words` in a row are not a span): discourse words used as language, not terms or loanwords
 SINGLE_WORDS = PHRASE_WORDS | {"yes", "great", "honestly", "really", "exactly"}
+PLAIN, LONG = 1 << 20, 1 << 21  # `LidModel` word bits: not an interjection, a code literal or capitals; two letters or more
 LEANING_RATIO = 2.0  # a word leans foreign when alone a candidate is this many times likelier than the target
 JA_CHINESE_SENTENCE_HAN = 12  # a `ja` sentence of this many Han characters and no Kana is Chinese...
 JA_CHINESE_SENTENCE_MIN_HAN = 4  # ...and so is a shorter one of at least this many that holds a `CHINESE_ONLY` character
@@ -379,15 +382,11 @@ class Language(Filter):
         found = list(filter(None, WORD_OR_END.findall(marked)))
         rows = self.model.rows(found)  # (the ends of sentences are cached as words too)
         marks = self.model.marks(rows)
-        ends = (marks & self.model.list_mark("ends")) > 0
-        kept = np.flatnonzero(~ends)
-        words.add(target, len(kept))
-        anchor = self.model.mark(target, anchor=True, english=False)
-        if len(kept) < self.min_span_words or not np.bitwise_or.reduce(marks) & anchor:
+        end_mark = self.model.list_mark("ends")
+        words.add(target, len(found) - int(np.count_nonzero(marks & end_mark)))
+        if len(found) < self.min_span_words or not np.bitwise_or.reduce(marks) & self.model.mark(target, anchor=True, english=False):
             return  # without a word of another language's list, nothing is foreign
-        marks = marks[kept]
-        starts = [0, *(np.flatnonzero(ends) - np.arange(len(found) - len(kept))).tolist()]  # of sentences, among the words
-        runs, single = self._foreign_runs(found, kept, rows[kept], starts, marks, target)
+        runs, single = self._foreign_runs(found, rows, marks, target)
         if runs:
             last = runs[-1][1]  # positions of the words up to the last run's end
             where = [m.span(1) for m in itertools.islice((m for m in WORD.finditer(masked) if m.group(1)), last)]
@@ -399,12 +398,11 @@ class Language(Filter):
             words.add(target, -single)
             words.add("en", single)
 
-    def _foreign_runs(self, found: list[str], kept: np.ndarray, rows: np.ndarray, starts: list[int], marks: np.ndarray,
-                      target: str) -> tuple[list[tuple[int, int, str]], int]:
+    def _foreign_runs(self, found: list[str], rows: np.ndarray, marks: np.ndarray, target: str) -> tuple[list[tuple[int, int, str]], int]:
         """Runs (first, end, language) of words that LID windows or sentences give to another
         language, and the number of single English discourse words outside them (other targets).
-        The words are `found[kept]` (the others end sentences), with cache rows `rows`, the first
-        word of each sentence (or clause; `starts`, sorted, repeats allowed) and their `LidModel.marks`.
+        `found`: the words and the ends of sentences (or clauses), with their cache rows and
+        `LidModel.marks`; runs count words only.
 
         Evidence (`LidModel.evidence`): half-words per word for each other language, and anchors, the
         words of its list. Windows: each of `min_span_words`..`max_window` consecutive words of one
@@ -415,36 +413,50 @@ class Language(Filter):
         other windowed languages and an anchor, and LID gives it >= `sentence_confidence`, the target
         at most the ceiling. Runs are covered words in a row within a sentence, trimmed of words
         without evidence at their edges (but for a foreign sentence's). Anchors are few: windows and
-        sentences are looked for around them."""
-        model, n = self.model, len(kept)
-        en, own = model.labels.index("en"), model.labels.index(target)
+        sentences are looked for around them, first from the marks alone."""
+        model = self.model
         english = target != "en"  # the windows' candidates: English, or for English the others
+        anchor_bit, window_anchor_bit = model.mark(target, anchor=True, english=False), model.mark(target, anchor=True, english=english)
+        evidence_bit, window_evidence_bit = model.mark(target, anchor=False, english=False), model.mark(target, anchor=False, english=english)
+        whole_bit = model.mark(target, anchor=False, english=True, whole=True) if english else window_evidence_bit  # (2 half-words)
+        end_bit, single_bit = model.list_mark("ends"), model.list_mark("single")
+        anchored = np.flatnonzero(marks & anchor_bit)
+        anchor_marks = marks[anchored].tolist()
+        anchored = anchored.tolist()
+        ends = np.flatnonzero(marks & end_bit).tolist()  # (positions among `found`)
+        longest, need = min(max(self.max_window, self.min_span_words), len(found)), 2 * self.min_span_words - 1
+        windows = False  # some longest window around an anchor with enough words of evidence (else no window at all:
+        sentences = []  # evidence never drops as a window grows); sentences (first, end among `found`) worth LID
+        for at, mark in zip(anchored, anchor_marks):
+            i = bisect.bisect_right(ends, at)
+            first, end = ends[i - 1] + 1 if i else 0, ends[i] if i < len(ends) else len(found)
+            if not windows and mark & window_anchor_bit:
+                around = [bool(m & window_evidence_bit) + bool(m & whole_bit) for m in marks[max(first, at - longest + 1) : min(end, at + longest)].tolist()]
+                windows = any(sum(around[j : j + longest]) >= need for j in range(max(len(around) - longest, 0) + 1))
+            if (end - first >= self.sentence_words and (first, end) not in sentences
+                    and 2 * sum(bool(m & evidence_bit) for m in marks[first:end].tolist()) >= end - first):
+                sentences.append((first, end))  # half of its words are evidence for some language
+        single_at = [at for at, mark in zip(anchored, anchor_marks) if english and mark & single_bit and mark & window_anchor_bit]
+        if not windows and not sentences:
+            return [], len(single_at)
+        # words only, from here
+        kept = np.flatnonzero((marks & end_bit) == 0)
+        rows, n = rows[kept], len(kept)
+        starts = [0, *(e - i for i, e in enumerate(ends))]  # the first word of each sentence (repeats allowed)
+        en, own = model.labels.index("en"), model.labels.index(target)
         columns = [en] if english else [i for i in range(len(model.labels)) if i != own]
-        codes = None  # (words, labels): half-words of evidence, 4 more for an anchor; read only when needed
-        covered, whole, sums = np.zeros(n, dtype=bool), None, None
-        # windows: only around an anchor, and only when some longest one has enough words of evidence
-        # there (evidence never drops as a window grows: without a longest one, no shorter one)
-        longest, need = min(max(self.max_window, self.min_span_words), n), 2 * self.min_span_words - 1
-        near = np.flatnonzero(marks & model.mark(target, anchor=True, english=english)).tolist()
-        if near:
-            some = (marks & model.mark(target, anchor=False, english=english)) > 0  # 1 or 2 half-words each
-            for at in near:
-                around = some[max(0, at - longest + 1) : at + longest].tolist()
-                if any(2 * sum(around[i : i + longest]) >= need for i in range(len(around) - longest + 1)):
-                    break
-            else:
-                near = []
-        if near:
-            codes = model.codes(rows, target)
+        codes = model.codes(rows, target)  # (words, labels): half-words of evidence, 4 more for an anchor
+        covered, whole, sums = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), None
+        if windows:
             window_evidence = codes[:, en] & 3 if english else (codes & 3).max(axis=1)
-            sentences = np.searchsorted(np.array(starts), np.arange(n), side="right")
+            sentence = np.searchsorted(np.array(starts), np.arange(n), side="right")
             said = np.concatenate([[0], np.cumsum(window_evidence, dtype=np.int64)])
             anchoring = np.concatenate([[0], np.cumsum((codes[:, columns] >= 4).any(axis=1), dtype=np.int64)])
-            for length in range(longest, self.min_span_words - 1, -1):
+            for length in range(min(longest, n), self.min_span_words - 1, -1):
                 begins = np.flatnonzero((said[length:] - said[:-length] >= need) & (anchoring[length:] > anchoring[:-length]))
                 if not len(begins):
                     break
-                begins = begins[sentences[begins] == sentences[begins + length - 1]]  # only these windows are scored
+                begins = begins[sentence[begins] == sentence[begins + length - 1]]  # only these windows are scored
                 if not len(begins):
                     continue
                 if sums is None:
@@ -453,20 +465,9 @@ class Language(Filter):
                 begins = begins[(logp[:, columns].max(axis=1) >= np.log(self.window_confidence)) & (logp[:, own] <= np.log(self.window_target_ceiling))]
                 for begin in begins.tolist():
                     covered[begin : begin + length] = True
-        # sentences: one with an anchor, half of its words evidence for some language
-        done = set()
-        some = None
-        for at in np.flatnonzero(marks & model.mark(target, anchor=True, english=False)).tolist():
-            i = bisect.bisect_right(starts, at)
-            first, end = starts[i - 1], starts[i] if i < len(starts) else n
-            if end - first < self.sentence_words or first in done:
-                continue
-            done.add(first)
-            if some is None:
-                some = (marks & model.mark(target, anchor=False, english=False)) > 0
-            if 2 * int(some[first:end].sum()) < end - first:
-                continue
-            codes = model.codes(rows, target) if codes is None else codes
+        for first, end in sentences:
+            before = bisect.bisect_left(ends, first)  # ends before the sentence: its words' place among words
+            first, end = first - before, end - before
             block = codes[first:end]
             backed = ((block & 3).sum(axis=0) >= end - first) & (block >= 4).any(axis=0)  # for which languages
             if not backed.any():
@@ -476,14 +477,10 @@ class Language(Filter):
             logp = model.log_probs((sums[end] - sums[first] + model.eos)[None, :])[0]
             best = int(np.where(backed, logp, -np.inf).argmax())
             if logp[best] >= np.log(self.sentence_confidence) and logp[own] <= np.log(self.window_target_ceiling):
-                covered[first:end] = True
-                whole = np.zeros(n, dtype=bool) if whole is None else whole
-                whole[first:end] = True  # (not trimmed)
+                covered[first:end] = whole[first:end] = True  # (a foreign sentence is not trimmed)
         runs = []
-        if codes is not None and covered.any():
-            edges = (codes & 3).max(axis=1) > 0  # words that may end a run
-            if whole is not None:
-                edges |= whole
+        if covered.any():
+            edges = ((codes & 3).max(axis=1) > 0) | whole  # words that may end a run
             breaks = np.zeros(n + 1, dtype=bool)
             breaks[starts] = True
             for start, end in _true_runs(covered, breaks[:n]):
@@ -496,13 +493,9 @@ class Language(Filter):
                     if language != target:
                         runs.append((start, end, language))
         single = 0
-        if english:  # discourse words ("Wait", "Actually") in the English list and not the target's; not terms
-            alone = (marks & model.list_mark("single")) > 0
-            if alone.any():
-                alone &= (marks & model.mark(target, anchor=True, english=True)) > 0
-                for start, end, _ in runs:
-                    alone[start:end] = False
-                single = int(alone.sum())
+        for at in single_at:  # discourse words ("Wait", "Actually") in the English list and not the target's; not terms
+            word = at - bisect.bisect_left(ends, at)
+            single += not any(start <= word < end for start, end, _ in runs)
         return runs, single
 
     def _latin_in_other_script(self, masked: str, words: _Words) -> None:
@@ -621,8 +614,9 @@ class LidModel:
     products with the nodes on the tracked labels' paths and its id count: a window of any words is
     then scored from two cumulative sums, with the probabilities `predict` gives (up to its
     table-based sigmoid), without a matrix product or a fastText call per window. With word lists
-    (`lexicon`: one per label, and others by name), each cached word also keeps its evidence for each
-    label against each target (`evidence`) and a few bits to sift words by (`marks`)."""
+    (`lexicon`: one per label, and others by name), each cached word also keeps the lists it is in and
+    a few bits to sift words by (`marks`: is it an anchor, or evidence, for another label than a
+    target); its `evidence` itself is worked out from those and LID when a chain needs it."""
 
     def __init__(self, path: Path, labels: tuple[str, ...], lexicon: dict[str, frozenset[str]] | None = None) -> None:
         reader = _Reader(path.read_bytes())
@@ -676,11 +670,12 @@ class LidModel:
         for i, name in enumerate(self._lists):
             for word in self.lexicon.get(name, ()):
                 self._in_lists[word] = self._in_lists.get(word, 0) | 1 << i
-        n = len(labels)
-        self._evidence = np.zeros((n, 1024, n), dtype=np.int8)  # per target, word, candidate: `evidence`, 4 more for an anchor
+        self._info = np.zeros(1024, dtype=np.int64)  # per word: bit i for the i-th list (`_lists`) it is in, `PLAIN`, `LONG`
         # per word, bits: `mark` (an anchor for some label, for English; evidence for some label, for English:
-        # bits i, n + i, 2n + i, 3n + i with target i), `list_mark` (bit 4n + k for the k-th list other than the labels')
-        self._marks = np.zeros(1024, dtype=np.uint64)
+        # bits i, n + i, 2n + i, 3n + i with target i of n labels; 4n + i: a whole word of evidence for English),
+        # `list_mark` (bit 5n + k for the k-th list other than the labels')
+        self._marks = np.zeros(1024, dtype=np.int64)
+        self._english = np.array([label == "en" for label in labels])
         self.eos = np.zeros(len(nodes) + 1)
         self.eos = self.sums(["</s>"])[0].copy()
 
@@ -695,7 +690,8 @@ class LidModel:
 
     def _rows(self, words: list[str]) -> list[int]:
         """The cache rows of these words, filled for new ones: their summed dot products and id count
-        (`_scores`) and each tracked label's log-probability for the word alone (`_alone`)."""
+        (`_scores`), each tracked label's log-probability for the word alone (`_alone`), their lists
+        (`_info`) and `marks`."""
         rows = list(map(self._row.get, words))
         if None not in rows:
             return rows  # type: ignore[return-value]
@@ -707,7 +703,7 @@ class LidModel:
         if first + len(missing) > len(self._scores):
             size = 2 * (first + len(missing))
             self._scores = np.concatenate([self._scores, np.zeros((size - len(self._scores), self._scores.shape[1]))])
-            for name, axis in (("_scores", 0), ("_alone", 0), ("_evidence", 1), ("_marks", 0)):
+            for name, axis in (("_scores", 0), ("_alone", 0), ("_info", 0), ("_marks", 0)):
                 table = getattr(self, name)
                 shape = list(table.shape)
                 shape[axis] = size - table.shape[axis]
@@ -733,26 +729,35 @@ class LidModel:
         return max(labels, key=lambda label: logp[self.labels.index(label)])
 
     def _judge_alone(self, words: list[str], new: slice) -> None:
-        """Fill the word lists and evidence of new cache rows (see `evidence`)."""
-        found = np.array([self._in_lists.get(w.lower().replace("’", "'"), 0) for w in words], dtype=np.int64)
-        listed = (found[:, None] >> np.arange(len(self._lists))) & 1 > 0  # (words, lists)
-        n = len(self.labels)
-        neutral = listed[:, self._lists.index("neutral")] if "neutral" in self._lists else np.zeros(len(words), dtype=bool)
-        plain = ~neutral & ~np.array([len(w) > 1 and w.isupper() for w in words], dtype=bool)  # not "Hmm", "GPU", "WITH"
+        """Fill the lists and marks of new cache rows (see `evidence` and `marks`)."""
+        n, get = len(self.labels), self._in_lists.get
+        info = np.array([get(w.lower().replace("’", "'"), 0) | (LONG | (0 if w.isupper() else PLAIN) if len(w) > 1 else PLAIN) for w in words],
+                        dtype=np.int64)
+        if "neutral" in self._lists:  # not "Hmm", "True" (nor "GPU", "WITH": capitals)
+            info &= ~(((info >> self._lists.index("neutral")) & 1) * PLAIN)
+        self._info[new] = info
+        listed, plain = info & (PLAIN - 1), (info & PLAIN > 0)[:, None]
+        # marks, for every target at once ([word, target]); see `codes` for the evidence itself
         alone = self._alone[new]
-        # [target, word, candidate]
-        in_target, in_candidate, plain = listed[:, :n].T[:, :, None], listed[None, :, :n], plain[None, :, None]
-        leans = alone[None, :, :] > alone.T[:, :, None] + np.log(LEANING_RATIO)
-        english = np.array([label == "en" for label in self.labels], dtype=np.int8)
-        # a word of the target's list counts half toward English when it is in the English list too ("so", "also", "as"), else not
-        evidence = ((in_candidate | leans) & plain).astype(np.int8) * np.where(in_target, english[None, None, :] * in_candidate, np.int8(2))
-        evidence[np.arange(n), :, np.arange(n)] = 0
-        anchor = in_candidate & ~in_target & plain & np.array([len(w) > 1 for w in words])[None, :, None]  # not "y", "e"
-        self._evidence[:, new] = evidence + 4 * anchor
+        threshold = alone + np.log(LEANING_RATIO)
         en = self.labels.index("en") if "en" in self.labels else 0
-        kinds = [anchor.any(axis=2), anchor[:, :, en], (evidence > 0).any(axis=2), evidence[:, :, en] > 0]  # each (targets, words)
-        bits = np.concatenate([*(kind.T for kind in kinds), listed[:, n:]], axis=1)
-        self._marks[new] = (bits.astype(np.uint64) << np.arange(bits.shape[1], dtype=np.uint64)).sum(axis=1)
+        leans = alone.max(axis=1)[:, None] > threshold  # alone, some other label is likelier
+        leans_en = (alone[:, en : en + 1] > threshold) & ~self._english  # alone, English is likelier
+        weights = 1 << np.arange(n, dtype=np.int64)
+        marks = (listed >> n) << 5 * n  # the other lists
+        if not (listed & (weights.sum())).any():  # (most new words are in no label's list)
+            marks |= (((plain & leans) @ weights) << 2 * n) | (((plain & leans_en) @ weights) * (1 << 3 * n | 1 << 4 * n))
+        else:
+            labels, long = (listed[:, None] & weights) > 0, (info & LONG > 0)[:, None]
+            others = labels.sum(axis=1)[:, None] - labels > 0  # in the list of a label other than the target
+            in_en = labels[:, en : en + 1] & ~self._english
+            strong = plain & long & ~labels
+            marks |= ((strong & others) @ weights)  # an anchor for some label
+            marks |= ((strong & in_en) @ weights) << n  # an anchor for English
+            marks |= ((plain & ((~labels & (others | leans)) | (labels & in_en))) @ weights) << 2 * n  # evidence for some label
+            marks |= ((plain & (in_en | (~labels & leans_en))) @ weights) << 3 * n  # evidence for English
+            marks |= ((plain & ~labels & (in_en | leans_en)) @ weights) << 4 * n  # a whole word of it
+        self._marks[new] = marks
 
     def evidence(self, rows: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
         """Per word (cache rows) and label (columns: `labels`; 0 for the target): how far the word alone
@@ -764,12 +769,22 @@ class LidModel:
         of two letters or more in the label's list and not in the target's (LID alone leans foreign on
         many rare words of any language, and has no vector for many short function words; a list does
         not err so)."""
-        codes = self._evidence[self.labels.index(target)][rows]
+        codes = self.codes(rows, target)
         return codes & 3, codes >= 4
 
     def codes(self, rows: np.ndarray, target: str) -> np.ndarray:
         """`evidence` in one array: half-words, plus 4 for an anchor."""
-        return self._evidence[self.labels.index(target)][rows]
+        n, own = len(self.labels), self.labels.index(target)
+        info, alone = self._info[rows], self._alone[rows]
+        labels = (info[:, None] >> np.arange(n)) & 1 > 0
+        plain = (info & PLAIN > 0)[:, None]
+        in_target = labels[:, own : own + 1]
+        foreign = (labels | (alone > alone[:, own : own + 1] + np.log(LEANING_RATIO))) & plain
+        # a word of the target's list counts half toward English when it is in the English list too ("so", "also", "as"), else not
+        evidence = np.where(in_target, foreign & labels & self._english, 2 * foreign)
+        evidence[:, own] = 0
+        anchor = labels & ~in_target & plain & (info & LONG > 0)[:, None]
+        return (evidence + 4 * anchor).astype(np.int8)
 
     def marks(self, rows: np.ndarray) -> np.ndarray:
         """Per word (cache rows), bits: `mark(target, ...)` when, with that target, it is an anchor or
@@ -777,12 +792,14 @@ class LidModel:
         list of the lexicon."""
         return self._marks[rows]
 
-    def mark(self, target: str, anchor: bool, english: bool) -> int:
-        """The bit of `marks` for an anchor (else evidence) for English (else for some label) with this target."""
-        return 1 << (len(self.labels) * (2 * (not anchor) + english) + self.labels.index(target))
+    def mark(self, target: str, anchor: bool, english: bool, whole: bool = False) -> int:
+        """The bit of `marks` for an anchor (else evidence; `whole`: of two half-words, for English) for
+        English (else for some label) with this target."""
+        kind = 4 if whole else 2 * (not anchor) + english
+        return 1 << (len(self.labels) * kind + self.labels.index(target))
 
     def list_mark(self, name: str) -> int:
-        return 1 << (3 * len(self.labels) + self._lists.index(name))
+        return 1 << (4 * len(self.labels) + self._lists.index(name))
 
     def cumulative(self, rows: np.ndarray) -> np.ndarray:
         """Cumulative sums of the words' rows (a leading zero row): any span's LID input by one subtraction."""
@@ -791,41 +808,48 @@ class LidModel:
     def _ids(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """fastText's input ids of these words, as (index of the word, input row) pairs: a word's own
         row when the model knows it, and the rows of its hashed character n-grams (minn >= 2, so
-        fastText's rule on 1-grams at the word's edges never applies). Hashed in one numpy pass."""
-        word_of, ids, grams, gram_word = [], [], [], []
+        fastText's rule on 1-grams at the word's edges never applies). The n-grams of all the words are
+        cut and hashed in numpy: each is a span of the words' UTF-8 bytes, between character starts."""
+        word_of, ids = [], []
         for i, word in enumerate(words):
             known = self.word_ids.get(word)
             if known is not None:
                 word_of.append(i)
                 ids.append(known)
-            if word == "</s>":
-                continue
-            bracketed = f"<{word}>"
+        hashed = [i for i, word in enumerate(words) if word != "</s>"]
+        if hashed:
+            bracketed = [f"<{words[i]}>" for i in hashed]
+            flat = np.frombuffer("".join(bracketed).encode(), dtype=np.uint8)
+            chars = np.fromiter(map(len, bracketed), dtype=np.int64, count=len(bracketed))  # characters per word
+            bounds = np.append(np.flatnonzero((flat & 0xC0) != 0x80), len(flat))  # where each character starts, and the end
+            firsts = np.cumsum(chars) - chars  # each word's first character
+            begin, end, owner = [], [], []
             for n in range(self.minn, self.maxn + 1):
-                grams.extend(bracketed[j : j + n].encode() for j in range(len(bracketed) - n + 1))
-                gram_word.extend([i] * max(len(bracketed) - n + 1, 0))
-        if grams:
-            buckets = _fnv1a(grams) % np.uint32(self.bucket)
+                count = np.maximum(chars - n + 1, 0)  # n-grams per word
+                at = np.repeat(firsts - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))  # their first characters
+                begin.append(bounds[at])
+                end.append(bounds[at + n])
+                owner.append(np.repeat(np.array(hashed), count))
+            buckets = _fnv1a_spans(flat, np.concatenate(begin), np.concatenate(end)) % np.uint32(self.bucket)
             if self._buckets is None:
                 rows, keep = buckets.astype(np.int64) + self.nwords, np.ones(len(buckets), dtype=bool)
             else:
                 at = np.minimum(np.searchsorted(self._buckets, buckets), len(self._buckets) - 1)
                 keep = self._buckets[at] == buckets
                 rows = self._bucket_rows[at]
-            word_of.extend(np.asarray(gram_word)[keep].tolist())
+            word_of.extend(np.concatenate(owner)[keep].tolist())
             ids.extend(rows[keep].tolist())
         return np.asarray(word_of, dtype=np.int64), np.asarray(ids, dtype=np.int64)
 
 
-def _fnv1a(data: list[bytes]) -> np.ndarray:
-    """fastText's 32-bit FNV-1a of each byte string, which xors each byte sign-extended."""
-    lengths = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
-    flat = np.frombuffer(b"".join(data), dtype=np.int8).astype(np.int32).astype(np.uint32)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    h = np.full(len(data), 2166136261, dtype=np.uint32)
-    for k in range(int(lengths.max())):
+def _fnv1a_spans(flat: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """fastText's 32-bit FNV-1a of each byte span [begin, end) of `flat`, which xors each byte sign-extended."""
+    signed = flat.view(np.int8).astype(np.int32).astype(np.uint32)
+    lengths = end - begin
+    h = np.full(len(begin), 2166136261, dtype=np.uint32)
+    for k in range(int(lengths.max()) if len(lengths) else 0):
         live = np.flatnonzero(lengths > k)
-        h[live] = (h[live] ^ flat[starts[live] + k]) * np.uint32(16777619)
+        h[live] = (h[live] ^ signed[begin[live] + k]) * np.uint32(16777619)
     return h
 
 
