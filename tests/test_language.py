@@ -168,12 +168,14 @@ def test_one_letter_words_are_words(lang: Language) -> None:
 
 
 def test_single_english_discourse_words(lang: Language) -> None:
-    # alone in a non-Latin chain, R1's fillers are mixing; a Title Case term holding one is not
+    # alone in a non-Latin chain, R1's fillers are mixing; a Title Case term holding one is not, nor a
+    # name or title that keeps its small words in lower case
     fillers = ["我们 just 需要把两个数相加，得到 12。", "所以 x = 3。Anyway，我们再验证一遍，结果正确。", "Итак, basically нужно сложить два числа."]
-    terms = ["这道题可以用 Depth First Search 来做，时间复杂度是线性的。", "我们用 Right Triangle 的性质，斜边是 5。"]
-    scores, verdicts = _decide(lang, fillers + terms, ["zh", "zh", "ru", "zh", "zh"])
-    assert scores["language_offending_span"].to_list() == ["just", "Anyway", "basically", None, None]
-    assert verdicts[3:] == [None, None]
+    terms = ["这道题可以用 Depth First Search 来做，时间复杂度是线性的。", "我们用 Right Triangle 的性质，斜边是 5。",
+             "根据 Law of Large Numbers，样本均值会收敛到期望。", "这本书是 The Art of Computer Programming，作者是高德纳。"]
+    scores, verdicts = _decide(lang, fillers + terms, ["zh", "zh", "ru", "zh", "zh", "zh", "zh"])
+    assert scores["language_offending_span"].to_list() == ["just", "Anyway", "basically", None, None, None, None]
+    assert verdicts[3:] == [None] * 4
     # in a Latin-script chain they count as English words in the share (no span), other single words do not
     german = ("Also gut, wir addieren. Actually ist das einfach, basically sind es nur zwei Zahlen. Wait, die zweite fehlt. "
               "Anyway, die Summe ist zwölf. Right, fertig.")

@@ -43,7 +43,8 @@ How a word's language is decided:
   anchors (a chain without one, most, costs one lookup per word).
 - Latin words in a non-Latin target (zh, ja, ko, ru, ar, ...): identifiers, units, names and terms are
   normal there, so a run of Latin words is foreign only when it is a phrase: `min_span_words` words of
-  two letters or more that are not all capitalised (Title Case terms, acronyms), or a run holding an
+  two letters or more that are not all capitalised (Title Case terms and names, whose small words may
+  stay in lower case: "Law of Large Numbers", `TITLE_SMALL_WORDS`; acronyms), or a run holding an
   English discourse word (`PHRASE_WORDS`: "the", "wait", "just", "so", ...) that is not a Title Case
   term of two words or more ("Depth First Search"). Other Latin runs are not counted.
 
@@ -273,6 +274,9 @@ PHRASE_WORDS = frozenset({
     "basically", "alright", "hence", "however", "well", "oh", "oops", "hold", "first", "right", "now", "done", "sure",
     "perhaps", "probably", "obviously", "clearly", "indeed", "anyways", "hmmm", "yeah", "got", "means",
 })
+# words a Title Case name or title keeps in lower case ("Law of Large Numbers", "Leonardo da Vinci")
+TITLE_SMALL_WORDS = frozenset({"of", "the", "and", "in", "on", "at", "by", "for", "to", "an", "de", "du", "des", "la", "le", "von",
+                               "van", "der", "den", "di", "da", "del", "dos", "das", "und", "et", "y"})
 # English words that count as English even alone in a Latin-script chain (in the share only; fewer than
 # `min_span_words` in a row are not a span): discourse words used as language, not terms or loanwords
 SINGLE_WORDS = PHRASE_WORDS | {"yes", "great", "honestly", "really", "exactly"}
@@ -506,10 +510,10 @@ class Language(Filter):
             if not tokens:
                 continue
             if any(w.lower().replace("’", "'") in PHRASE_WORDS for w in tokens):
-                if len(tokens) > 1 and all(w[0].isupper() for w in tokens):
-                    continue  # a Title Case term: "Depth First Search"
-            elif len(tokens) < self.min_span_words or all(w[0].isupper() for w in tokens):
-                continue  # a term or a name: "GPU", "Cauchy Schwarz inequality" (two words), "Depth First Search"
+                if len(tokens) > 1 and _titled(tokens):
+                    continue  # a Title Case term: "Depth First Search", "The Art of Computer Programming"
+            elif len(tokens) < self.min_span_words or _titled(tokens):
+                continue  # a term or a name: "GPU", "Cauchy Schwarz inequality" (two words), "Law of Large Numbers"
             words.add(self.model.best(tokens, WINDOWED), len(every) - every.count(""))
             words.span(*run.span(), masked, offending=True)
 
@@ -593,6 +597,11 @@ def _chinese_sentences_in_japanese(masked: str, words: _Words) -> None:
             words.add("ja", -han)
             words.add("zh", han)
             words.span(*sentence.span(), masked, offending=True)
+
+
+def _titled(tokens: list[str]) -> bool:
+    """Title Case: every word capitalised but for the small words titles and names leave in lower case."""
+    return tokens[0][0].isupper() and all(w[0].isupper() or w in TITLE_SMALL_WORDS for w in tokens)
 
 
 def _base_language(language: str | None) -> str:
