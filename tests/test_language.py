@@ -122,7 +122,11 @@ def test_english_phrases_in_chinese_but_not_terms_and_identifiers(lang: Language
 
 def test_english_phrases_of_function_words_in_latin_targets(lang: Language) -> None:
     # "so", "we", "me", "check" have no vector in the quantized model: the word lists carry them, and a
-    # false friend ("so" in German, "me" in Italian) counts half
+    # false friend ("so" in German, "me" in Italian) counts half; a window all of whose words are in the
+    # English list only needs LID not to prefer the target ("let me check" is "let" alone to LID)
+    german = "Das ergibt 12 Quadratmeter, aber let me check die Einheiten noch einmal."
+    scores, verdict = _one(lang, german, "de")
+    assert verdict is not None and scores["language_offending_span"] == "let me check"
     texts = {
         "de": "Die Fläche des Kreises ist $\\pi r^2$, so we get ungefähr 28 Quadratzentimeter für den Radius drei.",
         "fr": "On additionne les deux fractions, let me see, cela donne cinq sixièmes au total.",

@@ -26,8 +26,10 @@ How a word's language is decided:
   A window of `min_span_words` to `max_window` consecutive words of one sentence is foreign when it
   holds `min_span_words` - 1/2 words of evidence for a candidate, one of them listed (an anchor), and
   LID gives it to a candidate with probability >= `window_confidence` and to the target with at most
-  `window_target_ceiling` ("so we get", "let me see" in French). The candidates are English for the
-  other windowed languages (the mixing R1 reports) and the other windowed languages for English.
+  `window_target_ceiling` ("so we get", "let me see" in French), or, when every word of it is an
+  anchor, a candidate at least as much as the target (LID sees only "let" of "let me check"). The
+  candidates are English for the other windowed languages (the mixing R1 reports) and the other
+  windowed languages for English.
   A sentence (or clause, between . ! ? ; : and newlines) of `sentence_words` words or more is foreign
   when half of its words are evidence for one other windowed language, one of them an anchor, and
   LID gives it that language >= `sentence_confidence` and the target at most the ceiling (a whole
@@ -193,7 +195,7 @@ _LEXICON_TEXT = {
         said means mean meant one two three four five six seven eight nine ten double compute computing calculate
         verify answer answers result results number numbers value values step steps case cases way something nothing
         everything anything someone yet even back part whole total point place problem question same different example
-        correct wrong possible work works working start starting end ending call called keep hold holds mean
+        correct wrong possible work works working start starting end ending call called keep hold holds mean word words
         okay alright basically clearly obviously anyway honestly really indeed great good better best bad worse
         worst new old big small large long short high low left done again enough quite rather almost simply exactly
         usually also instead otherwise already soon later earlier once twice son come fast kind art fall hand rest
@@ -412,7 +414,8 @@ class Language(Filter):
         words of its list. Windows: each of `min_span_words`..`max_window` consecutive words of one
         sentence with at least `min_span_words` - 1/2 words of evidence for a candidate (English for
         the other targets, the others for English) and an anchor, that LID gives to a candidate with
-        probability >= `window_confidence` and to the target with at most `window_target_ceiling`.
+        probability >= `window_confidence` and to the target with at most `window_target_ceiling`
+        (or, all of whose words are anchors, to a candidate at least as much as to the target).
         Sentences of `sentence_words` words or more: half of their words of evidence for one of the
         other windowed languages and an anchor, and LID gives it >= `sentence_confidence`, the target
         at most the ceiling. Runs are covered words in a row within a sentence, trimmed of words
@@ -466,7 +469,10 @@ class Language(Filter):
                 if sums is None:
                     sums = model.cumulative(rows)
                 logp = model.log_probs(sums[begins + length] - sums[begins] + model.eos)
-                begins = begins[(logp[:, columns].max(axis=1) >= np.log(self.window_confidence)) & (logp[:, own] <= np.log(self.window_target_ceiling))]
+                foreign = logp[:, columns].max(axis=1)
+                listed = anchoring[begins + length] - anchoring[begins] == length  # every word in the candidate's list, not the target's
+                begins = begins[((foreign >= np.log(self.window_confidence)) & (logp[:, own] <= np.log(self.window_target_ceiling)))
+                                | (listed & (foreign >= logp[:, own]))]  # (LID has no vector for many: "let me check")
                 for begin in begins.tolist():
                     covered[begin : begin + length] = True
         for first, end in sentences:
