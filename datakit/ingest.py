@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,8 +19,12 @@ import pyarrow.parquet as pq
 from datakit.code_tests import programming_language, split_columns, tests_from_row
 from datakit.errors import DatakitError, RowError
 from datakit.schema import KINDS, PROMPT_SCHEMA, VERIFIERS, default_kind, default_verifier
+from datakit.verify import option_letter
 
 R1_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+# Versioned: a changed wording is a new constant (_V2), so prompts built with this one stay comparable.
+CHOICE_INSTRUCTION_V1 = "Please reason step by step, and put the letter of the correct option within \\boxed{}."
+CHOICE_LETTERS = "ABCDEFGHIJ"  # the letters `datakit.verify.check_choice` grades: 2 to 10 options
 
 
 @dataclass
@@ -35,6 +40,9 @@ class ColumnMapping:
     language: str = "language"
     kind: str = "kind"
     verifier: str = "verifier"
+    # multiple choice: one column holding a list of option texts, or several comma-separated text columns
+    # (GPQA: "Correct Answer,Incorrect Answer 1,Incorrect Answer 2,Incorrect Answer 3")
+    choices: str = "choices"
 
 
 @dataclass
@@ -48,7 +56,9 @@ class IngestConfig:
     language: str = "en"  # for rows without a language column
     source: str | None = None  # provenance tag; defaults to the input's file name or Hub id
     split: str = "train"  # for dataset folders and Hub ids holding several splits
+    config: str | None = None  # a Hub dataset's configuration (GPQA: gpqa_diamond); None: its default
     limit: int | None = None  # keep only the first N valid prompts
+    choice_seed: int = 0  # with each prompt's id, seeds its option order: the right letter is uniform, re-runs agree
 
 
 @dataclass
@@ -106,11 +116,21 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
     m = config.mapping
     messages = _messages(row, m, config)
     domain = (_optional_str(row, m.domain) or config.domain).strip().lower()
-    if domain == "math" and config.math_instruction:
+    options = _options(row, m)
+    if domain == "math" and config.math_instruction and options is None:
         messages = _with_math_instruction(messages)
     declared_verifier = _optional_str(row, m.verifier)
-    code = declared_verifier == "code" or (declared_verifier is None and domain == "code")
-    reference, consumed = _code_reference(row, m) if code else (_reference(row, m), [m.reference, *split_columns(m.tests)])
+    code = options is None and (declared_verifier == "code" or (declared_verifier is None and domain == "code"))
+    shown: dict[str, Any] = {}
+    if options is not None:
+        if declared_verifier not in (None, "choice"):
+            raise RowError(m.verifier, f"a row with options ({m.choices!r}) is graded by `choice`, got {declared_verifier!r}")
+        messages, reference, shown = _choice_prompt(row, m, config, messages, options)
+        declared_verifier, consumed = "choice", [m.reference, *split_columns(m.choices)]
+    elif code:
+        reference, consumed = _code_reference(row, m)
+    else:
+        reference, consumed = _reference(row, m), [m.reference, *split_columns(m.tests)]
     kind = _optional_str(row, m.kind) or default_kind(domain)
     if kind not in KINDS:
         raise RowError(m.kind, f"must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -121,7 +141,7 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
     if code and programming_language(language):  # e.g. open-r1's `language: cpp` names the code's, not the answer's
         language = None
     used = {m.id, m.question, m.messages, *consumed, m.domain, m.language, m.kind, m.verifier}
-    extra = {k: v for k, v in row.items() if k not in used}
+    extra = {**{k: v for k, v in row.items() if k not in used}, **shown}
     return {
         "prompt_id": _prompt_id(row, m, messages),
         "messages": messages,
@@ -170,6 +190,78 @@ def _with_math_instruction(messages: list[dict[str, str]]) -> list[dict[str, str
     if R1_MATH_INSTRUCTION in last["content"]:
         return messages
     return [*messages[:-1], {"role": "user", "content": f"{last['content'].rstrip()}\n{R1_MATH_INSTRUCTION}"}]
+
+
+def _options(row: dict[str, Any], m: ColumnMapping) -> list[str] | None:
+    """A multiple-choice row's option texts in the dataset's order (None for a row without options):
+    one list column, or one text column per option."""
+    names = split_columns(m.choices)
+    if all(row.get(name) is None for name in names):
+        return None
+    if len(names) == 1:
+        value = row[names[0]]
+        if not isinstance(value, list):
+            raise RowError(names[0], f"expected a list of option texts, got {type(value).__name__} {value!r:.60}")
+        items = [(f"{names[0]}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        items = [(name, row.get(name)) for name in names]
+    options: list[str] = []
+    for where, value in items:
+        if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise RowError(where, f"expected an option text, got {type(value).__name__} {value!r:.60}")
+        text = str(value).strip()
+        if not text:
+            raise RowError(where, "empty option")
+        if text in options:
+            raise RowError(where, f"duplicate option {text!r} (the same as {items[options.index(text)][0]!r})")
+        options.append(text)
+    if not 2 <= len(options) <= len(CHOICE_LETTERS):
+        raise RowError(m.choices, f"{len(options)} option(s); a choice prompt needs 2 to {len(CHOICE_LETTERS)} (letters A-J)")
+    return options
+
+
+def _choice_prompt(
+    row: dict[str, Any], m: ColumnMapping, config: IngestConfig, messages: list[dict[str, str]], options: list[str]
+) -> tuple[list[dict[str, str]], str, dict[str, Any]]:
+    """The user turn with the options lettered in a seeded order, the right letter, and what metadata keeps.
+
+    Datasets often list the right answer first (GPQA); shuffled per prompt, the right letter is uniform over
+    the rows, so a model that favours a letter gains nothing. Seeded by `choice_seed` and the prompt's id
+    (or its content), so a re-run asks the same question."""
+    correct = _correct_option(row, m, options)
+    key = row.get(m.id)
+    if key is None:
+        key = hashlib.sha256(json.dumps([messages, options], ensure_ascii=False).encode()).hexdigest()
+    order = list(range(len(options)))
+    random.Random(f"{config.choice_seed}:{key}").shuffle(order)  # a str seed hashes the same in every process
+    shown = [options[i] for i in order]
+    listing = "\n".join(f"{letter}) {text}" for letter, text in zip(CHOICE_LETTERS, shown))
+    content = f"{messages[-1]['content'].rstrip()}\n\n{listing}\n\n{CHOICE_INSTRUCTION_V1}"
+    letter = CHOICE_LETTERS[order.index(correct)]
+    return [*messages[:-1], {"role": "user", "content": content}], letter, {"choices": shown, "choice_order": order}
+
+
+def _correct_option(row: dict[str, Any], m: ColumnMapping, options: list[str]) -> int:
+    """The dataset-order index of the right option: the reference is its 0-based index (an integer), its
+    text, or its letter in the dataset's order; a reference that could name two options is refused."""
+    value = row.get(m.reference)
+    if value is None:
+        raise RowError(m.reference, "missing: a multiple-choice row needs its right option (letter, 0-based index or text)")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < len(options):
+            raise RowError(m.reference, f"index {value} is out of range for {len(options)} options")
+        return value
+    if not isinstance(value, str):
+        raise RowError(m.reference, f"expected an option's letter, 0-based index or text, got {type(value).__name__}")
+    named = {options.index(value.strip())} if value.strip() in options else set()
+    letter = option_letter(value, CHOICE_LETTERS[: len(options)])
+    if letter is not None:
+        named.add(CHOICE_LETTERS.index(letter))
+    if not named:
+        raise RowError(m.reference, f"{value!r:.60} matches no option's text or letter (an index must be an integer)")
+    if len(named) > 1:
+        raise RowError(m.reference, f"{value!r} is both an option's text and another option's letter")
+    return named.pop()
 
 
 def _code_reference(row: dict[str, Any], m: ColumnMapping) -> tuple[str | None, list[str]]:
@@ -237,7 +329,7 @@ def _iter_rows(source: str, config: IngestConfig) -> Iterator[tuple[int, Any, st
     elif path.exists():
         raise DatakitError(f"{source}: not a .jsonl, .parquet, Parquet folder or saved `datasets` folder")
     else:
-        yield from _iter_datasets(_load_from_hub(source, config.split))
+        yield from _iter_datasets(_load_from_hub(source, config.split, config.config))
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str]]:
@@ -274,11 +366,11 @@ def _load_from_disk(path: Path, split: str) -> Any:
     return loaded
 
 
-def _load_from_hub(name: str, split: str) -> Any:
+def _load_from_hub(name: str, split: str, configuration: str | None = None) -> Any:
     import datasets
 
     try:
-        return datasets.load_dataset(name, split=split)
+        return datasets.load_dataset(name, configuration, split=split)
     except Exception as e:  # the hub client raises many types; all mean "could not get it"
         raise DatakitError(
             f"{name}: not a local file or folder, and loading it as a Hub dataset failed: {e}"

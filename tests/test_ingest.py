@@ -4,11 +4,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import DEMO_MATH, ROOT, write_jsonl
+
 from datakit.code_tests import CodeTests
 from datakit.errors import DatakitError
-from datakit.ingest import R1_MATH_INSTRUCTION, ColumnMapping, IngestConfig, load_prompts
+from datakit.ingest import (
+    CHOICE_INSTRUCTION_V1,
+    CHOICE_LETTERS,
+    R1_MATH_INSTRUCTION,
+    ColumnMapping,
+    IngestConfig,
+    load_prompts,
+)
 from datakit.schema import PROMPT_SCHEMA
 
 
@@ -137,3 +144,118 @@ def test_several_inputs_are_read_in_order_each_tagged_with_its_own_source(tmp_pa
 def test_limit_keeps_the_first_valid_prompts() -> None:
     got = load_prompts(str(DEMO_MATH), IngestConfig(limit=3))
     assert got.prompts.column("prompt_id").to_pylist() == ["demo-math-000", "demo-math-001", "demo-math-002"]
+
+
+GPQA_OPTIONS = "Correct Answer,Incorrect Answer 1,Incorrect Answer 2,Incorrect Answer 3"  # GPQA's columns, right answer first
+GPQA_MAP = ColumnMapping(id="Record ID", question="Question", reference="Correct Answer", choices=GPQA_OPTIONS)
+
+
+def gpqa_rows(n: int) -> list[dict]:
+    return [
+        {"Record ID": f"rec{i}", "Question": f"Which is element {i}?", "Correct Answer": f"right {i}",
+         "Incorrect Answer 1": f"wrong a{i}", "Incorrect Answer 2": f"wrong b{i}", "Incorrect Answer 3": f"wrong c{i}", "Subdomain": "Chemistry"}
+        for i in range(n)
+    ]
+
+
+def test_choice_rows_letter_shuffled_options_and_grade_by_letter(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "gpqa.jsonl", gpqa_rows(3))
+    got = load_prompts(str(path), IngestConfig(mapping=GPQA_MAP, domain="science"))
+    assert got.rejects == []
+    for row in got.prompts.to_pylist():
+        meta = json.loads(row["metadata"])
+        letter = row["reference"]
+        assert row["verifier"] == "choice" and row["domain"] == "science" and row["kind"] == "reasoning"
+        assert meta["choices"][CHOICE_LETTERS.index(letter)] == f"right {row['prompt_id'][3:]}"
+        assert meta["choice_order"][CHOICE_LETTERS.index(letter)] == 0  # the right answer is GPQA's first column
+        assert sorted(meta["choice_order"]) == [0, 1, 2, 3] and meta["Subdomain"] == "Chemistry"
+        content = row["messages"][-1]["content"]
+        listed = [f"{x}) {text}" for x, text in zip("ABCD", meta["choices"])]
+        assert content == f"Which is element {row['prompt_id'][3:]}?\n\n" + "\n".join(listed) + f"\n\n{CHOICE_INSTRUCTION_V1}"
+        assert R1_MATH_INSTRUCTION not in content and "Correct Answer" not in row["metadata"]
+
+
+def test_the_right_letter_is_uniform_and_a_rerun_asks_the_same_question(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "gpqa.jsonl", gpqa_rows(800))
+    first = load_prompts(str(path), IngestConfig(mapping=GPQA_MAP))
+    letters = first.prompts.column("reference").to_pylist()
+    counts = {x: letters.count(x) for x in "ABCD"}
+    # 800 rows whose right answer always comes first: each letter near 200 (a binomial sd of ~12; the seed fixes the draw)
+    assert all(160 <= n <= 240 for n in counts.values()), counts
+    chi2 = sum((n - 200) ** 2 / 200 for n in counts.values())
+    assert chi2 < 11.3, counts  # below the 1% critical value for 3 degrees of freedom
+    again = load_prompts(str(path), IngestConfig(mapping=GPQA_MAP))
+    assert again.prompts.to_pylist() == first.prompts.to_pylist()
+    other = load_prompts(str(path), IngestConfig(mapping=GPQA_MAP, choice_seed=1)).prompts.column("reference").to_pylist()
+    assert other != letters and sum(a == b for a, b in zip(letters, other)) < 300  # another seed, another order
+
+
+def test_the_reference_may_be_the_option_text_its_letter_or_its_index(tmp_path: Path) -> None:
+    options = ["red", "green", "blue"]
+    rows = [
+        {"id": "text", "question": "Sky?", "choices": options, "answer": "blue"},
+        {"id": "letter", "question": "Sky?", "choices": options, "answer": "C"},
+        {"id": "paren", "question": "Sky?", "choices": options, "answer": "(C)"},
+        {"id": "index", "question": "Sky?", "choices": options, "answer": 2},
+        {"id": "no-id-a", "question": "Grass?", "choices": options, "answer": 1, "domain": "math"},
+    ]
+    del rows[-1]["id"]
+    got = load_prompts(str(write_jsonl(tmp_path / "mc.jsonl", rows)), IngestConfig())
+    assert got.rejects == []
+    for row in got.prompts.to_pylist():
+        meta = json.loads(row["metadata"])
+        right = "green" if row["domain"] == "math" else "blue"
+        assert meta["choices"][CHOICE_LETTERS.index(row["reference"])] == right, row["prompt_id"]
+        assert R1_MATH_INSTRUCTION not in row["messages"][-1]["content"]  # a choice prompt asks for a letter, not a value
+    again = load_prompts(str(write_jsonl(tmp_path / "mc2.jsonl", rows)), IngestConfig())
+    assert again.prompts.to_pylist()[-1]["messages"] == got.prompts.to_pylist()[-1]["messages"]  # no id: seeded by content
+
+
+def test_bad_choice_rows_are_rejected_naming_the_field(tmp_path: Path) -> None:
+    rows = [
+        {"id": "nomatch", "question": "Q?", "choices": ["a", "b"], "answer": "c"},
+        {"id": "dup", "question": "Q?", "choices": ["a", "b", "a"], "answer": "a"},
+        {"id": "one", "question": "Q?", "choices": ["a"], "answer": "a"},
+        {"id": "eleven", "question": "Q?", "choices": [str(i) for i in range(11)], "answer": 0},
+        {"id": "range", "question": "Q?", "choices": ["a", "b"], "answer": 2},
+        {"id": "letter-out-of-range", "question": "Q?", "choices": ["a", "b"], "answer": "C"},
+        {"id": "digits", "question": "Q?", "choices": ["a", "b"], "answer": "1"},
+        {"id": "ambiguous", "question": "Q?", "choices": ["B", "A"], "answer": "A"},
+        {"id": "text", "question": "Q?", "choices": "a, b", "answer": "a"},
+        {"id": "empty", "question": "Q?", "choices": ["a", " "], "answer": "a"},
+        {"id": "noref", "question": "Q?", "choices": ["a", "b"]},
+        {"id": "judge", "question": "Q?", "choices": ["a", "b"], "answer": "a", "verifier": "judge"},
+    ]
+    got = load_prompts(str(write_jsonl(tmp_path / "bad.jsonl", rows)), IngestConfig())
+    assert got.prompts.num_rows == 0
+    by_line = {r.line: (r.field, r.reason) for r in got.rejects}
+    assert by_line[1] == ("answer", "'c' matches no option's text or letter (an index must be an integer)")
+    assert by_line[2][0] == "choices[2]" and "duplicate option 'a' (the same as 'choices[0]')" in by_line[2][1]
+    assert by_line[3] == ("choices", "1 option(s); a choice prompt needs 2 to 10 (letters A-J)")
+    assert by_line[4][0] == "choices" and "11 option(s)" in by_line[4][1]
+    assert by_line[5] == ("answer", "index 2 is out of range for 2 options")
+    assert by_line[6][0] == "answer" and "matches no option" in by_line[6][1]
+    assert by_line[7][0] == "answer" and "an index must be an integer" in by_line[7][1]
+    assert by_line[8] == ("answer", "'A' is both an option's text and another option's letter")
+    assert by_line[9][0] == "choices" and "expected a list of option texts, got str" in by_line[9][1]
+    assert by_line[10] == ("choices[1]", "empty option")
+    assert by_line[11][0] == "answer" and "missing" in by_line[11][1]
+    assert by_line[12][0] == "verifier" and "graded by `choice`" in by_line[12][1]
+    missing = {**gpqa_rows(1)[0], "Incorrect Answer 2": None}
+    (reject,) = load_prompts(str(write_jsonl(tmp_path / "gpqa.jsonl", [missing])), IngestConfig(mapping=GPQA_MAP)).rejects
+    assert reject.message() == f"{tmp_path / 'gpqa.jsonl'}:1: field 'Incorrect Answer 2': expected an option text, got NoneType None"
+
+
+def test_a_hub_dataset_is_loaded_with_its_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    calls = []
+
+    def fake_load(name: str, configuration: str | None = None, split: str | None = None) -> datasets.Dataset:
+        calls.append((name, configuration, split))  # the Hub is out of reach in tests: what ingest asks for is the point
+        return datasets.Dataset.from_list(gpqa_rows(2))
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    got = load_prompts("Idavidrein/gpqa", IngestConfig(mapping=GPQA_MAP, config="gpqa_diamond", domain="science"))
+    assert calls == [("Idavidrein/gpqa", "gpqa_diamond", "train")]
+    assert got.prompts.column("verifier").to_pylist() == ["choice", "choice"]
