@@ -32,9 +32,10 @@ def extract_choice(answer: str, letters: str = "ABCDEFGHIJ") -> str | None:
     "Answer: C", a bold **C**, or a last line that opens with "C)" or is just "C".
 
     Letters are matched case-sensitively and only in those positions, so neither the article in
-    "A good way to see this..." nor "answer: a" (a variable) is read as an option."""
-    statements = [*_boxed_choices(answer, letters), *_phrase_choices(answer, letters)]
-    return max(statements)[1] if statements else None
+    "A good way to see this..." nor "answer: a" (a variable) is read as an option. A final statement
+    that names several letters ("(A) or (B)", "\\boxed{A} \\boxed{B}", the options restated as a list)
+    is a hedge, not an answer: None."""
+    return _final_choice(answer, letters)[0]
 
 
 def check_choice(answer: str, reference: str, letters: str = "ABCDEFGHIJ") -> Check:
@@ -42,7 +43,9 @@ def check_choice(answer: str, reference: str, letters: str = "ABCDEFGHIJ") -> Ch
     expected = _bare_option(reference)
     if len(expected) != 1 or expected not in letters:
         return Check("bad_reference", None, f"reference {reference!r} is not one of {letters}")
-    extracted = extract_choice(answer, letters)
+    extracted, hedged = _final_choice(answer, letters)
+    if hedged:
+        return Check("no_answer", None, f"the final statement names several options ({', '.join(hedged)}): a hedge")
     if extracted is None:
         return Check("no_answer", None, "no option letter stated in the answer")
     verdict = "correct" if extracted == expected else "wrong"
@@ -70,21 +73,51 @@ def check_exact(answer: str, reference: str) -> Check:
     return Check(verdict, extracted, f"extracted {extracted!r}, expected {reference!r}")
 
 
-def _boxed_choices(answer: str, letters: str) -> list[tuple[int, str]]:
-    """(position, letter) for every box holding just an option: {C}, {(C)}, {\\text{C}}."""
+# what may stand between two letters of one hedged statement: "A or B", "(A), (B)", "\\boxed{A} \\boxed{B}"
+_JOINERS = r"(?:[\s,;/&$.*]|\\quad|\\qquad|\\text\{\s*(?:or|and)\s*\}|\b(?:or|and)\b)*"
+
+
+def _final_choice(answer: str, letters: str) -> tuple[str | None, list[str]]:
+    """(letter, []) for the last statement; (None, letters) when the last statement names several options:
+    statements joined only by punctuation, "or" and "and" are one statement, and so is one followed by
+    ", B" or "or (B)"."""
+    statements = sorted([*_boxed_choices(answer, letters), *_phrase_choices(answer, letters)])
+    if not statements:
+        return None, []
+    group = [statements[-1]]
+    for previous in reversed(statements[:-1]):
+        if previous[1] < group[-1][0] and not re.fullmatch(_JOINERS, answer[previous[1] : group[-1][0]]):
+            break
+        group.append(previous)
+    named = [letter for _, _, letter in group]
+    follower = rf"\)?{_JOINERS}(?:\(([{re.escape(letters)}])\)|([{re.escape(letters)}])(?=\s*(?:[.,;)]|\bor\b|\band\b|$)))"
+    after = re.match(follower, answer[statements[-1][1] :])
+    if after and (after[1] or after[2]):
+        named.append(after[1] or after[2])
+    distinct = sorted(set(named))
+    return (distinct[0], []) if len(distinct) == 1 else (None, distinct)
+
+
+def _boxed_choices(answer: str, letters: str) -> list[tuple[int, int, str]]:
+    """(start, end, letter) for every box holding just an option: {C}, {(C)}, {\\text{C}}. A labelled box
+    ("\\boxed{A or B}") that names a second option is a hedge: both letters are found."""
     found, closes = [], closing_braces(answer)
     for opening in BOX_OPEN.finditer(answer):
         close = closes.get(opening.end() - 1)
         content = answer[opening.end() : close] if close is not None else ""
+        end = close + 1 if close is not None else opening.end()
         bare = _bare_option(content)
         # an option's letter, then what it stands for: "\textbf{(D)}\ 120", "B\text{（6）}", "\text{A. }x=2", "D.\ \frac{\sqrt{65}}{2}"
         labelled = re.match(
             rf"\s*(?:\\text(?:bf)?\{{\s*)?\(?([{re.escape(letters)}])(?:\)|\.|\s|\\[ ,;]|（|\\text|\\left|\}}|$)", content
         )
         if len(bare) == 1 and bare in letters:
-            found.append((opening.start(), bare))
+            found.append((opening.start(), end, bare))
         elif labelled:
-            found.append((opening.start(), labelled[1]))
+            found.append((opening.start(), end, labelled[1]))
+            second = re.match(rf"\)?\.?{_JOINERS}\(?([{re.escape(letters)}])\)?\s*\}}?\s*$", content[labelled.end(1) :])
+            if second and re.search(r"\bor\b|\band\b|,|/", content[labelled.end(1) :]):
+                found.append((opening.start(), end, second[1]))
     return found
 
 
@@ -99,18 +132,19 @@ def _bare_option(text: str) -> str:
     return TEXT_COMMAND.sub(r"\1", text).strip(" \t\n.*$()")
 
 
-def _phrase_choices(answer: str, letters: str) -> list[tuple[int, str]]:
-    """(position, letter) for "answer is (C)", "Answer: C", a bold "**C**" or "**C)", and a last
-    line that opens with "C)" or "(C)" or is just "C"."""
+def _phrase_choices(answer: str, letters: str) -> list[tuple[int, int, str]]:
+    """(start, end, letter) for "answer is (C)", "the answer is option C", "Answer: C", a bold "**C**" or
+    "**C)", and a last line that opens with "C)" or "(C)" or is just "C" — unless the line above opens with
+    an option too: that is the options restated as a list, not a choice among them."""
     letter = rf"\(?([{re.escape(letters)}])\)?"
     patterns = (
-        rf"(?i:answer|option|choice)(?:\s+is\b\s*:?|\s*:)[\s*_]*{letter}(?![A-Za-z0-9])",
+        rf"(?i:answer|option|choice)(?:\s+is\b\s*:?|\s*:)[\s*_]*(?i:(?:option|choice)\s+)?{letter}(?![A-Za-z0-9])",
         rf"\*\*\s*{letter}(?:[).:]|\*\*)",
     )
-    found = [(m.start(), m.group(1)) for pattern in patterns for m in re.finditer(pattern, answer)]
-    last_line = answer.rstrip().rpartition("\n")[2]
+    found = [(m.start(), m.end(), m.group(1)) for pattern in patterns for m in re.finditer(pattern, answer)]
+    *above, last_line = [line for line in answer.rstrip().split("\n") if line.strip()] or [""]
     opener = rf"\s*(?:\(([{re.escape(letters)}])\)|([{re.escape(letters)}])(?:\)|\.?\s*$|\.\s))"  # "C) 42", "(D)", "A. $10i$"
     match = re.match(opener, last_line)
-    if match:
-        found.append((len(answer.rstrip()) - len(last_line), match.group(1) or match.group(2)))
+    if match and not (above and re.match(opener, above[-1])):
+        found.append((len(answer.rstrip()) - len(last_line), len(answer.rstrip()), match.group(1) or match.group(2)))
     return found

@@ -108,6 +108,39 @@ def test_extract_choice(answer: str, expected: str | None) -> None:
     assert extract_choice(answer) == expected
 
 
+# R1-style final answers to a lettered question (reference B): kept when they state B, dropped when they state
+# another letter, and never kept for naming every letter (a hedge, or the options restated as a list).
+R1_CHOICE_ANSWERS = [
+    ("**Final Answer**\n\\[\n\\boxed{B}\n\\]", "correct"),
+    ("The correct answer is **B) Helium**.", "correct"),
+    ("Therefore, the answer is option B: helium has the lowest boiling point.", "correct"),
+    ("The answer is B, as A ignores the Pauli exclusion principle.", "correct"),
+    ("The answer is B, I think.", "correct"),
+    ("Answer: **B**", "correct"),
+    ("\\boxed{A}\n\nWait, option A double-counts the spin states. The answer is \\boxed{B}", "correct"),
+    ("The answer is \\boxed{D}. Option B would need a second photon.", "wrong"),
+    ("So the correct option is (C) 3/2.", "wrong"),
+    ("The answer is (A) or (B).", "no_answer"),
+    ("The answer is A, B, C or D.", "no_answer"),
+    ("\\boxed{A} \\boxed{B} \\boxed{C} \\boxed{D}", "no_answer"),
+    ("The answer is $\\boxed{A}$ or $\\boxed{B}$.", "no_answer"),
+    ("\\boxed{B or C}", "no_answer"),
+    ("\\boxed{ABCD}", "no_answer"),
+    ("The options were:\nA) Neon\nB) Helium\nC) Argon\nD) Xenon", "no_answer"),
+    ("A\nB\nC\nD", "no_answer"),
+]
+
+
+@pytest.mark.parametrize(("answer", "verdict"), R1_CHOICE_ANSWERS)
+def test_choice_answers_as_r1_writes_them(answer: str, verdict: str) -> None:
+    assert check_choice(answer, "B").verdict == verdict
+
+
+def test_a_hedge_says_which_options_it_names() -> None:
+    hedge = check_choice("The answer is (A) or (B).", "A")
+    assert hedge == Check("no_answer", None, "the final statement names several options (A, B): a hedge")
+
+
 def test_extract_choice_respects_the_letter_set() -> None:
     assert extract_choice("The answer is (E).", letters="ABCD") is None
 
