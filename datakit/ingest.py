@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 
 from datakit.code_tests import programming_language, split_columns, tests_from_row
 from datakit.errors import DatakitError, RowError
-from datakit.schema import KINDS, PROMPT_SCHEMA, VERIFIERS, default_kind, default_verifier
+from datakit.schema import DOMAINS, KINDS, PROMPT_SCHEMA, VERIFIERS, default_kind, default_verifier
 from datakit.verify import option_letter
 
 R1_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -53,6 +54,13 @@ class IngestConfig:
     system_prompt: str | None = None
     math_instruction: bool = True  # append R1's "\boxed{}" instruction to math questions
     domain: str = "general"  # for rows without a domain column
+    # The domain column's values -> datakit domains (dolly's category: creative_writing -> writing, ...); a
+    # value the map lacks rejects its row. Empty: the column holds datakit domains itself.
+    domains: dict[str, str] = field(default_factory=dict)
+    # The user turn composed from several columns, e.g. "{instruction}\n\n{input}" or
+    # "Translate into English:\n\n{translation.de}" (dotted: a field of a struct column); a line whose
+    # columns are all empty is left out. None: the `question` column as it is.
+    question_template: str | None = None
     language: str = "en"  # for rows without a language column
     source: str | None = None  # provenance tag; defaults to the input's file name or Hub id
     split: str = "train"  # for dataset folders and Hub ids holding several splits
@@ -85,6 +93,9 @@ class Ingested:
 
 def load_prompts(sources: str | list[str], config: IngestConfig) -> Ingested:
     """Read every row of each source, in order, and turn it into a prompt record or a reject."""
+    unknown = sorted({d for d in config.domains.values() if d not in DOMAINS})
+    if unknown:
+        raise DatakitError(f"ingest.domains maps to {', '.join(unknown)}, not datakit domains ({', '.join(DOMAINS)})")
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     first_seen: dict[str, str] = {}
@@ -115,7 +126,7 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
         raise RowError(None, f"expected a JSON object, got {type(row).__name__}")
     m = config.mapping
     messages = _messages(row, m, config)
-    domain = (_optional_str(row, m.domain) or config.domain).strip().lower()
+    domain = _domain(row, m, config)
     options = _options(row, m)
     if domain == "math" and config.math_instruction and options is None:
         messages = _with_math_instruction(messages)
@@ -140,7 +151,8 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
     language = _optional_str(row, m.language)
     if code and programming_language(language):  # e.g. open-r1's `language: cpp` names the code's, not the answer's
         language = None
-    used = {m.id, m.question, m.messages, *consumed, m.domain, m.language, m.kind, m.verifier}
+    used = {m.id, m.question, m.messages, *consumed, *template_columns(config.question_template), m.domain, m.language, m.kind, m.verifier}
+    used |= {name.split(".")[0] for name in consumed}  # a dotted reference consumes its struct column
     extra = {**{k: v for k, v in row.items() if k not in used}, **shown}
     return {
         "prompt_id": _prompt_id(row, m, messages),
@@ -158,6 +170,8 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
 def _messages(row: dict[str, Any], m: ColumnMapping, config: IngestConfig) -> list[dict[str, str]]:
     if row.get(m.messages) is not None:
         messages = _check_messages(row[m.messages], m.messages)
+    elif config.question_template is not None:
+        messages = [{"role": "user", "content": render_question(row, config.question_template, m.question)}]
     else:
         question = row.get(m.question)
         if question is None:
@@ -170,6 +184,74 @@ def _messages(row: dict[str, Any], m: ColumnMapping, config: IngestConfig) -> li
     if config.system_prompt and messages[0]["role"] != "system":
         messages = [{"role": "system", "content": config.system_prompt}, *messages]
     return messages
+
+
+def template_columns(template: str | None) -> list[str]:
+    """The columns a question template reads (dotted names as written)."""
+    if template is None:
+        return []
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def render_question(row: dict[str, Any], template: str, field_name: str) -> str:
+    """Fill `template` from the row's columns. A template line whose columns are all empty (alpaca's
+    `input`, dolly's `context`) is dropped, with its text and the blank line it would leave, so no stray gaps remain;
+    a column the row lacks is an error naming it (a typo in the template, not an empty value)."""
+    kept: list[tuple[str, bool]] = []  # (rendered line, a blank line of the template itself)
+    for line in template.split("\n"):
+        parts = list(string.Formatter().parse(line))
+        values = {name: _template_value(row, name) for _, name, _, _ in parts if name}
+        if values and not any(values.values()):
+            continue
+        rendered = "".join(text + (format(values[name], spec or "") if name else "") for text, name, spec, _ in parts)
+        kept.append((rendered, not values and not rendered.strip()))
+    lines = [text for i, (text, blank) in enumerate(kept) if not (blank and (i == 0 or i == len(kept) - 1 or kept[i - 1][1]))]
+    question = "\n".join(lines).strip()
+    if not question:
+        raise RowError(field_name, f"empty: every column of the question template {template!r} is empty")
+    return question
+
+
+def _template_value(row: dict[str, Any], name: str) -> str:
+    found, value = lookup(row, name)
+    if not found:
+        raise RowError(name, "no such column in this row (named by the question template)")
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RowError(name, f"expected text for the question template, got {type(value).__name__} {value!r:.60}")
+    return str(value).strip()
+
+
+def lookup(row: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """(found, value) of a column, or of a field inside struct columns by a dotted path ("translation.en");
+    a column whose own name has a dot is found first."""
+    if path in row:
+        return True, row[path]
+    node: Any = row
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _domain(row: dict[str, Any], m: ColumnMapping, config: IngestConfig) -> str:
+    """The row's datakit domain: its domain column (through `domains` when set), else the config's."""
+    value = _optional_str(row, m.domain)
+    if not config.domains:
+        return (value or config.domain).strip().lower()
+    return map_domain(value, config.domains, m.domain)
+
+
+def map_domain(value: str | None, domains: dict[str, str], column: str) -> str:
+    """A category column's value through a `domains` map; a missing or unmapped value is a RowError
+    naming the column and the value, never a silent default."""
+    if value is None:
+        raise RowError(column, "missing: `domains` maps this column's values to datakit domains")
+    if value not in domains:
+        raise RowError(column, f"value {value!r} is not in `domains` (maps {', '.join(sorted(domains))})")
+    return domains[value]
 
 
 def _check_messages(value: Any, name: str) -> list[dict[str, str]]:
@@ -281,7 +363,7 @@ def _code_reference(row: dict[str, Any], m: ColumnMapping) -> tuple[str | None, 
 def _reference(row: dict[str, Any], m: ColumnMapping) -> str | None:
     """The reference answer, else a tests column taken as text."""
     for name in (m.reference, m.tests):
-        value = row.get(name)
+        value = lookup(row, name)[1]
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):

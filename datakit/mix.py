@@ -35,14 +35,17 @@ from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, read_json, read_manifest, shard_path, write_json_atomic, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
 from datakit.dedup import MinHasher, cluster, mix64, words
-from datakit.errors import DatakitError
-from datakit.ingest import R1_MATH_INSTRUCTION
+from datakit.errors import DatakitError, RowError
+from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.progress import StageProgress
+from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION
 
+SFT_ROLES = ("system", "user", "assistant")
 WORK = "_work"  # scratch space of a running mix; removed when it completes
 REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
+IMPORT_PROBLEM = ["_import_field", "_import_reason"]  # why an imported SFT row cannot enter (null: it can)
 THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{answer}"
 
 # The row format TRL's SFTTrainer reads unchanged (`messages`), plus provenance.
@@ -87,6 +90,25 @@ class MixSource:
     name: str = ""  # the `mix_source` label; default: the folder or file name
     split: str = "train"  # for Hub ids
     config: str | None = None  # for Hub ids with several configs (a pushed filter folder: accepted)
+    sft: SftImport | None = None  # set: the source is an existing SFT set in the `messages` format
+
+
+@dataclass
+class SftImport:
+    """How an existing SFT set of `messages` rows ({role, content} turns ending with the assistant's)
+    enters the mix, as R1 reused parts of DeepSeek-V3's SFT data: the last turn is the answer (a
+    <think> block in it is the reasoning; without one the mix writes R1's empty block), the turns
+    before it the prompt. Its rows are then deduplicated, decontaminated and drawn by quota like
+    any sampled row; a malformed one goes to rejects.jsonl with its file, row and field."""
+
+    messages: str = "messages"
+    id: str = ""  # a column of row ids; empty: a hash of the prompt turns
+    kind: str = "non_reasoning"
+    domain: str = "general"  # every row's domain, unless `domain_column` is set
+    domain_column: str = ""  # e.g. tulu-3's `source`: its values map onto domains through `domains`
+    domains: dict[str, str] = field(default_factory=dict)  # a value the map lacks rejects its row
+    language: str = "en"
+    generator: str = ""  # who wrote the answers; default: the dataset's path
 
 
 @dataclass
@@ -206,9 +228,13 @@ class Source:
     fingerprint: str
     manifest: dict[str, Any] | None
     report: dict[str, Any] | None
+    sft: SftImport | None = None  # an SFT set, turned into sample rows as each unit is read
 
     def read(self, unit: int, columns: list[str]) -> pa.Table:
         item = self.units[unit]
+        if self.sft is not None:
+            raw = item if isinstance(item, pa.Table) else pq.read_table(item, columns=sft_columns(self.sft))
+            return sft_samples(raw, self.sft, self.path).select(columns)
         return item.select(columns) if isinstance(item, pa.Table) else pq.read_table(item, columns=columns)
 
     def where(self, unit: int) -> str:
@@ -239,14 +265,64 @@ def open_source(spec: MixSource) -> Source:
     rows, columns = 0, []
     for unit in units:
         schema = unit.schema if isinstance(unit, pa.Table) else _read_schema(unit)
-        columns.append(list(schema.names))
-        missing = [c for c in READ_COLUMNS if c not in schema.names]
+        columns.append(READ_COLUMNS + IMPORT_PROBLEM if spec.sft else list(schema.names))
+        missing = [c for c in (sft_columns(spec.sft) if spec.sft else READ_COLUMNS) if c not in schema.names]
         if missing:
             where = unit if isinstance(unit, Path) else spec.path
-            raise DatakitError(f"{where}: source {name!r} lacks column(s) {missing} of the sample schema (see data/README.md)")
+            what = "the `sft:` import names" if spec.sft else "the sample schema (see data/README.md)"
+            raise DatakitError(f"{where}: source {name!r} lacks column(s) {missing} {what}")
         rows += unit.num_rows if isinstance(unit, pa.Table) else pq.ParquetFile(unit).metadata.num_rows
     digest = fingerprint([(str(u.name), u.stat().st_size, int(u.stat().st_mtime)) if isinstance(u, Path) else u.num_rows for u in units])
-    return Source(name, spec.path, units, columns, rows, digest, manifest, report)
+    return Source(name, spec.path, units, columns, rows, digest, manifest, report, spec.sft)
+
+
+def sft_columns(imp: SftImport) -> list[str]:
+    """The columns an SFT import reads."""
+    return [c for c in (imp.messages, imp.id, imp.domain_column) if c]
+
+
+def sft_samples(table: pa.Table, imp: SftImport, path: str) -> pa.Table:
+    """An SFT set's rows as sample rows (READ_COLUMNS), each with IMPORT_PROBLEM naming the field at
+    fault when it cannot enter the mix (its other columns are then placeholders)."""
+    out = []
+    for row in table.select(sft_columns(imp)).to_pylist():
+        try:
+            out.append({**_sft_sample(row, imp, path), "_import_field": None, "_import_reason": None})
+        except RowError as e:
+            out.append({"prompt_id": "", "sample_index": 0, "messages": [], "reasoning": "", "answer": "", "domain": "",
+                        "kind": imp.kind, "language": imp.language, "source": path, "generator": "",
+                        "_import_field": e.field or imp.messages, "_import_reason": e.reason})
+    schema = pa.schema([pa.field(c, pa.list_(MESSAGE) if c == "messages" else pa.int32() if c == "sample_index" else pa.string())
+                        for c in READ_COLUMNS + IMPORT_PROBLEM])
+    return pa.Table.from_pylist(out, schema=schema)
+
+
+def _sft_sample(row: dict[str, Any], imp: SftImport, path: str) -> dict[str, Any]:
+    turns = row.get(imp.messages)
+    if not isinstance(turns, list) or not turns:
+        raise RowError(imp.messages, "expected a non-empty list of {role, content} turns")
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or not isinstance(turn.get("content"), str):
+            raise RowError(f"{imp.messages}[{i}]", "expected {role: str, content: str}")
+        if turn.get("role") not in SFT_ROLES:
+            raise RowError(f"{imp.messages}[{i}].role", f"expected one of {', '.join(SFT_ROLES)}, got {turn.get('role')!r}")
+    *prompt, last = [{"role": t["role"], "content": t["content"]} for t in turns]
+    if last["role"] != "assistant":
+        raise RowError(f"{imp.messages}[{len(turns) - 1}].role", f"the last turn must be the assistant's answer, got {last['role']!r}")
+    if not any(t["role"] == "user" for t in prompt):
+        raise RowError(imp.messages, "no user turn before the answer")
+    reasoning, answer = split_completion(last["content"]) if THINK_OPEN in last["content"] else ("", last["content"].strip())
+    if not answer:
+        what = "its <think> block never closes" if THINK_OPEN in last["content"] else "it is empty"
+        raise RowError(f"{imp.messages}[{len(turns) - 1}].content", f"no answer: {what}")
+    domain = imp.domain
+    if imp.domain_column:
+        value = row.get(imp.domain_column)
+        domain = map_domain(value if isinstance(value, str) else None, imp.domains, imp.domain_column)
+    key = row.get(imp.id) if imp.id else None
+    prompt_id = str(key) if key is not None else fingerprint(prompt)
+    return {"prompt_id": prompt_id, "sample_index": 0, "messages": prompt, "reasoning": reasoning, "answer": answer,
+            "domain": domain, "kind": imp.kind, "language": imp.language, "source": path, "generator": imp.generator or path}
 
 
 def _default_name(path: str) -> str:
@@ -309,7 +385,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path) -> Index:
     with StageProgress("indexing", total=total, unit="rows", enabled=config.progress) as progress:
         for src, source in enumerate(sources):
             for unit in range(len(source.units)):
-                table = source.read(unit, READ_COLUMNS + [c for c in ("completion",) if c in source.columns[unit]])
+                table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *IMPORT_PROBLEM) if c in source.columns[unit]])
                 unit_rows, unit_prompts, unit_rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher)
                 rows.append(unit_rows)
                 prompts.append(unit_prompts)
@@ -380,6 +456,8 @@ def _index_unit(
 
 def _row_problem(row: dict[str, Any]) -> tuple[str, str] | None:
     """(field, reason) when a row cannot enter a mix; None when it can."""
+    if row.get("_import_reason"):
+        return row["_import_field"], row["_import_reason"]
     for name in ("prompt_id", "domain", "answer", "generator", "language", "source"):
         if not isinstance(row.get(name), str):
             return name, f"expected a string, got {type(row.get(name)).__name__}"
