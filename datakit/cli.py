@@ -452,7 +452,9 @@ def distill_and_report(config: Any) -> None:
     epilog=(
         "Examples:\n\n"
         "  datakit eval --model smollm2-135m-instruct --model out/demo/student   (the demo's held-back problems: before and after)\n\n"
-        "  datakit eval --model out/student --benchmark aime24=HuggingFaceH4/aime_2024 --k 64 --map question=problem\n\n"
+        "  datakit eval --model out/student --benchmark r1   (R1's table: aime24, math500, gpqa_diamond, livecodebench from the Hub)\n\n"
+        "  datakit eval --model out/student --benchmark gpqa_diamond=tests/data/benchmarks/gpqa_diamond.jsonl   (a preset on a local copy in the published schema)\n\n"
+        "  datakit eval --model out/student --benchmark olymp=problems.jsonl --domain math --k 16 --map question=problem\n\n"
         "  datakit eval --model out/student --benchmark humaneval=data/demo/humaneval.jsonl --domain code --k 16   (pass@1; cons@k does not apply to code)\n\n"
         "  datakit eval --recipe recipes/r1-800k-distill.yaml"
     ),
@@ -461,9 +463,9 @@ def eval_(
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `eval:` section sets models, benchmarks, sampling and backend.", rich_help_panel="Config")] = None,
     set_: SetOpt = [],
     model: Annotated[list[str], typer.Option("--model", help="A model to score: alias, folder (a distill output too) or Hub id (repeatable: one table).")] = [],
-    benchmark: Annotated[list[str], typer.Option("--benchmark", help="NAME=PATH of problems with references (.jsonl/.parquet/Hub id; repeatable). Default: the demo's held-back problems.")] = [],
-    k: Annotated[Optional[int], typer.Option(help="Answers per problem for the --benchmark ones (default 4; R1 used 64 on AIME).")] = None,
-    domain: Annotated[Optional[str], typer.Option(help="Domain of the --benchmark ones' rows without a domain column: math (default; boxed answers) or code (tests run in the sandbox; pass@1 only).")] = None,
+    benchmark: Annotated[list[str], typer.Option("--benchmark", help="r1 (R1's four), a preset (aime24, math500, gpqa_diamond, livecodebench: Hub copy, columns, domain, k), PRESET=PATH (the preset on a local copy in the published schema) or NAME=PATH of other problems (.jsonl/.parquet/folder/Hub id); repeatable. Default: the demo's held-back problems.")] = [],
+    k: Annotated[Optional[int], typer.Option(help="Answers per problem for the --benchmark ones (default: the preset's, else 4).")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="Domain of the --benchmark ones' rows without a domain column: math (boxed answers), science (rows with options: a letter), code (tests run in the sandbox; pass@1 only). Default: the preset's, else each row's `domain` column.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="Schema column from a benchmark column: question=problem, tests=public_test_cases (repeatable).")] = [],
     output: Annotated[Optional[Path], typer.Option(help="Results folder: one sample folder per model and benchmark, scores.json, eval.png (default out/eval).")] = None,
     backend: Annotated[Optional[str], typer.Option(help="vllm, hf, openai or auto (default).")] = None,
@@ -472,16 +474,12 @@ def eval_(
 ) -> None:
     """Score models by pass@1 and cons@k (majority vote; not for code) with R1's sampling; exactly k answers a problem.
 
-    Votes group answers by value (math-verify: x=2, 2 and \\frac{4}{2} are one answer). Every score has a 95% interval, a bootstrap over problems (42.5 [35.0, 50.6]); with several --model each is compared with the first, with a paired interval: a difference whose interval holds 0 is noise.
+    `--benchmark r1` is R1's table (AIME 2024 k=64, MATH-500 k=4, GPQA Diamond k=8 with options in a seeded order, LiveCodeBench v4_v5 k=8, pass@1 only). Votes group answers by value (math-verify: x=2, 2 and \\frac{4}{2} are one answer). Every score has a 95% interval, a bootstrap over problems (42.5 [35.0, 50.6]); with several --model each is compared with the first, with a paired interval: a difference whose interval holds 0 is noise.
     """
+    from datakit.benchmarks import benchmark_settings
     from datakit.eval import EvalConfig
 
-    benches = []
-    for item in benchmark:
-        name, eq, path = item.partition("=")
-        if not eq:
-            name, path = Path(item).stem, item
-        benches.append({"name": name, "path": path, "k": k or 4, "domain": domain or "math", "ingest": {"mapping": _column_map(map_)}})
+    benches = [bench for item in benchmark for bench in benchmark_settings(item, k, domain, _column_map(map_))]
     flags = {
         "models": model or None,
         "benchmarks": benches or None,

@@ -36,9 +36,9 @@ from datakit.config import NOT_HASHED
 from datakit.dataset import read_manifest, read_table, write_json_atomic
 from datakit.errors import DatakitError
 from datakit.ingest import IngestConfig
+from datakit.math_check import same_answer
 from datakit.models import DEFAULT_MODEL, EMBEDDED
 from datakit.pool import map_with_timeout
-from datakit.math_check import same_answer
 from datakit.verify import normalize_text
 
 SCORES = "scores.json"
@@ -46,6 +46,7 @@ DEMO_HELDOUT = "data/demo/heldout.jsonl"  # 40 math problems the demo never samp
 UNVOTABLE = ("code",)  # verifiers whose extracted answers are programs: no majority vote among them
 # verdicts that say nothing about the model: no verifier could decide, or the code could not be checked
 UNGRADABLE = ("unverified", "bad_reference", "unsupported_language", "unserializable_result")
+RULE_VERIFIERS = ("math", "code", "choice", "exact")  # what eval grades: the judge needs a model eval does not load
 EQUIVALENT = ("math",)  # verifiers whose answers are voted on by math equivalence; choice and exact keep the text key
 CONFIDENCE = 0.95  # of every interval
 BOOTSTRAP_SEED = 0  # fixed: the same answers give the same intervals on every run and machine
@@ -53,16 +54,21 @@ BOOTSTRAP_SEED = 0  # fixed: the same answers give the same intervals on every r
 
 @dataclass
 class EvalBenchmark:
-    """Problems with references: a .jsonl/.parquet file or Hub dataset, read as `datakit sample` reads prompts."""
+    """Problems with references: a .jsonl/.parquet file or Hub dataset, read as `datakit sample` reads prompts.
+    R1's four (AIME 2024, MATH-500, GPQA Diamond, LiveCodeBench) are presets: `datakit.benchmarks`."""
 
     name: str = "demo-heldout"
     path: str = DEMO_HELDOUT
     k: int = 4  # answers per problem (R1: 64 for AIME, 4-16 for larger sets)
-    domain: str = "math"  # for rows without a domain column: math (boxed answers) or code (tests)
+    # for rows without a domain column: math (boxed answers), science with options (letters) or code (tests);
+    # None: every row names its own in a `domain` column
+    domain: str | None = "math"
     ingest: IngestConfig = field(default_factory=IngestConfig)  # its domain is `domain`
 
     def __post_init__(self) -> None:
         """One place says the domain: an ingest.domain that disagrees would sample one domain and grade another."""
+        if self.domain is None:
+            return
         if self.ingest.domain not in (IngestConfig.domain, self.domain):
             raise DatakitError(f"benchmarks.{self.name}: ingest.domain is {self.ingest.domain!r} but domain is {self.domain!r}; set `domain:` only")
         self.ingest = replace(self.ingest, domain=self.domain)
@@ -300,6 +306,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
                     backend=backend_config, ingest=bench.ingest, prefill_think=config.prefill_think, progress=config.progress,
                 )
                 if not _complete(folder):  # the engine loads only for a model with answers still to draw
+                    _check_problems(bench)
                     backend = backend or make_backend(backend_config, sample.model, sample.prefill_think)
                 run_sample(sample, backend)
                 results.append(_score(grader, folder, model, label, bench, config.vote_timeout_s, config.bootstrap_resamples))
@@ -337,6 +344,27 @@ def _check_config(config: EvalConfig) -> None:
             raise DatakitError(f"benchmarks.{bench.name}.k: must be >= 1, got {bench.k}")
     if config.vote_timeout_s <= 0 or config.bootstrap_resamples < 1:
         raise DatakitError(f"vote_timeout_s must be > 0 and bootstrap_resamples >= 1, got {config.vote_timeout_s} and {config.bootstrap_resamples}")
+
+
+def _check_problems(bench: EvalBenchmark) -> None:
+    """Refuse a benchmark before any answer is drawn when a row could not become a problem (a benchmark with
+    problems left out is not that benchmark) or when a problem is not graded by a rule (every answer would
+    be "unverified": rows without a `domain` column fall back to `general`, graded by the judge)."""
+    from datakit.ingest import load_prompts
+
+    ingested = load_prompts(bench.path, bench.ingest)
+    if ingested.rejects:
+        first = ingested.rejects[0].message()
+        raise DatakitError(f"benchmarks.{bench.name}: {len(ingested.rejects)} of {ingested.rows_read} rows are not problems (first: {first}); fix the mapping (--map) or the rows")
+    verifiers = Counter(ingested.prompts.column("verifier").to_pylist())
+    ungraded = {v: n for v, n in verifiers.items() if v not in RULE_VERIFIERS}
+    if ungraded:
+        domains = sorted(set(ingested.prompts.column("domain").to_pylist()))
+        raise DatakitError(
+            f"benchmarks.{bench.name}: eval grades by rules ({', '.join(RULE_VERIFIERS)}), but {sum(ungraded.values())} problem(s) would be "
+            f"graded by {', '.join(sorted(ungraded))} (domains {', '.join(domains)}); give the rows a `domain` column, or set the "
+            "benchmark's domain (--domain math|code|science), or a `verifier` column"
+        )
 
 
 def _complete(folder: Path) -> bool:
