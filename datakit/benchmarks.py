@@ -35,6 +35,7 @@ class Preset:
     k: int
     mapping: dict[str, str] = field(default_factory=dict)
     config: str | None = None  # the Hub dataset's configuration
+    question_template: str | None = None  # the user turn from several columns (`IngestConfig.question_template`)
 
     def settings(self, path: str | None = None) -> dict[str, Any]:
         """The benchmark as a recipe's `eval.benchmarks` entry writes it (`EvalBenchmark`), optionally read
@@ -42,6 +43,8 @@ class Preset:
         ingest: dict[str, Any] = {"mapping": dict(self.mapping), "split": self.split}
         if self.config is not None:
             ingest["config"] = self.config
+        if self.question_template is not None:
+            ingest["question_template"] = self.question_template
         return {"name": self.name, "path": path or self.path, "k": self.k, "domain": self.domain, "ingest": ingest}
 
 
@@ -54,9 +57,11 @@ PRESETS = {
         Preset("gpqa_diamond", "Idavidrein/gpqa", "train", "science", 8,
                {"id": "Record ID", "question": "Question", "reference": "Correct Answer", "choices": GPQA_OPTIONS}, "gpqa_diamond"),
         # v4_v5: the problems published between LiveCodeBench's releases 4 and 5 (about Aug 2024 - Jan 2025,
-        # R1's window); AtCoder and Codeforces stdin/stdout problems and LeetCode functional ones
+        # R1's window); AtCoder and Codeforces stdin/stdout problems and LeetCode functional ones, whose
+        # starter code follows the statement: it names the class and method the tests call (empty otherwise)
         Preset("livecodebench", "lighteval/code_generation_lite", "test", "code", 8,
-               {"id": "question_id", "question": "question_content", "tests": "public_test_cases,private_test_cases"}, "v4_v5"),
+               {"id": "question_id", "question": "question_content", "tests": "public_test_cases,private_test_cases"}, "v4_v5",
+               "{question_content}\n\n{starter_code}"),
     )
 }
 R1_TABLE = "r1"  # `--benchmark r1`: the four presets, in R1's table order

@@ -53,6 +53,8 @@ def test_each_preset_ingests_its_published_schema(name: str, domain: str, verifi
         assert [r["prompt_id"] for r in rows] == [s["question_id"] for s in source]
         assert [t.fn_name for t in tests] == [None, "sumPlus", None, None, "spread"]
         assert [len(t.cases) for t in tests] == [2, 3, 3, 3, 3]  # public and private cases together
+        assert rows[0]["messages"][-1]["content"] == "Read A and B and print A+B."  # stdin: no starter code, no gap
+        assert rows[4]["messages"][-1]["content"].endswith("\n\nclass Solution:\n    def spread(self, nums: List[int]) -> int:")
 
 
 def test_gpqa_answers_are_graded_by_their_shuffled_letter(tmp_path: Path) -> None:
