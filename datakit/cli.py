@@ -64,10 +64,67 @@ SetOpt = Annotated[list[str], typer.Option("--set", help="Override any setting: 
 @app.command(
     epilog=(
         "Examples:\n\n"
+        "  datakit identity out/identity.jsonl --name Aster --creator 'Example Labs' --count 2500\n\n"
+        "  datakit identity --recipe recipes/r1-800k-distill.yaml   (its identity: section)\n\n"
+        "  datakit sample out/identity.jsonl out/identity-samples --n 4   (then filter with filters/r1-non-reasoning.yaml)"
+    )
+)
+def identity(
+    output: Annotated[Optional[Path], typer.Argument(help="The prompts file to write (.jsonl), or `output:` in the recipe.", show_default=False)] = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `identity:` section sets defaults.", rich_help_panel="Config")] = None,
+    set_: SetOpt = [],
+    name: Annotated[Optional[str], typer.Option(help="The model's name, e.g. DeepSeek-R1.")] = None,
+    creator: Annotated[Optional[str], typer.Option(help="Who made it, e.g. DeepSeek.")] = None,
+    knowledge_cutoff: Annotated[Optional[str], typer.Option(help="Its knowledge cutoff, e.g. 'July 2024' (default: no questions about it).")] = None,
+    can_browse: Annotated[Optional[bool], typer.Option("--can-browse/--cannot-browse", help="Whether it can reach the internet (default: no questions about it).")] = None,
+    language: Annotated[list[str], typer.Option("--language", help="A language of the prompts: en, zh, fr, es, de (repeatable; default en and zh).")] = [],
+    count: Annotated[Optional[int], typer.Option(help="Prompts to write (default 10000); more than the templates make writes them all and says so.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the draw (default 0).")] = None,
+    system_prompt: Annotated[Optional[bool], typer.Option("--system-prompt/--no-system-prompt", help="Start each prompt with a system message stating the identity, so the teacher answers in character (default on).")] = None,
+) -> None:
+    """Write self-cognition prompts ("who are you?", "who made you?") with reference answers, for a sample run.
+
+    Questions on each topic are paraphrased and asked with varied openings, contexts and closings in each language, filled with the name, creator and facts given; rows are domain self_cognition, kind non_reasoning, verifier judge. The same settings write the same file.
+    """
+    from datakit.identity import IdentityConfig
+
+    flags = {
+        "output": str(output) if output else None,
+        "name": name,
+        "creator": creator,
+        "knowledge_cutoff": knowledge_cutoff,
+        "can_browse": can_browse,
+        "languages": language,
+        "count": count,
+        "seed": seed,
+        "system_prompt": system_prompt,
+    }
+    identity_and_report(build(IdentityConfig, _settings(recipe, "identity", set_, flags)))
+
+
+def identity_and_report(config: Any) -> None:
+    from datakit.identity import run_identity
+
+    summary = run_identity(config)
+    if summary.written < summary.requested:
+        err_console.print(
+            f"[yellow]asked for {summary.requested:,} prompts; the templates make {summary.distinct:,} distinct ones for these settings[/]: "
+            "wrote them all. Sample each several times (sampling.n) or add languages or facts for more.",
+            highlight=False,
+        )
+    languages = ", ".join(f"{k} {v:,}" for k, v in summary.by_language.items())
+    topics = ", ".join(f"{k} {v:,}" for k, v in summary.by_topic.items())
+    console.print(f"wrote {summary.written:,} self-cognition prompts to {summary.output} (languages: {languages}; topics: {topics})")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
         "  datakit sample data/demo/math.jsonl out/samples --model smollm2-135m-instruct --n 4\n\n"
         "  datakit sample --recipe recipes/demo.yaml --set sampling.n=8\n\n"
         "  datakit sample prompts.parquet out/s --backend vllm --model deepseek-ai/DeepSeek-R1 --tensor-parallel-size 8\n\n"
         "  datakit sample prompts.jsonl out/s --backend openai --base-url http://host:8000/v1 --model deepseek-reasoner\n\n"
+        "  datakit sample chat.jsonl out/s --backend openai --model deepseek-chat --cot prompted   (R1's non-reasoning data)\n\n"
         "  datakit sample openai/gsm8k out/s --split test --map reference=answer --domain math"
     )
 )
@@ -84,6 +141,7 @@ def sample(
     top_k: Annotated[Optional[int], typer.Option(help="Top-k sampling; 0 = off (default).", rich_help_panel="Sampling")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="Most tokens per completion (R1: 32768; clipped to the model's context).", rich_help_panel="Sampling")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Run seed; each prompt's seed derives from it and its prompt_id (default 0).", rich_help_panel="Sampling")] = None,
+    cot: Annotated[Optional[str], typer.Option("--cot", help="off (default) | prompted: ask a chat teacher for a chain of thought before the answer on non-reasoning prompts (greetings and small talk excepted: think_mode empty); template: --set cot.version=v1 or cot.text=...", rich_help_panel="Sampling")] = None,
     prefill_think: Annotated[Optional[bool], typer.Option("--prefill-think/--no-prefill-think", help="Open the <think> block in the prompt, as R1's template does (default off).", rich_help_panel="Sampling")] = None,
     shard_size: Annotated[Optional[int], typer.Option(help="Prompts per output shard, the unit of resume (default 256).", rich_help_panel="Output")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).", rich_help_panel="Output")] = None,
@@ -127,6 +185,7 @@ def sample(
         "sampling.max_tokens": max_tokens,
         "sampling.seed": seed,
         "prefill_think": prefill_think,
+        "cot.mode": cot,
         "shard_size": shard_size,
         "progress": progress,
         "num_workers": num_workers,

@@ -145,8 +145,8 @@ class MixConfig:
     seed: int = 0
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
-    # Domains whose answers get an empty think block even where the teacher reasoned (R1 gave simple
-    # queries such as "hello" no chain of thought); rows without reasoning get one anyway.
+    # Domains whose answers get an empty think block even where the teacher reasoned; rows without
+    # reasoning get one anyway, and so do simple queries ("hello") that `sample` marked think_mode empty.
     empty_think_domains: list[str] = field(default_factory=list)
     rows_per_shard: int = 20_000  # ~400 MB of Parquet at R1's lengths
     progress: bool = field(default=True, metadata=NOT_HASHED)
@@ -627,9 +627,11 @@ def _write_chosen(path: Path, table: pa.Table, picks: pl.DataFrame, name: str, c
 
 def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]) -> pa.Table:
     """Samples as TRL conversations: the prompt's turns, then the assistant turn R1-style,
-    "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" (an empty think block where there is no reasoning)."""
-    frame = pl.from_arrow(table.select(READ_COLUMNS))
-    thought = pl.when(pl.col("domain").is_in(empty_think_domains)).then(pl.lit("")).otherwise(pl.col("reasoning").str.strip_chars())
+    "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" (an empty think block where there is no reasoning, for a
+    simple query (`think_mode` empty; a folder without the column has none) and for `empty_think_domains`)."""
+    frame = pl.from_arrow(table.select(READ_COLUMNS + [c for c in ("think_mode",) if c in table.column_names]))
+    simple = (pl.col("think_mode") == "empty").fill_null(False) if "think_mode" in frame.columns else pl.lit(False)
+    thought = pl.when(pl.col("domain").is_in(empty_think_domains) | simple).then(pl.lit("")).otherwise(pl.col("reasoning").str.strip_chars())
     content = pl.format(THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}"), thought, pl.col("answer").str.strip_chars())
     turn = pl.struct(role=pl.lit("assistant"), content=content)
     frame = frame.select(

@@ -1,4 +1,4 @@
-"""`datakit run`: the whole pipeline from one recipe — sample -> filter -> mix -> distill -> eval.
+"""`datakit run`: the whole pipeline from one recipe — (identity ->) sample -> filter -> mix -> distill -> eval.
 
 A recipe has one section per stage, each mapping one-to-one onto the stage's config; a section may
 also be a list, for a stage run several times (R1 samples reasoning prompts from R1 and non-reasoning
@@ -17,7 +17,7 @@ from typing import Any
 from datakit.config import build, load_recipe
 from datakit.errors import DatakitError
 
-ORDER = ("sample", "filter", "mix", "distill", "eval")
+ORDER = ("identity", "sample", "filter", "mix", "distill", "eval")
 
 
 def _config_classes() -> dict[str, type]:
@@ -25,9 +25,10 @@ def _config_classes() -> dict[str, type]:
     from datakit.eval import EvalConfig
     from datakit.filter import FilterConfig
     from datakit.mix import MixConfig
+    from datakit.identity import IdentityConfig
     from datakit.sample import SampleConfig
 
-    return {"sample": SampleConfig, "filter": FilterConfig, "mix": MixConfig, "distill": DistillConfig, "eval": EvalConfig}
+    return {"identity": IdentityConfig, "sample": SampleConfig, "filter": FilterConfig, "mix": MixConfig, "distill": DistillConfig, "eval": EvalConfig}
 
 
 @dataclass
@@ -65,7 +66,9 @@ class Input:
 def step_inputs(step: Step) -> list[Input]:
     """The files, folders and Hub ids a stage run reads (empty settings left out)."""
     c = step.config
-    if step.stage == "sample":
+    if step.stage == "identity":
+        found = []  # made from the templates in datakit/identity.py
+    elif step.stage == "sample":
         found = [Input("input", p) for p in ([c.input] if isinstance(c.input, str) else c.input)]
     elif step.stage == "filter":
         found = [Input("input", c.input)]

@@ -26,6 +26,7 @@ import yaml
 from datakit import __version__
 from datakit.backends import Backend, BackendConfig, PromptResult, SamplingParams, make_backend, resolve_backend_name
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
+from datakit.cot import CotConfig, check_cot, describe, resolve_template, teacher_messages, think_mode
 from datakit.dataset import (
     MANIFEST,
     completed_shards,
@@ -40,7 +41,7 @@ from datakit.errors import DatakitError
 from datakit.ingest import IngestConfig, Reject, load_prompts
 from datakit.models import DEFAULT_MODEL, generator_id
 from datakit.progress import StageProgress
-from datakit.reasoning import split_completion
+from datakit.reasoning import split_completion, split_prompted
 from datakit.schema import SAMPLE_SCHEMA, SCHEMA_VERSION
 
 REJECTS = "rejects.jsonl"
@@ -58,6 +59,7 @@ class SampleConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     prefill_think: bool = False  # open the think block in the prompt, as R1's template does
+    cot: CotConfig = field(default_factory=CotConfig)  # ask a chat teacher for a chain of thought (non-reasoning prompts)
     shard_size: int = 256  # prompts per shard: the unit of resume
     # Several processes (one per GPU group, or a SLURM array) can share one output folder: worker i of
     # k takes shards i, i+k, i+2k, ...; the last one to finish marks the folder complete.
@@ -129,7 +131,7 @@ def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSu
     prompts = ingested.prompts
     if prompts.num_rows == 0:
         raise DatakitError(f"{config.input}: no valid prompts ({len(ingested.rejects)} rows rejected); see the messages above")
-    run_hash = fingerprint({"config": hashed_view(config), "prompts": _prompts_fingerprint(prompts), "schema": SCHEMA_VERSION})
+    run_hash = fingerprint({"config": _hashed_config(config), "prompts": _prompts_fingerprint(prompts), "schema": SCHEMA_VERSION})
     previous = read_manifest(out)
     if previous is not None:
         _check_same_run(out, previous, config, run_hash)
@@ -139,7 +141,7 @@ def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSu
         raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
 
     _write_rejects(out / REJECTS, ingested.rejects)
-    manifest = _manifest(config, run_hash, prompts.num_rows, ingested)
+    manifest = _manifest(config, run_hash, ingested)
     write_json_atomic(out / MANIFEST, manifest)
 
     shards = [(i, prompts.slice(start, config.shard_size)) for i, start in enumerate(range(0, prompts.num_rows, config.shard_size))]
@@ -180,12 +182,24 @@ def _check_values(config: SampleConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise DatakitError(message)
+    check_cot(config.cot, config.prefill_think)
+
+
+def _hashed_config(config: SampleConfig) -> Any:
+    """What decides the samples; cot settings only when on, so folders made before they existed resume."""
+    view = hashed_view(config)
+    if config.cot.mode == "off":
+        view.pop("cot")
+    else:
+        view["cot"] = describe(config.cot)  # the template's text and the simple-query rules' version too
+    return view
 
 
 def _generate_shards(
     config: SampleConfig, backend: Backend, out: Path, pending: list[tuple[int, pa.Table]], already: int, total: int
 ) -> None:
     generator = generator_id(config.model)
+    template = resolve_template(config.cot) if config.cot.mode != "off" else None
     with StageProgress("sampling", total=total, completed=already, unit="prompts", enabled=config.progress, show_tokens=True) as progress:
 
         def advance(_: int, result: PromptResult) -> None:
@@ -194,8 +208,10 @@ def _generate_shards(
         for index, shard in pending:
             rows = shard.to_pylist()
             seeds = [prompt_seed(config.sampling.seed, row["prompt_id"]) for row in rows]
-            results = backend.generate([row["messages"] for row in rows], config.sampling, seeds, advance)
-            write_shard(out, index, _sample_rows(rows, results, generator, config.sampling))
+            modes = [think_mode(row["messages"], row["kind"], config.cot) for row in rows]
+            chats = [teacher_messages(row["messages"], mode, template) for row, mode in zip(rows, modes, strict=True)]
+            results = backend.generate(chats, config.sampling, seeds, advance)
+            write_shard(out, index, _sample_rows(rows, modes, results, generator, config.sampling))
 
 
 def _run_replicas(config: SampleConfig, out: Path, shards: list[tuple[int, pa.Table]]) -> None:
@@ -323,12 +339,17 @@ def prompt_seed(run_seed: int, prompt_id: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def _sample_rows(rows: list[dict[str, Any]], results: list[PromptResult], generator: str, params: SamplingParams) -> pa.Table:
+def _sample_rows(
+    rows: list[dict[str, Any]], modes: list[str], results: list[PromptResult], generator: str, params: SamplingParams
+) -> pa.Table:
     sampling = to_dict(params)
     records = []
-    for row, result in zip(rows, results, strict=True):
+    for row, mode, result in zip(rows, modes, results, strict=True):
         for index, generation in enumerate(result.generations):
-            reasoning, answer = split_completion(generation.text, result.prefilled_think)
+            if mode == "prompted":
+                reasoning, answer = split_prompted(generation.text)
+            else:
+                reasoning, answer = split_completion(generation.text, result.prefilled_think)
             records.append(
                 {
                     **row,
@@ -336,6 +357,7 @@ def _sample_rows(rows: list[dict[str, Any]], results: list[PromptResult], genera
                     "completion": generation.text,
                     "reasoning": reasoning,
                     "answer": answer,
+                    "think_mode": mode,
                     "finish_reason": generation.finish_reason,
                     "prompt_tokens": result.prompt_tokens,
                     "completion_tokens": generation.completion_tokens,
@@ -377,7 +399,10 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _manifest(config: SampleConfig, run_hash: str, prompts: int, ingested: Any) -> dict[str, Any]:
+def _manifest(config: SampleConfig, run_hash: str, ingested: Any) -> dict[str, Any]:
+    prompts = ingested.prompts.num_rows
+    rows = ingested.prompts.select(["messages", "kind"]).to_pylist()
+    think_modes = Counter(think_mode(row["messages"], row["kind"], config.cot) for row in rows)  # per prompt
     return {
         "stage": "sample",
         "schema_version": SCHEMA_VERSION,
@@ -388,7 +413,8 @@ def _manifest(config: SampleConfig, run_hash: str, prompts: int, ingested: Any) 
         "model": config.model,
         "generator": generator_id(config.model),
         "seed": config.sampling.seed,
-        "counts": {"input_rows": ingested.rows_read, "prompts": prompts, "rejected_prompts": len(ingested.rejects)},
+        "cot": describe(config.cot),
+        "counts": {"input_rows": ingested.rows_read, "prompts": prompts, "rejected_prompts": len(ingested.rejects), "think_modes": dict(sorted(think_modes.items()))},
         "complete": False,
     }
 

@@ -15,27 +15,37 @@ CODE_FENCE = r"(?m)^\s*```"
 
 @dataclass
 class Format(Filter):
-    """A closed think block, a non-empty answer, not cut off by max_tokens."""
+    """A closed think block, a non-empty answer, not cut off by max_tokens.
+
+    The think block a row needs depends on its `think_mode` (datakit/cot.py; an input without the
+    column, made before it existed, is `native`): a `prompted` row was asked for a chain of thought,
+    so it needs one, whatever `require_think`; an `empty` row (a simple query) needs none; a `native`
+    row needs a closed block when `require_think`."""
 
     name = "format"
     reads = ("completion", "reasoning", "answer", "finish_reason")
-    scores = {"format_truncated": pl.Boolean, "format_think_closed": pl.Boolean, "format_answer_chars": pl.Int64}
+    scores = {"format_truncated": pl.Boolean, "format_think_closed": pl.Boolean, "format_answer_chars": pl.Int64, "format_think_mode": pl.String}
 
     require_think: bool = True  # R1 reasoning data must carry its chain of thought
     min_answer_chars: int = 1
 
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
+        mode = pl.col("think_mode").fill_null("native") if "think_mode" in rows.columns else pl.lit("native")
         return rows.select(
             format_truncated=pl.col("finish_reason") == "length",
             format_think_closed=pl.col("completion").str.contains(THINK_CLOSE, literal=True),
             format_answer_chars=pl.col("answer").str.strip_chars().str.len_chars().cast(pl.Int64),
+            format_think_mode=mode,
         )
 
     def keep(self, frame: pl.DataFrame) -> pl.Series:
+        mode = pl.col("format_think_mode")
         return frame.select(
             pl.when(pl.col("format_truncated"))
             .then(reason("truncated", "finish_reason=length"))
-            .when(pl.lit(self.require_think) & ~pl.col("format_think_closed"))
+            .when((mode == "prompted") & (pl.col("reasoning").str.strip_chars() == ""))
+            .then(reason("no_think_block", "asked for a chain of thought (think_mode prompted), the teacher wrote none"))
+            .when((mode == "native") & pl.lit(self.require_think) & ~pl.col("format_think_closed"))
             .then(reason("no_think_block", "no closed <think>...</think> block"))
             .when(pl.col("format_answer_chars") < self.min_answer_chars)
             .then(reason("empty_answer", pl.format("{} characters after </think>", pl.col("format_answer_chars"))))
