@@ -45,7 +45,9 @@ SAMPLE_FIELDS = [
     pa.field("completion", pa.string(), nullable=False),
     pa.field("reasoning", pa.string(), nullable=False),
     pa.field("answer", pa.string(), nullable=False),
-    pa.field("think_mode", pa.string(), nullable=False),  # native | prompted | empty (datakit.cot); absent in older folders
+    # native | prompted | empty (datakit.cot); `sample` always sets it, null or absent (older folders,
+    # samples made elsewhere) reads as native
+    pa.field("think_mode", pa.string()),
     pa.field("finish_reason", pa.string(), nullable=False),
     pa.field("prompt_tokens", pa.int32(), nullable=False),
     pa.field("completion_tokens", pa.int32(), nullable=False),
