@@ -238,7 +238,8 @@ def sample_and_report(config: Any) -> None:
     epilog=(
         "Examples:\n\n"
         "  datakit filter out/samples out/filtered --chain filters/r1-reasoning.yaml\n\n"
-        "  datakit filter traces.jsonl out/filtered --chain my-chain.yaml --map completion=response --map reference=gold"
+        "  datakit filter traces.jsonl out/filtered --chain my-chain.yaml --map completion=response --map reference=gold\n\n"
+        "  datakit filter out/samples out/filtered --chain filters/r1-non-reasoning.yaml --judge-model deepseek-ai/DeepSeek-V3 --judge-backend openai --set filters.judge.backend.openai.base_url=http://judge:8000/v1"
     ),
 )
 def filter_(
@@ -253,6 +254,8 @@ def filter_(
     plots: Annotated[Optional[bool], typer.Option("--plots/--no-plots", help="Write funnel.png and lengths.png (default on).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Filter the shards with Ray Data on this cluster: auto, HOST:PORT or local.")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="Model of the chain's LLM judge (filters.judge.model), e.g. deepseek-ai/DeepSeek-V3; any filter parameter: --set filters.NAME.PARAM=VALUE.", rich_help_panel="Judge")] = None,
+    judge_backend: Annotated[Optional[str], typer.Option(help="Engine of the judge: vllm, openai, hf or auto (filters.judge.backend.name); --set filters.judge.backend.openai.base_url=... for a server.", rich_help_panel="Judge")] = None,
 ) -> None:
     """Keep only correct, clean samples: run a filter chain, write accepted/ and rejected/ with reasons.
 
@@ -271,6 +274,8 @@ def filter_(
         "plots": plots,
         "ray_address": ray_address,
         "progress": progress,
+        "filters.judge.model": judge_model,
+        "filters.judge.backend.name": judge_backend,
     }
     flags.update({f"mapping.{k}": v for k, v in _column_map(map_).items()})
     filter_and_report(build(FilterConfig, _settings(recipe, "filter", set_, flags)))
@@ -303,6 +308,9 @@ def print_funnel(report: dict[str, Any]) -> None:
     )
     for domain, d in report["by_domain"].items():
         console.print(f"  {domain}: {d['out']:,}/{d['in']:,} kept ({d['pass_rate']:.0%})")
+    for used in report.get("judges", []):
+        how = ", ".join(f"{k} {v}" for k, v in used.items() if k not in ("filter", "model"))
+        console.print(f"{used['filter']}: {used['model']} ({how})")
 
 
 def _print_rejects(path: Path) -> None:
@@ -606,8 +614,13 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML with sample, filter, mix, distill and eval sections (any subset; a list runs a stage several times).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build every stage's config and check every file it names; run nothing.")] = False,
 ) -> None:
-    """Run the whole pipeline from one recipe: sample -> filter -> mix -> distill -> eval."""
-    from datakit.pipeline import check_pipeline, load_pipeline, step_inputs
+    """Run the whole pipeline from one recipe: sample -> filter -> mix -> distill -> eval.
+
+    Under `accelerate launch` or `torchrun` only distillation runs on every rank: rank 0 samples, filters and
+    mixes while the others wait, and rank 0 evaluates the student.
+    """
+    from datakit.launch import on_rank_zero, rank_and_world
+    from datakit.pipeline import check_pipeline, domain_plan, load_pipeline, step_inputs
 
     steps = load_pipeline(recipe)
     problems = check_pipeline(steps)
@@ -618,15 +631,39 @@ def run(
         reads = ", ".join(i.path for i in step_inputs(step))
         table.add_row(step.where.split(": ", 1)[-1], reads, str(getattr(step.config, "output", "")))
     console.print(table)
+    _print_domain_plan(steps, domain_plan(steps))
     if problems:
         raise DatakitError(f"{recipe}: " + "; ".join(problems))
     if dry_run:
         console.print(f"[green]{recipe} is valid[/]: every section builds and every input exists or is made by an earlier stage.")
         return
-    report = {"sample": sample_and_report, "filter": filter_and_report, "mix": mix_and_report, "distill": distill_and_report, "eval": eval_and_report}
-    for step in steps:
-        console.rule(f"[bold]{step.where}")
-        report[step.stage](step.config)
+    report = {"identity": identity_and_report, "sample": sample_and_report, "filter": filter_and_report, "mix": mix_and_report, "distill": distill_and_report, "eval": eval_and_report}
+
+    def run_steps(stages: tuple[str, ...]) -> None:
+        for step in steps:
+            if step.stage in stages:
+                console.rule(f"[bold]{step.where}")
+                report[step.stage](step.config)
+
+    data_stages = tuple(stage for stage in report if stage not in ("distill", "eval"))
+    on_rank_zero(lambda: run_steps(data_stages), "the data stages (" + ", ".join(data_stages) + ")")
+    run_steps(("distill",))
+    if rank_and_world()[0] == 0:
+        run_steps(("eval",))
+
+
+def _print_domain_plan(steps: list[Any], plan: list[Any]) -> None:
+    """Per domain: its prompts, its verifier and the judge for what rules cannot decide; mix quotas with no source."""
+    table = Table(title="domains: where the prompts come from and what decides a sample")
+    for column in ("domain", "source", "verifier", "judge"):
+        table.add_column(column)
+    for p in plan:
+        table.add_row(p.domain, p.source, p.verifier, p.judge or f"— (undecided rows {p.unjudged})")
+    quotas = {d for step in steps if step.stage == "mix" for per_kind in step.config.quotas.values() for d in per_kind}
+    for domain in sorted(quotas - {p.domain for p in plan}):
+        table.add_row(domain, "[yellow]none: its mix quota will fall short[/]", "", "")
+    if table.row_count:
+        console.print(table)
 
 
 def main() -> None:

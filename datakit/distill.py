@@ -53,7 +53,7 @@ class DistillConfig:
     max_length: int = 32768  # rows longer than this are left out (counted), never cut mid-answer
     packing: bool = False  # best-fit packing of rows into max_length sequences (padding-free)
     padding_free: bool = False  # no padding tokens: a batch is one flat sequence (needs flash attention on GPU)
-    num_train_epochs: float = 3.0
+    num_train_epochs: float = 2.0  # R1 §2.3.3: two epochs over the ~800K samples
     max_steps: int = -1  # > 0 overrides num_train_epochs
     learning_rate: float = 1e-5
     lr_scheduler_type: str = "cosine"

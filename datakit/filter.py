@@ -46,6 +46,10 @@ class FilterConfig:
     input: str = field(default="", metadata=NOT_HASHED)
     output: str = field(default="", metadata=NOT_HASHED)
     chain: str = field(default="filters/r1-reasoning.yaml", metadata=NOT_HASHED)  # its text is hashed, not its path
+    # Parameters of the chain's filters, by filter name, merged onto the chain file's: the judge and the
+    # reward model are chosen here (`filters: {judge: {model: deepseek-ai/DeepSeek-V3, backend: {name: vllm}}}`,
+    # --judge-model, --set filters.judge.max_tokens=512), so one chain file serves the demo and a cluster.
+    filters: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=NOT_HASHED)  # merged into the chain, whose text is hashed
     mapping: dict[str, str] = field(default_factory=dict)  # schema column -> input column, for foreign traces
     rows_per_shard: int = 4096  # for file inputs, which have no shards of their own
     workers: int = field(default=0, metadata=NOT_HASHED)  # processes; 0 = one per core
@@ -71,7 +75,7 @@ def run_filter(config: FilterConfig) -> FilterSummary:
     if not config.input or not config.output:
         raise DatakitError("filter needs an input (samples) and an output folder")
     started = time.monotonic()
-    chain = load_chain(config.chain)
+    chain = config_chain(config)
     source = open_source(config)
     _check_columns(chain, source.columns, config.input)
     out = Path(config.output)
@@ -86,6 +90,7 @@ def run_filter(config: FilterConfig) -> FilterSummary:
         "chain": {"name": chain.name, "yaml": chain.text},
         "run_hash": run_hash,
         "model": source.context.get("model"),
+        "judges": chain.models(),
         "input_manifest": source.context or None,
         "complete": False,
     }
@@ -102,6 +107,11 @@ def run_filter(config: FilterConfig) -> FilterSummary:
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)
     return FilterSummary(out, report, len(pending), source.shards - len(pending), time.monotonic() - started, plots)
+
+
+def config_chain(config: FilterConfig) -> Chain:
+    """The chain a filter config runs: its chain file with the config's `filters:` settings merged in."""
+    return load_chain(config.chain, config.filters)
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -229,7 +239,7 @@ _worker: dict[str, Any] = {}
 
 def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[int]) -> None:
     workers = min(config.workers or os.cpu_count() or 1, max(1, len(pending)))
-    if any(f.heavy for f in load_chain(config.chain).filters):
+    if any(f.heavy for f in config_chain(config).filters):
         workers = 1  # one engine, batching a whole shard per call, beats one engine per core
     rows = [source.rows(i) for i in range(source.shards)]
     done = sum(rows) - sum(rows[i] for i in pending)
@@ -258,11 +268,15 @@ def _ray_shards(config: FilterConfig, source: Source, out: Path, pending: list[i
     from datakit.raycluster import connect
 
     connect(config.ray_address)
-    heavy = any(f.heavy for f in load_chain(config.chain).filters)
+    chain = config_chain(config)
+    heavy = any(f.heavy for f in chain.filters)
     size = 1 if heavy else max(1, min(len(pending), config.workers or int(ray.cluster_resources().get("CPU", 1))))
+    # a judge or reward model actor asks Ray for the GPUs its engine uses, where the cluster has any
+    gpus = sum(f.gpus() for f in chain.filters) if ray.cluster_resources().get("GPU", 0) else 0
     shards = ray.data.from_items([{"index": i} for i in pending], override_num_blocks=max(1, len(pending)))
     done = shards.map_batches(
-        _RayShardFilter, fn_constructor_args=(config, source, str(out)), batch_size=1, concurrency=size, num_cpus=1, batch_format="pandas"
+        _RayShardFilter, fn_constructor_args=(config, source, str(out)), batch_size=1, concurrency=size, num_cpus=1, num_gpus=gpus,
+        batch_format="pandas",
     )
     for row in done.iter_rows():
         yield int(row["index"])
@@ -282,7 +296,7 @@ class _RayShardFilter:
 
 
 def _init_worker(config: FilterConfig, source: Source) -> None:
-    chain = load_chain(config.chain)
+    chain = config_chain(config)
     for f in chain.filters:
         f.setup(source.context)
     _worker.update(chain=chain, source=source, mapping=config.mapping, previous=_previous_scores(source.context))
@@ -466,6 +480,7 @@ def build_report(out: Path, chain: Chain, shards: int) -> dict[str, Any]:
     sandboxes = [f.code_sandbox() for f in chain.filters if hasattr(f, "code_sandbox")]
     return {
         "chain": chain.name,
+        "judges": chain.models(),
         **({"code_sandbox": sandboxes[0]} if sandboxes else {}),
         "rows_in": rows_in,
         "rows_out": remaining,

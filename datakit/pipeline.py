@@ -16,6 +16,7 @@ from typing import Any
 
 from datakit.config import build, load_recipe
 from datakit.errors import DatakitError
+from datakit.schema import default_verifier
 
 ORDER = ("identity", "sample", "filter", "mix", "distill", "eval")
 
@@ -24,8 +25,8 @@ def _config_classes() -> dict[str, type]:
     from datakit.distill import DistillConfig
     from datakit.eval import EvalConfig
     from datakit.filter import FilterConfig
-    from datakit.mix import MixConfig
     from datakit.identity import IdentityConfig
+    from datakit.mix import MixConfig
     from datakit.sample import SampleConfig
 
     return {"identity": IdentityConfig, "sample": SampleConfig, "filter": FilterConfig, "mix": MixConfig, "distill": DistillConfig, "eval": EvalConfig}
@@ -83,25 +84,36 @@ def step_inputs(step: Step) -> list[Input]:
 
 
 def check_pipeline(steps: list[Step]) -> list[str]:
-    """What would stop the run: missing input files, chains that do not load, inputs no stage makes."""
-    from datakit.chain import load_chain
+    """What would stop the run: missing input files, chains that do not load, inputs no stage makes, and a
+    demo-sized judge set to grade a real teacher's answers."""
+    from datakit.filter import config_chain
+    from datakit.models import EMBEDDED
 
     problems: list[str] = []
     made: set[str] = set()
+    teachers = {_norm(s.config.output): s.config.model for s in steps if s.stage == "sample"}
     for step in steps:
         for i in step_inputs(step):
             if _norm(i.path) not in made and not Path(i.path).exists() and not (i.hub_ok and _looks_like_hub_id(i.path)):
                 problems.append(f"{step.where}: {i.what} {i.path!r} does not exist and no earlier stage writes it")
         if step.stage == "filter":
             try:
-                load_chain(step.config.chain)
+                chain = config_chain(step.config)
             except DatakitError as e:
                 problems.append(f"{step.where}: chain: {e}")
+                continue
+            teacher = teachers.get(_norm(step.config.input))
+            for used in chain.models():
+                if teacher and teacher not in EMBEDDED and used["model"] in EMBEDDED:
+                    problems.append(
+                        f"{step.where}: the {used['filter']} is {used['model']!r}, the 135M demo model, grading {teacher}'s answers; "
+                        f"set a strong one (`filters: {{{used['filter']}: {{model: ..., backend: {{name: vllm}}}}}}` or --judge-model)"
+                    )
         output = getattr(step.config, "output", "")
         if not output and step.stage != "eval":
             problems.append(f"{step.where}: no `output:` folder")
         made.add(_norm(output))
-    return problems
+    return problems + judge_gaps(domain_plan(steps))
 
 
 def _norm(path: str) -> str:
@@ -116,3 +128,64 @@ def _looks_like_hub_id(text: str) -> bool:
         return True
     shaped = bool(re.fullmatch(r"[\w.-]+/[\w.-]+", text)) and not text.endswith((".jsonl", ".json", ".parquet", ".yaml"))
     return shaped and not Path(text).parent.is_dir()  # out/mix with out/ here is a local path
+
+
+@dataclass
+class DomainPlan:
+    """Where one domain's rows come from and what decides them: what `datakit run --dry-run` lists."""
+
+    domain: str
+    source: str  # the sample run's prompts
+    verifier: str  # the rule check of its rows (judge: none can)
+    judge: str  # the model deciding what rules cannot ("" where the chain has no judge)
+    unjudged: str  # without a judge, what happens to rows no rule decides: kept | rejected
+    where: str  # the sample run, for messages
+
+
+def domain_plan(steps: list[Step]) -> list[DomainPlan]:
+    """Each (domain, verifier) of each sample run, with the judge of the chain that filters its output.
+    Local prompt files are read for their rows' domains; Hub sets are planned from the ingest settings."""
+    from datakit.filter import config_chain
+
+    chains = {}
+    for step in steps:
+        if step.stage == "filter":
+            try:
+                chains[_norm(step.config.input)] = config_chain(step.config)
+            except DatakitError:
+                continue  # check_pipeline reports it
+    plan = []
+    for step in steps:
+        if step.stage != "sample":
+            continue
+        chain = chains.get(_norm(step.config.output))
+        filters = {f.name: f for f in chain.filters} if chain else {}
+        judge = filters["judge"].model if "judge" in filters else ""
+        correctness = filters.get("correctness")
+        unjudged = "rejected" if correctness is not None and correctness.unverified == "reject" else "kept"
+        inputs = [step.config.input] if isinstance(step.config.input, str) else step.config.input
+        for domain, verifier in _domains_and_verifiers(inputs, step.config.ingest):
+            plan.append(DomainPlan(domain, ", ".join(inputs), verifier, judge, unjudged, step.where))
+    return plan
+
+
+def _domains_and_verifiers(inputs: list[str], ingest: Any) -> list[tuple[str, str]]:
+    """The (domain, verifier) pairs a sample run's prompts carry: read from local files (their rows may name
+    their own), else what the ingest settings give every row of a Hub set."""
+    from datakit.ingest import ColumnMapping, load_prompts
+
+    if all(Path(i).exists() for i in inputs):
+        table = load_prompts(inputs, ingest).prompts.select(["domain", "verifier"])
+        return sorted(set(zip(table.column("domain").to_pylist(), table.column("verifier").to_pylist())))
+    choice = ingest.mapping.choices != ColumnMapping.choices  # options mapped: a multiple-choice set
+    domains = {ingest.domain, *ingest.domains.values()}
+    return sorted((d, "choice" if choice else default_verifier(d, True)) for d in domains)
+
+
+def judge_gaps(plan: list[DomainPlan]) -> list[str]:
+    """Domains whose rows only a judge can decide, filtered by a chain that has none and rejects what the rules
+    leave unverified: every one of those rows would be thrown away."""
+    return [
+        f"{p.where}: {p.domain} rows need a judge (verifier judge) but the chain that filters them has none and rejects them unverified"
+        for p in plan if p.verifier == "judge" and not p.judge and p.unjudged == "rejected"
+    ]

@@ -43,7 +43,7 @@ class FakeServer:
                     self.end_headers()
                     self.wfile.write(b'{"error": "busy"}')
                     return
-                question = body["messages"][-1]["content"]
+                question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
                 content = server.reply_for(question)
                 reply = {
                     "choices": [{

@@ -89,7 +89,8 @@ def test_cpu_limit_counts_cpu_not_wall():
     """A spinning program is stopped by its CPU limit; a sleeping one only by the wall backstop,
     which is far above the CPU limit (a loaded machine never turns a right answer into a timeout)."""
     spin = run("while True:\n    pass\n", limits=SandboxLimits(case_cpu_s=1))
-    assert spin.signal in (signal.SIGXCPU, signal.SIGKILL) and spin.cpu_s >= 1
+    # the kernel's CPU-limit signal is the proof; the usage read back can fall a few ms short of the limit
+    assert spin.signal in (signal.SIGXCPU, signal.SIGKILL) and spin.cpu_s >= 0.9
     assert not spin.wall_timeout
 
 

@@ -155,8 +155,12 @@ def make_backend(config: BackendConfig, model: str, prefill_think: bool = False)
 
 
 def render_prompts(tokenizer: Any, prompts: list[Messages], prefill_think: bool) -> list[str]:
-    """Apply the model's chat template, opening the think block when asked (R1 forces `<think>\\n`)."""
+    """Apply the model's chat template, opening the think block when asked (R1 forces `<think>\\n`). A prompt
+    ending with an assistant turn is a prefilled reply the model continues (the judge's "VERDICT:")."""
     if getattr(tokenizer, "chat_template", None) is None:
         raise DatakitError("the model's tokenizer has no chat template; datakit samples chat prompts")
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    texts = [
+        tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=p[-1]["role"] != "assistant", continue_final_message=p[-1]["role"] == "assistant")
+        for p in prompts
+    ]
     return [t + "<think>\n" for t in texts] if prefill_think else texts

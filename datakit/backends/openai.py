@@ -69,6 +69,8 @@ class OpenAIBackend(Backend):
         }
         if params.top_k > 0:
             body["top_k"] = params.top_k  # vLLM and SGLang accept it; hosted APIs may not
+        if messages[-1]["role"] == "assistant":  # a prefilled reply (the judge's "VERDICT:"): continue it
+            body.update(continue_final_message=True, add_generation_prompt=False)  # vLLM and SGLang servers
         async with gate:
             data = await self._post_with_retries(client, body)
         return _parse_reply(data)

@@ -51,6 +51,14 @@ class Filter(ABC):
             return None
         return {"name": self.name, **{p: getattr(self, p) for p in self.score_params}}
 
+    def gpus(self) -> float:
+        """GPUs the filter's engine uses, for a Ray actor to request (0: CPU only)."""
+        return 0.0
+
+    def model_card(self) -> dict[str, Any] | None:
+        """The model this filter runs and how (None for rule filters), as the manifest records it."""
+        return None
+
     def setup(self, context: dict[str, Any]) -> None:
         """Load models or tools once per run; `context` holds the input folder's manifest."""
 

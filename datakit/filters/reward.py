@@ -31,6 +31,13 @@ class RewardModel(Filter):
     max_length: int = 4096
     min_score: float | None = None
     dtype: str = "bfloat16"
+    device: str = "auto"  # auto: the first GPU where there is one, else the CPU
+
+    def gpus(self) -> float:
+        return 0.0 if self.device == "cpu" else 1.0
+
+    def model_card(self) -> dict[str, Any]:
+        return {"model": self.model, "device": self.device, "dtype": self.dtype}
 
     def setup(self, context: dict[str, Any]) -> None:
         import torch
@@ -40,7 +47,8 @@ class RewardModel(Filter):
         self._tokenizer = AutoTokenizer.from_pretrained(path)
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model = AutoModelForSequenceClassification.from_pretrained(path, dtype=getattr(torch, self.dtype)).eval()
+        self._device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        self._model = AutoModelForSequenceClassification.from_pretrained(path, dtype=getattr(torch, self.dtype)).to(self._device).eval()
         self._model.config.pad_token_id = self._tokenizer.pad_token_id
 
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
@@ -53,7 +61,7 @@ class RewardModel(Filter):
             enc = self._tokenizer(
                 texts[start : start + self.batch_size], return_tensors="pt", padding=True, truncation=True,
                 max_length=self.max_length, add_special_tokens=False,
-            )
+            ).to(self._device)
             with torch.inference_mode():
                 scores += self._model(**enc).logits[:, 0].float().tolist()
         return pl.DataFrame({"reward_score": scores}, schema=self.scores)
