@@ -428,10 +428,10 @@ def _index_unit(
             "src": pl.Series([src] * len(valid), dtype=pl.UInt16),
             "unit": pl.Series([unit] * len(valid), dtype=pl.UInt32),
             "row": pl.Series(valid, dtype=pl.UInt32),
-            "prompt_id": prompt_ids,
+            "prompt_id": pl.Series(prompt_ids, dtype=pl.String),  # typed: a source with no accepted rows is an empty unit
             "sample_index": pl.Series(indices, dtype=pl.Int32),
-            "kind": pick("kind"),
-            "domain": pick("domain"),
+            "kind": pl.Series(pick("kind"), dtype=pl.String),
+            "domain": pl.Series(pick("domain"), dtype=pl.String),
             # the same completion to the same prompt text, in any source
             "sample_key": pl.Series([_hash64(c, key_of[p]) for p, c in zip(prompt_ids, completions)], dtype=pl.UInt64),
             "random_key": pl.Series([_hash64(f"{source.name}\x00{p}\x00{i}", config.seed) for p, i in zip(prompt_ids, indices)], dtype=pl.UInt64),
@@ -442,7 +442,7 @@ def _index_unit(
     prompts = pl.DataFrame(
         {
             "src": pl.Series([src] * len(first), dtype=pl.UInt16),
-            "prompt_id": list(first),
+            "prompt_id": pl.Series(list(first), dtype=pl.String),
             "prompt_key": pl.Series(prompt_keys, dtype=pl.UInt64),
             "bands": pl.Series(list(bands), dtype=pl.Array(pl.UInt64, hasher.bands)) if first else pl.Series([], dtype=pl.Array(pl.UInt64, hasher.bands)),
             "decontam_benchmark": [m.benchmark if m else None for m in matches],

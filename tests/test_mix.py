@@ -86,6 +86,16 @@ def test_quotas_shortfalls_and_the_trl_conversation_format(tmp_path: Path) -> No
     assert manifest["complete"] and manifest["sources"][0]["manifest"]["model"] == "teacher-x"
 
 
+def test_a_source_whose_filter_accepted_nothing_mixes_with_the_others(tmp_path: Path) -> None:
+    """A filter run that kept no row leaves an empty shard (a 135M teacher's translations, a strict chain):
+    its source adds nothing, and the others mix as usual."""
+    empty = tmp_path / "nothing"
+    write_shard(empty, 0, pa.Table.from_pylist([], schema=SAMPLE_SCHEMA))
+    write_json_atomic(empty / "manifest.json", {"stage": "sample", "model": "teacher-x", "config": {"sampling": SAMPLING}})
+    report = run_mix(config(tmp_path, [empty, folder(tmp_path, "filtered", math_rows(3, 1))], {"reasoning": {"math": 3}})).report
+    assert report["rows_out"] == 3 and [s["rows"] for s in report["sources"]] == [0, 3]
+
+
 def test_replacement_fills_a_short_quota_with_tagged_copies(tmp_path: Path) -> None:
     source = folder(tmp_path, "filtered", writing_rows(5))
     report = run_mix(config(tmp_path, [source], {"non_reasoning": {"writing": 12}}, replacement=True)).report

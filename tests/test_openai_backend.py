@@ -48,7 +48,7 @@ class FakeServer:
                 reply = {
                     "choices": [{
                         "message": {"role": "assistant", "reasoning_content": f"thinking about {question}" if content is None else None, "content": content or f"seed {body['seed']}"},
-                        "finish_reason": "length" if "long" in question else "stop",
+                        "finish_reason": server.finish_for(question),
                     }],
                     "usage": {"prompt_tokens": 11, "completion_tokens": 7},
                 }
@@ -66,6 +66,10 @@ class FakeServer:
     def reply_for(self, prompt: str) -> str | None:
         """The reply's content; None: a reasoning model's reply (reasoning_content + "seed N")."""
         return None
+
+    def finish_for(self, prompt: str) -> str:
+        """Why generation stopped: "length" (cut off) for prompts that ask for something long."""
+        return "length" if "long" in prompt else "stop"
 
 
 @pytest.fixture

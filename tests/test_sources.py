@@ -33,8 +33,11 @@ KIND = {"math": "reasoning", "code": "reasoning", "science": "reasoning", "logic
 
 
 def recipe_sources() -> dict[str, tuple[IngestConfig, str]]:
-    """Each sample run's input, ingest config and teacher, as the recipe file says."""
-    return {s.config.input: (s.config.ingest, s.config.model) for s in load_pipeline(RECIPE) if s.stage == "sample"}
+    """Each sample run's Hub input, ingest config and teacher, as the recipe file says (the self-cognition run
+    reads the prompts the recipe's `identity:` stage writes: tests/test_identity.py)."""
+    steps = load_pipeline(RECIPE)
+    generated = {s.config.output for s in steps if s.stage == "identity"}
+    return {s.config.input: (s.config.ingest, s.config.model) for s in steps if s.stage == "sample" and s.config.input not in generated}
 
 
 def test_the_recipe_samples_every_domain_but_self_cognition_from_a_named_source() -> None:
