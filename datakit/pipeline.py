@@ -178,7 +178,7 @@ def _domains_and_verifiers(inputs: list[str], ingest: Any) -> list[tuple[str, st
         table = load_prompts(inputs, ingest).prompts.select(["domain", "verifier"])
         return sorted(set(zip(table.column("domain").to_pylist(), table.column("verifier").to_pylist())))
     choice = ingest.mapping.choices != ColumnMapping.choices  # options mapped: a multiple-choice set
-    domains = {ingest.domain, *ingest.domains.values()}
+    domains = set(ingest.domains.values()) or {ingest.domain}  # with a map, every row takes a mapped domain
     return sorted((d, "choice" if choice else default_verifier(d, True)) for d in domains)
 
 
