@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datakit import __version__
@@ -30,10 +31,12 @@ from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, read_manifest, sh
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason_code
 from datakit.progress import StageProgress
+from datakit.reader import KEY, Reject, Rows, check_mapping, check_schema, duplicate_reason, read_jsonl, read_table, repeated_keys, write_rejects
 from datakit.reasoning import split_completion
 from datakit.schema import SCHEMA_VERSION
 
 STATS_DIR = "stats"
+REJECTS = "rejects.jsonl"  # input rows that cannot be filtered (bad values, repeated keys), with file, line/row, field, reason
 PREVIOUS_VERDICT = "_previous_rejected_by"
 # Reasoning-length histogram bins (tokens): 0, 64, 128, ... doubling up to R1's 32K budget and beyond.
 LENGTH_BINS = [0] + [2**k for k in range(6, 18)]
@@ -95,11 +98,12 @@ def run_filter(config: FilterConfig) -> FilterSummary:
         "complete": False,
     }
     write_json_atomic(out / MANIFEST, manifest)
+    write_rejects(out / REJECTS, source.rejects)
 
     pending = [i for i in range(source.shards) if not (out / STATS_DIR / f"part-{i:05d}.json").exists()]
     _run_shards(config, source, out, pending)
 
-    report = build_report(out, chain, source.shards)
+    report = {**build_report(out, chain, source.shards), "rows_rejected": len(source.rejects), "duplicate_keys": source.duplicates}
     write_json_atomic(out / "report.json", report)
     plots = write_plots(out, report) if config.plots else []
     for part in ("accepted", "rejected"):
@@ -128,6 +132,9 @@ class Source:
     files: list[list[Path]] = field(default_factory=list)  # the files of each shard
     table: pl.DataFrame | None = None
     bounds: list[int] = field(default_factory=list)  # row offsets of the table's shards
+    rejects: list[Reject] = field(default_factory=list)  # input rows set aside, for rejects.jsonl
+    duplicates: int = 0  # of those, rows whose (prompt_id, sample_index) an earlier row has
+    repeated: dict[int, list[int]] = field(default_factory=dict)  # folder inputs: per shard, positions of repeated keys
 
     def rows(self, index: int) -> int:
         if self.table is None:
@@ -137,6 +144,8 @@ class Source:
     def read(self, index: int, mapping: dict[str, str]) -> pl.DataFrame:
         if self.table is None:
             frame = pl.concat([pl.read_parquet(f) for f in self.files[index]], how="diagonal_relaxed")
+            if index in self.repeated:
+                frame = frame.with_row_index("_at").filter(~pl.col("_at").is_in(self.repeated[index])).drop("_at")
             if "rejected_by" in frame.columns:  # a filter output: its verdicts tell which scores are stored
                 frame = frame.rename({"rejected_by": PREVIOUS_VERDICT}).drop("reject_reason", strict=False)
             return normalise(frame, mapping).sort("prompt_id", "sample_index", maintain_order=True)
@@ -145,6 +154,8 @@ class Source:
 
 
 def open_source(config: FilterConfig) -> Source:
+    """The input, checked before any work: shards' schemas (once per shard) or every row of a file,
+    `--map` against the columns present, and repeated (prompt_id, sample_index) keys set aside."""
     path = Path(config.input)
     if (path / SHARD_DIR).is_dir() or (path / "accepted" / SHARD_DIR).is_dir():
         # a filter output is read whole (accepted + rejected) to re-decide it with a new chain
@@ -152,43 +163,112 @@ def open_source(config: FilterConfig) -> Source:
         by_part = [shard_files(part) for part in parts]
         files = [list(group) for group in zip(*by_part, strict=True)]
         schema = _readable_schemas([f for group in files for f in group])
+        check_mapping(config.mapping, list(schema.names), config.input)
         columns = _mapped_columns(list(schema.names), config.mapping)
         context = read_manifest(path) or {}
         digest = fingerprint([(f.name, f.stat().st_size, int(f.stat().st_mtime)) for group in files for f in group])
-        return Source(columns, len(files), digest, context, files=files)
-    table = normalise(_read_file(config.input), config.mapping).sort("prompt_id", "sample_index", maintain_order=True)
+        rejects, repeated = _repeated_in_shards(files, [config.mapping.get(k, k) for k in KEY])
+        return Source(columns, len(files), digest, context, files=files, rejects=rejects, duplicates=len(rejects), repeated=repeated)
+    rows = _read_file(config.input, config.mapping)
+    frame = normalise(pl.from_arrow(rows.table), config.mapping)  # type: ignore[arg-type]
+    duplicates = _set_aside_repeated(frame, rows) if set(KEY) <= set(frame.columns) else []
+    frame = frame.filter(~pl.int_range(pl.len()).is_in([r for r, _ in duplicates]))
+    rejects = rows.rejects + [d for _, d in duplicates]
+    if frame.is_empty() and rejects:
+        first = "; ".join(r.message() for r in rejects[:3])
+        raise DatakitError(f"{config.input}: none of its {len(rejects)} rows can be filtered (first: {first})")
+    table = frame.sort("prompt_id", "sample_index", maintain_order=True)
     bounds = _prompt_bounds(table, config.rows_per_shard)
-    return Source(table.columns, len(bounds) - 1, fingerprint(table.hash_rows().sum()), {}, table=table, bounds=bounds)
+    digest = fingerprint([table.hash_rows().sum(), [(r.file, r.line, r.field, r.reason) for r in rejects]])
+    return Source(table.columns, len(bounds) - 1, digest, {}, table=table, bounds=bounds, rejects=rejects, duplicates=len(duplicates))
 
 
 def _readable_schemas(files: list[Path]) -> Any:
-    """Open every shard's footer up front, so a broken shard stops the run before any work."""
+    """Open every shard's footer up front, so a broken or mistyped shard stops the run before any work."""
     schemas = []
     for f in files:
         try:
             schemas.append(pq.read_schema(f))
         except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
             raise DatakitError(f"{f}: not a readable Parquet file ({e}); restore or remove it") from e
+        check_schema(schemas[-1], str(f))
     return schemas[0]
 
 
-def _read_file(source: str) -> pl.DataFrame:
+def _repeated_in_shards(files: list[list[Path]], key: list[str]) -> tuple[list[Reject], dict[int, list[int]]]:
+    """Rows of a stage folder whose key an earlier row has: rejects, and per shard their positions
+    in the shard as `Source.read` concatenates it. Reads only the two key columns."""
+    if not set(key) <= set(pq.read_schema(files[0][0]).names):
+        return [], {}
+    parts, origin = [], []
+    for shard, group in enumerate(files):
+        at = 0
+        for f in group:
+            keys = pl.from_arrow(pq.read_table(f, columns=key)).rename(dict(zip(key, KEY)))  # type: ignore[union-attr]
+            parts.append(keys.with_columns(_shard=pl.lit(shard), _at=pl.int_range(at, at + keys.height)))
+            origin += [(str(f), "row", i) for i in range(keys.height)]
+            at += keys.height
+    frame = pl.concat(parts)
+    rejects, repeated = [], {}
+    for pos, first in repeated_keys(frame).select("_pos", "_first").iter_rows():
+        prompt_id, sample_index, shard, at = frame.row(pos)
+        file, _, row = origin[pos]
+        rejects.append(Reject(file, row, "sample_index", duplicate_reason(prompt_id, sample_index, origin[first]), "", unit="row"))
+        repeated.setdefault(shard, []).append(at)
+    return rejects, repeated
+
+
+def _set_aside_repeated(frame: pl.DataFrame, rows: Rows) -> list[tuple[int, Reject]]:
+    """(position, reject) of each row of a file whose key an earlier row has (frame in input order)."""
+    out = []
+    for pos, first in repeated_keys(frame).select("_pos", "_first").iter_rows():
+        row = frame.row(pos, named=True)
+        file, unit, number = rows.origin[pos]
+        reason = duplicate_reason(row["prompt_id"], row["sample_index"], rows.origin[first])
+        out.append((pos, Reject(file, number, "sample_index", reason, json.dumps(row, ensure_ascii=False, default=str), unit=unit)))
+    return out
+
+
+def _read_file(source: str, mapping: dict[str, str]) -> Rows:
+    """A file of samples (JSONL, Parquet, a folder of Parquet files) or a Hub dataset, row by row."""
     path = Path(source)
-    try:
-        if path.suffix in (".jsonl", ".ndjson", ".json"):
-            return pl.read_ndjson(path)
-        if path.suffix == ".parquet" or path.is_dir():
-            return pl.read_parquet(path if path.suffix else path / "**" / "*.parquet")
-    except Exception as e:  # polars raises several types for a bad file; all mean "cannot read it"
-        raise DatakitError(f"{source}: cannot read samples: {e}") from e
+    if path.is_file() and path.suffix in (".jsonl", ".ndjson", ".json"):
+        return read_jsonl(path, mapping)
+    if path.suffix == ".parquet" or path.is_dir():
+        files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+        if not files:
+            raise DatakitError(f"{source}: no .parquet files in this folder")
+        return _read_tables([(_read_parquet(f), str(f)) for f in files], mapping)
     if path.exists():
         raise DatakitError(f"{source}: not a datakit stage folder, .jsonl or .parquet file of samples")
     try:
         import datasets
 
-        return pl.from_arrow(datasets.load_dataset(source, split="train").data.table)  # type: ignore[return-value]
+        table = datasets.load_dataset(source, split="train").data.table
     except Exception as e:  # the hub client raises many types; all mean "could not get it"
         raise DatakitError(f"{source}: not a local file or folder, and loading it as a Hub dataset failed: {e}") from e
+    return _read_tables([(table, source)], mapping)
+
+
+def _read_parquet(path: Path) -> Any:
+    try:
+        return pq.read_table(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise DatakitError(f"{path}: not a readable Parquet file ({e}); restore or remove it") from e
+
+
+def _read_tables(tables: list[tuple[Any, str]], mapping: dict[str, str]) -> Rows:
+    """Arrow tables renamed by `mapping` and checked against the sample schema, one file at a time."""
+    renamed = {src: dst for dst, src in mapping.items()}
+    parts = []
+    for table, name in tables:
+        check_mapping(mapping, table.column_names, name)
+        part = read_table(table.rename_columns([renamed.get(c, c) for c in table.column_names]), name)
+        for r in part.rejects:
+            r.field = mapping.get(r.field or "", r.field)
+        parts.append(part)
+    table = pa.concat_tables([p.table for p in parts], promote_options="permissive")
+    return Rows(table, [o for p in parts for o in p.origin], [r for p in parts for r in p.rejects])
 
 
 def normalise(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:

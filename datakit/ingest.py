@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from datakit.code_tests import programming_language, split_columns, tests_from_row
 from datakit.errors import DatakitError, RowError
+from datakit.reader import Reject, iter_jsonl, language_problem
 from datakit.schema import DOMAINS, KINDS, PROMPT_SCHEMA, VERIFIERS, default_kind, default_verifier
 from datakit.verify import option_letter
 
@@ -70,21 +71,6 @@ class IngestConfig:
 
 
 @dataclass
-class Reject:
-    """An input row that could not become a prompt, and why."""
-
-    file: str
-    line: int
-    field: str | None
-    reason: str
-    raw: str
-
-    def message(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: field {self.field!r}: {self.reason}" if self.field else f"{where}: {self.reason}"
-
-
-@dataclass
 class Ingested:
     prompts: pa.Table
     rejects: list[Reject]
@@ -96,6 +82,8 @@ def load_prompts(sources: str | list[str], config: IngestConfig) -> Ingested:
     unknown = sorted({d for d in config.domains.values() if d not in DOMAINS})
     if unknown:
         raise DatakitError(f"ingest.domains maps to {', '.join(unknown)}, not datakit domains ({', '.join(DOMAINS)})")
+    if problem := language_problem(config.language):
+        raise DatakitError(f"ingest.language: {problem}")
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = []
     first_seen: dict[str, str] = {}
@@ -151,6 +139,8 @@ def to_prompt(row: Any, config: IngestConfig, source: str) -> dict[str, Any]:
     language = _optional_str(row, m.language)
     if code and programming_language(language):  # e.g. open-r1's `language: cpp` names the code's, not the answer's
         language = None
+    if language is not None and (problem := language_problem(language)):
+        raise RowError(m.language, problem)  # the language filter would drop every sample of it
     used = {m.id, m.question, m.messages, *consumed, *template_columns(config.question_template), m.domain, m.language, m.kind, m.verifier}
     used |= {name.split(".")[0] for name in consumed}  # a dotted reference consumes its struct column
     extra = {**{k: v for k, v in row.items() if k not in used}, **shown}
@@ -400,7 +390,7 @@ def _iter_rows(source: str, config: IngestConfig) -> Iterator[tuple[int, Any, st
     """Yield (line or row number, row or RowError, raw text) from whatever `source` is."""
     path = Path(source)
     if path.is_file() and path.suffix in (".jsonl", ".json", ".ndjson"):
-        yield from _iter_jsonl(path)
+        yield from iter_jsonl(path)
     elif path.is_file() and path.suffix == ".parquet":
         yield from _iter_arrow_rows(pq.ParquetFile(path).iter_batches())
     elif path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
@@ -412,17 +402,6 @@ def _iter_rows(source: str, config: IngestConfig) -> Iterator[tuple[int, Any, st
         raise DatakitError(f"{source}: not a .jsonl, .parquet, Parquet folder or saved `datasets` folder")
     else:
         yield from _iter_datasets(_load_from_hub(source, config.split, config.config))
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str]]:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield number, json.loads(text), text.rstrip("\n")
-            except json.JSONDecodeError as e:
-                yield number, RowError(None, f"invalid JSON: {e.msg} at column {e.colno}"), text.rstrip("\n")
 
 
 def _iter_arrow_rows(batches: Iterator[pa.RecordBatch | pa.Table]) -> Iterator[tuple[int, Any, str]]:

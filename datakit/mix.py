@@ -38,6 +38,7 @@ from datakit.dedup import MinHasher, cluster, mix64, words
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.progress import StageProgress
+from datakit.reader import Reject, conform, duplicate_reason, language_problem, read_jsonl, repeated_keys
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION
 
@@ -45,7 +46,7 @@ SFT_ROLES = ("system", "user", "assistant")
 WORK = "_work"  # scratch space of a running mix; removed when it completes
 REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
-IMPORT_PROBLEM = ["_import_field", "_import_reason"]  # why an imported SFT row cannot enter (null: it can)
+ROW_PROBLEM = ["_problem_field", "_problem_reason"]  # why a row as read cannot enter (null: it can)
 THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{answer}"
 
 # The row format TRL's SFTTrainer reads unchanged (`messages`), plus provenance.
@@ -209,6 +210,11 @@ def _check_config(config: MixConfig) -> None:
     names = [s.name or _default_name(s.path) for s in config.sources]
     if len(set(names)) != len(names):
         raise DatakitError(f"sources: two sources have the same name ({names}); give them distinct `name:`s")
+    for name, spec in zip(names, config.sources):
+        if spec.sft and spec.sft.kind not in KINDS:
+            raise DatakitError(f"sources.{name}.sft.kind: expected one of {', '.join(KINDS)}, got {spec.sft.kind!r}")
+        if spec.sft and (problem := language_problem(spec.sft.language)):
+            raise DatakitError(f"sources.{name}.sft.language: {problem}")
     if config.rows_per_shard < 1 or config.max_per_prompt < 0:
         raise DatakitError("rows_per_shard must be >= 1 and max_per_prompt >= 0")
 
@@ -229,17 +235,30 @@ class Source:
     manifest: dict[str, Any] | None
     report: dict[str, Any] | None
     sft: SftImport | None = None  # an SFT set, turned into sample rows as each unit is read
+    rejects: list[Reject] = field(default_factory=list)  # a JSONL source's lines that are not sample rows
+    lines: list[int] = field(default_factory=list)  # a JSONL source: the line of each row of its one unit
 
     def read(self, unit: int, columns: list[str]) -> pa.Table:
+        """One unit's rows in the sample schema's types, with ROW_PROBLEM naming the first bad field of
+        a row (whose bad value reads as null); the row numbers are the file's."""
         item = self.units[unit]
         if self.sft is not None:
             raw = item if isinstance(item, pa.Table) else pq.read_table(item, columns=sft_columns(self.sft))
             return sft_samples(raw, self.sft, self.path).select(columns)
-        return item.select(columns) if isinstance(item, pa.Table) else pq.read_table(item, columns=columns)
+        wanted = [c for c in columns if c not in ROW_PROBLEM]
+        table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted))
+        fields = [problems[i][0] if i in problems else None for i in range(table.num_rows)]
+        reasons = [problems[i][1] if i in problems else None for i in range(table.num_rows)]
+        table = table.append_column(ROW_PROBLEM[0], pa.array(fields, pa.string())).append_column(ROW_PROBLEM[1], pa.array(reasons, pa.string()))
+        return table.select(columns)
 
     def where(self, unit: int) -> str:
         item = self.units[unit]
-        return str(item) if isinstance(item, Path) else f"{self.path}[rows of unit {unit}]"
+        return str(item) if isinstance(item, Path) else self.path if self.lines else f"{self.path}[rows of unit {unit}]"
+
+    def position(self, unit: int, row: int) -> tuple[str, int]:
+        """("line", 1-based line) of a JSONL source's row, else ("row", 0-based row of the unit)."""
+        return ("line", self.lines[row]) if self.lines else ("row", row)
 
 
 def open_source(spec: MixSource) -> Source:
@@ -255,7 +274,11 @@ def open_source(spec: MixSource) -> Source:
     elif path.is_dir():
         units = sorted(path.rglob("*.parquet"))
     elif path.is_file() and path.suffix in (".jsonl", ".json"):
-        units = [pa.Table.from_pylist(pl.read_ndjson(path).to_dicts())] if path.stat().st_size else []
+        read = read_jsonl(path, samples=spec.sft is None)
+        if not read.table.num_rows and read.rejects:
+            first = "; ".join(r.message() for r in read.rejects[:3])
+            raise DatakitError(f"{spec.path}: none of its {len(read.rejects)} rows can be mixed (first: {first})")
+        units = [read.table] if read.table.num_rows else []
     elif path.exists():
         raise DatakitError(f"{spec.path}: not a stage folder, Parquet folder, .parquet or .jsonl file of samples")
     else:
@@ -265,13 +288,16 @@ def open_source(spec: MixSource) -> Source:
     rows, columns = 0, []
     for unit in units:
         schema = unit.schema if isinstance(unit, pa.Table) else _read_schema(unit)
-        columns.append(READ_COLUMNS + IMPORT_PROBLEM if spec.sft else list(schema.names))
+        columns.append(READ_COLUMNS + ROW_PROBLEM if spec.sft else list(schema.names) + ROW_PROBLEM)
         missing = [c for c in (sft_columns(spec.sft) if spec.sft else READ_COLUMNS) if c not in schema.names]
         if missing:
             where = unit if isinstance(unit, Path) else spec.path
             what = "the `sft:` import names" if spec.sft else "the sample schema (see data/README.md)"
             raise DatakitError(f"{where}: source {name!r} lacks column(s) {missing} {what}")
         rows += unit.num_rows if isinstance(unit, pa.Table) else pq.ParquetFile(unit).metadata.num_rows
+    if path.is_file() and path.suffix in (".jsonl", ".json"):
+        return Source(name, spec.path, units, columns, rows + len(read.rejects), fingerprint((path.name, path.stat().st_size, path.stat().st_mtime_ns)),
+                      manifest, report, spec.sft, rejects=read.rejects, lines=[number for _, _, number in read.origin])
     digest = fingerprint([(str(u.name), u.stat().st_size, int(u.stat().st_mtime)) if isinstance(u, Path) else u.num_rows for u in units])
     return Source(name, spec.path, units, columns, rows, digest, manifest, report, spec.sft)
 
@@ -282,18 +308,18 @@ def sft_columns(imp: SftImport) -> list[str]:
 
 
 def sft_samples(table: pa.Table, imp: SftImport, path: str) -> pa.Table:
-    """An SFT set's rows as sample rows (READ_COLUMNS), each with IMPORT_PROBLEM naming the field at
+    """An SFT set's rows as sample rows (READ_COLUMNS), each with ROW_PROBLEM naming the field at
     fault when it cannot enter the mix (its other columns are then placeholders)."""
     out = []
     for row in table.select(sft_columns(imp)).to_pylist():
         try:
-            out.append({**_sft_sample(row, imp, path), "_import_field": None, "_import_reason": None})
+            out.append({**_sft_sample(row, imp, path), "_problem_field": None, "_problem_reason": None})
         except RowError as e:
             out.append({"prompt_id": "", "sample_index": 0, "messages": [], "reasoning": "", "answer": "", "domain": "",
                         "kind": imp.kind, "language": imp.language, "source": path, "generator": "",
-                        "_import_field": e.field or imp.messages, "_import_reason": e.reason})
+                        "_problem_field": e.field or imp.messages, "_problem_reason": e.reason})
     schema = pa.schema([pa.field(c, pa.list_(MESSAGE) if c == "messages" else pa.int32() if c == "sample_index" else pa.string())
-                        for c in READ_COLUMNS + IMPORT_PROBLEM])
+                        for c in READ_COLUMNS + ROW_PROBLEM])
     return pa.Table.from_pylist(out, schema=schema)
 
 
@@ -384,14 +410,16 @@ def build_index(config: MixConfig, sources: list[Source], work: Path) -> Index:
     total = sum(s.rows for s in sources)
     with StageProgress("indexing", total=total, unit="rows", enabled=config.progress) as progress:
         for src, source in enumerate(sources):
+            rejects += [{**r.record(), "source": source.name} for r in source.rejects]
             for unit in range(len(source.units)):
-                table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *IMPORT_PROBLEM) if c in source.columns[unit]])
+                table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
                 unit_rows, unit_prompts, unit_rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher)
                 rows.append(unit_rows)
                 prompts.append(unit_prompts)
                 rejects += unit_rejects
                 progress.advance(table.num_rows)
-    index = pl.concat(rows)
+    index, duplicates = _set_aside_repeated(pl.concat(rows), sources)
+    rejects += duplicates
     prompt_table = pl.concat(prompts).unique(subset=["src", "prompt_id"], keep="first", maintain_order=True)
     work.mkdir(parents=True, exist_ok=True)
     _write_rejects(work.parent / REJECTS, rejects)
@@ -410,7 +438,9 @@ def _index_unit(
     for i in range(table.num_rows):
         problem = _row_problem({name: values[i] for name, values in columns.items()})
         if problem:
-            rejects.append({"file": source.where(unit), "row": i, "field": problem[0], "reason": problem[1], "source": source.name})
+            unit_name, number = source.position(unit, i)
+            raw = json.dumps({name: values[i] for name, values in columns.items() if name not in ROW_PROBLEM}, ensure_ascii=False, default=str)
+            rejects.append({"file": source.where(unit), unit_name: number, "field": problem[0], "reason": problem[1], "raw": raw, "source": source.name})
         else:
             valid.append(i)
     pick = lambda name: [columns[name][i] for i in valid]  # noqa: E731
@@ -455,26 +485,31 @@ def _index_unit(
 
 
 def _row_problem(row: dict[str, Any]) -> tuple[str, str] | None:
-    """(field, reason) when a row cannot enter a mix; None when it can."""
-    if row.get("_import_reason"):
-        return row["_import_field"], row["_import_reason"]
-    for name in ("prompt_id", "domain", "answer", "generator", "language", "source"):
-        if not isinstance(row.get(name), str):
-            return name, f"expected a string, got {type(row.get(name)).__name__}"
-    if row.get("kind") not in KINDS:
-        return "kind", f"expected one of {', '.join(KINDS)}, got {row.get('kind')!r}"
-    if not isinstance(row.get("sample_index"), int):
-        return "sample_index", "missing"
-    messages = row.get("messages")
-    if not messages or any(not isinstance(m, dict) or not isinstance(m.get("content"), str) for m in messages):
-        return "messages", "expected a non-empty list of {role, content}"
-    if not any(m.get("role") == "user" for m in messages):
+    """(field, reason) when a row cannot enter a mix; None when it can. Types, nulls, kinds and
+    language codes were checked as the row was read (ROW_PROBLEM); what is left is the mix's own."""
+    if row.get("_problem_reason"):
+        return row["_problem_field"], row["_problem_reason"]
+    if not any(m["role"] == "user" for m in row["messages"]):
         return "messages", "no user turn"
-    if not isinstance(row.get("reasoning"), str):
-        return "reasoning", "expected a string (empty when there is none)"
     if not row["answer"].strip():
         return "answer", "empty"
     return None
+
+
+def _set_aside_repeated(index: pl.DataFrame, sources: list[Source]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """The index without the rows whose (prompt_id, sample_index) an earlier row of the same source
+    has (two copies of one sample, possibly with different text, would both be drawn), and those
+    rows as rejects naming the first copy."""
+    repeated = repeated_keys(index, ("src", "prompt_id", "sample_index"))
+    rejects = []
+    for pos, first in repeated.select("_pos", "_first").iter_rows():
+        row, of = index.row(pos, named=True), index.row(first, named=True)
+        source = sources[row["src"]]
+        unit_name, number = source.position(row["unit"], row["row"])
+        where = (source.where(of["unit"]), *source.position(of["unit"], of["row"]))
+        reason = duplicate_reason(row["prompt_id"], row["sample_index"], where)
+        rejects.append({"file": source.where(row["unit"]), unit_name: number, "field": "sample_index", "reason": reason, "raw": "", "source": source.name})
+    return index.filter(~pl.int_range(pl.len()).is_in(repeated["_pos"].implode())), rejects
 
 
 def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:

@@ -42,7 +42,7 @@ def test_an_sft_set_enters_by_quota_with_r1_think_blocks_and_rejects_named(tmp_p
     assert [m["role"] for m in chat] == ["user", "assistant", "user", "assistant"]  # earlier turns kept as context
     assert chat[-1]["content"] == "<think>\nSomething surprising and true.\n</think>\n\nOctopuses have three hearts."
     rejects = [json.loads(line) for line in (tmp_path / "mix" / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["row"], r["field"]) for r in rejects] == [(4, "source"), (5, "messages[2].role"), (6, "messages[1].role")]
+    assert [(r["line"], r["field"]) for r in rejects] == [(5, "source"), (6, "messages[2].role"), (7, "messages[1].role")]  # 1-based lines
     assert "'ai2-adapt-dev/personahub_math_v5_regen_149960' is not in `domains`" in rejects[0]["reason"]
     assert "the last turn must be the assistant's" in rejects[1]["reason"] and "'bot'" in rejects[2]["reason"]
     assert all(r["file"].startswith(str(TULU)) for r in rejects)
