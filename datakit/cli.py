@@ -243,12 +243,12 @@ def sample_and_report(config: Any) -> None:
     ),
 )
 def filter_(
-    input: Annotated[Optional[str], typer.Argument(help="Samples: a `datakit sample` folder, or a .jsonl/.parquet file or Hub dataset using the schema's column names.", show_default=False)] = None,
+    input: Annotated[Optional[str], typer.Argument(help="Samples: a `datakit sample` folder, or a .jsonl/.parquet file or Hub dataset using the schema's column names; rows that do not fit the schema (or repeat a prompt_id/sample_index) go to OUTPUT/rejects.jsonl, the rest are filtered.", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Argument(help="Output folder: accepted/, rejected/, report.json, funnel.png, lengths.png. Re-run to resume.", show_default=False)] = None,
     recipe: RecipeOpt = None,
     set_: SetOpt = [],
     chain: Annotated[Optional[Path], typer.Option(help="Filter chain YAML (default filters/r1-reasoning.yaml).")] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="Schema column from an input column: COLUMN=INPUT_COLUMN (repeatable).")] = [],
+    map_: Annotated[list[str], typer.Option("--map", help="Schema column from an input column: COLUMN=INPUT_COLUMN (repeatable); an INPUT_COLUMN the input lacks is refused.")] = [],
     workers: Annotated[Optional[int], typer.Option(help="Processes filtering shards in parallel (default: one per core).")] = None,
     rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per work unit for file inputs (default 4096).")] = None,
     plots: Annotated[Optional[bool], typer.Option("--plots/--no-plots", help="Write funnel.png and lengths.png (default on).")] = None,
@@ -288,6 +288,10 @@ def filter_and_report(config: Any) -> None:
     if summary.shards_written == 0:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_funnel(summary.report)
+    if summary.report.get("rows_rejected"):
+        err_console.print(
+            f"[yellow]{summary.report['rows_rejected']:,} input rows set aside[/] ({summary.report['duplicate_keys']:,} repeating an earlier "
+            f"(prompt_id, sample_index)), each with its file, line or row, field and reason in {summary.output / 'rejects.jsonl'}", highlight=False)
     for plot in summary.plots:
         console.print(f"plot: {plot}")
     console.print(f"report: {summary.output / 'report.json'}; accepted: {summary.output / 'accepted'}; rejected: {summary.output / 'rejected'}")
@@ -417,7 +421,7 @@ def print_mix_report(report: dict[str, Any]) -> None:
     console.print(
         f"removed before sampling: {removed['exact_duplicate']:,} exact duplicates, {removed['near_duplicate']:,} near duplicates "
         f"(MinHash, Jaccard ~{report['dedup']['jaccard_threshold']}), {removed['contaminated']:,} contaminated; "
-        f"{report['rows_rejected']:,} malformed rows rejected"
+        f"{report['rows_rejected']:,} malformed rows rejected ({report.get('duplicate_keys', 0):,} repeating an earlier (prompt_id, sample_index)), listed in rejects.jsonl"
     )
     benchmarks = report["decontamination"]["benchmarks"]
     for error, names in unchecked(benchmarks).items():

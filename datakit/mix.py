@@ -188,7 +188,7 @@ def run_mix(config: MixConfig) -> MixSummary:
     plan = plan_mix(config, index.rows, index.prompts, [s.name for s in sources])
     write_mix(config, sources, plan, out)
 
-    report = build_report(config, sources, plan, index.benchmarks, index.rejected)
+    report = build_report(config, sources, plan, index)
     write_json_atomic(out / "report.json", report)
     plots = [write_plot(out, report)]
     write_json_atomic(out / "removed" / MANIFEST, {**manifest, "stage": "mix/removed", "complete": True})
@@ -393,6 +393,7 @@ class Index:
     prompts: pl.DataFrame  # per (src, prompt_id): prompt_key, bands, decontam_benchmark/item/ngram
     benchmarks: dict[str, Any]  # the decontaminator's status per benchmark
     rejected: int  # malformed rows, listed in rejects.jsonl
+    duplicates: int  # of those, rows whose (prompt_id, sample_index) an earlier row of their source has
 
 
 def build_index(config: MixConfig, sources: list[Source], work: Path) -> Index:
@@ -400,7 +401,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path) -> Index:
     index_file, prompts_file, status_file = work / "index.parquet", work / "prompts.parquet", work / "status.json"
     if index_file.exists() and prompts_file.exists() and status_file.exists():
         status = json.loads(status_file.read_text())
-        return Index(pl.read_parquet(index_file), pl.read_parquet(prompts_file), status["benchmarks"], status["rejected"])
+        return Index(pl.read_parquet(index_file), pl.read_parquet(prompts_file), status["benchmarks"], status["rejected"], status["duplicates"])
     decontaminator = Decontaminator(config.decontamination.benchmarks, n=config.decontamination.n)
     failed = {name: s["error"] for name, s in decontaminator.status.items() if "error" in s}
     if failed and config.decontamination.require_all:
@@ -425,8 +426,8 @@ def build_index(config: MixConfig, sources: list[Source], work: Path) -> Index:
     _write_rejects(work.parent / REJECTS, rejects)
     write_shard_file(index, index_file)
     write_shard_file(prompt_table, prompts_file)
-    write_json_atomic(status_file, {"benchmarks": decontaminator.status, "rejected": len(rejects)})
-    return Index(index, prompt_table, decontaminator.status, len(rejects))
+    write_json_atomic(status_file, {"benchmarks": decontaminator.status, "rejected": len(rejects), "duplicates": len(duplicates)})
+    return Index(index, prompt_table, decontaminator.status, len(rejects), len(duplicates))
 
 
 def _index_unit(
@@ -501,14 +502,17 @@ def _set_aside_repeated(index: pl.DataFrame, sources: list[Source]) -> tuple[pl.
     has (two copies of one sample, possibly with different text, would both be drawn), and those
     rows as rejects naming the first copy."""
     repeated = repeated_keys(index, ("src", "prompt_id", "sample_index"))
-    rejects = []
+    rejects, tables = [], {}
     for pos, first in repeated.select("_pos", "_first").iter_rows():
         row, of = index.row(pos, named=True), index.row(first, named=True)
         source = sources[row["src"]]
         unit_name, number = source.position(row["unit"], row["row"])
         where = (source.where(of["unit"]), *source.position(of["unit"], of["row"]))
         reason = duplicate_reason(row["prompt_id"], row["sample_index"], where)
-        rejects.append({"file": source.where(row["unit"]), unit_name: number, "field": "sample_index", "reason": reason, "raw": "", "source": source.name})
+        if (row["src"], row["unit"]) not in tables:  # the set-aside row as read, each affected file read once
+            tables[row["src"], row["unit"]] = source.read(row["unit"], READ_COLUMNS)
+        raw = json.dumps(tables[row["src"], row["unit"]].slice(row["row"], 1).to_pylist()[0], ensure_ascii=False, default=str)
+        rejects.append({"file": source.where(row["unit"]), unit_name: number, "field": "sample_index", "reason": reason, "raw": raw, "source": source.name})
     return index.filter(~pl.int_range(pl.len()).is_in(repeated["_pos"].implode())), rejects
 
 
@@ -691,7 +695,7 @@ def _removed_rows(table: pa.Table, removed: pl.DataFrame, config: MixConfig, nam
 # --- report -----------------------------------------------------------------------------------------
 
 
-def build_report(config: MixConfig, sources: list[Source], plan: Plan, benchmarks: dict[str, Any], rejected: int) -> dict[str, Any]:
+def build_report(config: MixConfig, sources: list[Source], plan: Plan, index: Index) -> dict[str, Any]:
     """What went in, what was removed and why, and every quota against what it got."""
     rows = plan.rows
     picked = plan.picks.join(rows.select("_i", "src", "kind", "domain", "removed_by"), on="_i", how="left")
@@ -717,14 +721,15 @@ def build_report(config: MixConfig, sources: list[Source], plan: Plan, benchmark
     return {
         "seed": config.seed,
         "rows_in": sum(s.rows for s in sources),
-        "rows_rejected": rejected,
+        "rows_rejected": index.rejected,
+        "duplicate_keys": index.duplicates,
         "rows_out": plan.picks.height,
         "sources": per_source,
         "removed": {r: removed.filter(pl.col("removed_by") == r).height for r in ("exact_duplicate", "near_duplicate", "contaminated")},
         "dedup": {"exact": config.dedup.exact, "near": config.dedup.near, "jaccard_threshold": round(MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows).threshold, 3)},
         "decontamination": {
             "n": config.decontamination.n,
-            "benchmarks": {name: {**status, "removed": by_benchmark.get(name, 0)} for name, status in benchmarks.items()},
+            "benchmarks": {name: {**status, "removed": by_benchmark.get(name, 0)} for name, status in index.benchmarks.items()},
         },
         "targets": {kind: {"target": sum(q["quota"] for q in quotas if q["kind"] == kind), "taken": sum(q["taken"] for q in quotas if q["kind"] == kind)} for kind in config.quotas},
         "quotas": quotas,

@@ -73,13 +73,13 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str]]:
                     reason = f"not UTF-8: byte 0x{data[e.start]:02x} at byte offset {start + e.start} of the file (byte {e.start + 1} of the line)"
                     yield number, RowError(None, reason), data.decode("utf-8", "replace").rstrip("\r\n")
                     continue
-                text = text.removeprefix("\ufeff") if number == 1 else text  # a byte-order mark is not data
+                text = (text.removeprefix("\ufeff") if number == 1 else text).rstrip("\r\n")  # a byte-order mark is not data
                 if not text.strip():
                     continue
                 try:
-                    yield number, json.loads(text), text.rstrip("\r\n")
+                    yield number, json.loads(text), text
                 except json.JSONDecodeError as e:
-                    yield number, RowError(None, f"invalid JSON: {e.msg} at column {e.colno}"), text.rstrip("\r\n")
+                    yield number, RowError(None, f"invalid JSON: {e.msg} at column {e.colno}"), text
     except OSError as e:
         raise DatakitError(f"{path}: cannot read it (stopped at line {number + 1}, byte offset {offset}): {e.strerror or e}") from e
 
