@@ -29,7 +29,8 @@ WORDS = (
 
 def synthetic_samples(rows: int, words: int, seed: int = 0) -> "object":
     """R1-like samples: long English chains of thought (paragraphs drawn from a pool of random
-    ones), a boxed answer, 1 in 4 wrong, 1 in 20 truncated."""
+    ones), a boxed answer, 1 in 4 wrong, 1 in 20 truncated. Prompt ids carry the seed, so shards
+    made with different seeds never repeat a (prompt_id, sample_index) key."""
     import pyarrow as pa
 
     from datakit.schema import SAMPLE_SCHEMA
@@ -49,7 +50,7 @@ def synthetic_samples(rows: int, words: int, seed: int = 0) -> "object":
         answer = f"The total is {value}, so the answer is \\boxed{{{value}}}."
         truncated = rng.random() < 0.05
         records.append({
-            "prompt_id": f"p{prompt}", "messages": [{"role": "user", "content": f"Compute 7*{prompt}+3."}],
+            "prompt_id": f"s{seed}p{prompt}", "messages": [{"role": "user", "content": f"Compute 7*{prompt}+3."}],
             "domain": "math", "kind": "reasoning", "language": "en", "reference": str(truth), "verifier": "math",
             "source": "bench", "metadata": "{}", "sample_index": index,
             "completion": f"<think>\n{reasoning}\n</think>\n\n{answer}", "reasoning": reasoning, "answer": answer,

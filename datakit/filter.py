@@ -200,20 +200,21 @@ def _repeated_in_shards(files: list[list[Path]], key: list[str]) -> tuple[list[R
     in the shard as `Source.read` concatenates it. Reads only the two key columns."""
     if not set(key) <= set(pq.read_schema(files[0][0]).names):
         return [], {}
-    parts, origin = [], []
+    flat = [f for group in files for f in group]
+    parts, number = [], 0
     for shard, group in enumerate(files):
         at = 0
         for f in group:
             keys = pl.from_arrow(pq.read_table(f, columns=key)).rename(dict(zip(key, KEY)))  # type: ignore[union-attr]
-            parts.append(keys.with_columns(_shard=pl.lit(shard), _at=pl.int_range(at, at + keys.height)))
-            origin += [(str(f), "row", i) for i in range(keys.height)]
-            at += keys.height
+            parts.append(keys.with_columns(_shard=pl.lit(shard), _at=pl.int_range(at, at + keys.height), _file=pl.lit(number), _row=pl.int_range(keys.height)))
+            at, number = at + keys.height, number + 1
     frame = pl.concat(parts)
     rejects, repeated = [], {}
     for pos, first in repeated_keys(frame).select("_pos", "_first").iter_rows():
-        prompt_id, sample_index, shard, at = frame.row(pos)
-        file, _, row = origin[pos]
-        rejects.append(Reject(file, row, "sample_index", duplicate_reason(prompt_id, sample_index, origin[first]), "", unit="row"))
+        prompt_id, sample_index, shard, at, file, row = frame.row(pos)
+        *_, first_file, first_row = frame.row(first)
+        reason = duplicate_reason(prompt_id, sample_index, (str(flat[first_file]), "row", first_row))
+        rejects.append(Reject(str(flat[file]), row, "sample_index", reason, "", unit="row"))
         repeated.setdefault(shard, []).append(at)
     return rejects, repeated
 
