@@ -12,19 +12,28 @@ import pytest
 from conftest import write_jsonl
 from datakit.backends import OpenAIOptions, SamplingParams
 from datakit.backends.openai import OpenAIBackend
-from datakit.errors import DatakitError
+from datakit.errors import BackendError, DatakitError
 from datakit.sample import SampleConfig, run_sample
 from datakit.backends import BackendConfig
 
 
+MALFORMED = b'{"choices": [{"message": {"content": "cut sho'  # a 200 whose JSON stops mid-reply
+NO_CHOICES = b'{"id": "x", "object": "chat.completion", "choices": []}'
+
+
 class FakeServer:
-    """Answers chat completions; `script` is a list of status codes to return before succeeding."""
+    """Answers chat completions. `script` lists what to do for the next requests before answering
+    normally: an HTTP status, or a misbehaviour: "malformed" (a 200 with broken JSON), "no_choices"
+    (a 200 with an empty choices list), "endless" (a 200 whose body never ends), "drop" (close the
+    connection without a reply). `delay` seconds pass before each normal answer."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self.script: list[int] = []
+        self.script: list[int | str] = []
+        self.delay = 0.0
         self.lock = threading.Lock()
+        self.stop = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,12 +46,17 @@ class FakeServer:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
                     status = server.script.pop(0) if server.script else 200
+                if isinstance(status, str):
+                    self.misbehave(status)
+                    return
                 if status != 200:
                     self.send_response(status)
                     self.send_header("Retry-After", "0")
                     self.end_headers()
                     self.wfile.write(b'{"error": "busy"}')
                     return
+                if server.delay:
+                    server.stop.wait(server.delay)
                 question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
                 content = server.reply_for(question)
                 reply = {
@@ -59,9 +73,34 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            def misbehave(self, how: str) -> None:
+                if how == "drop":
+                    self.close_connection = True
+                    return
+                body = {"malformed": MALFORMED, "no_choices": NO_CHOICES, "endless": b'{"choices": ['}[how]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) + (10**6 if how == "endless" else 0)))
+                self.end_headers()
+                self.wfile.write(body)
+                while how == "endless" and not server.stop.wait(0.05):  # a byte now and then, never the rest
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that gave up (timeout, Ctrl-C) breaks the pipe; not the server's failure
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
     def reply_for(self, prompt: str) -> str | None:
         """The reply's content; None: a reasoning model's reply (reasoning_content + "seed N")."""
@@ -76,7 +115,7 @@ class FakeServer:
 def server() -> Iterator[FakeServer]:
     s = FakeServer()
     yield s
-    s.httpd.shutdown()
+    s.close()
 
 
 def _backend(server: FakeServer, **options: Any) -> OpenAIBackend:
@@ -112,6 +151,32 @@ def test_gives_up_after_max_retries_with_the_last_error(server: FakeServer) -> N
     server.script = [503] * 10
     with pytest.raises(DatakitError, match="gave up after 3 attempts; last error: HTTP 503"):
         _backend(server, max_retries=2).generate([[{"role": "user", "content": "x"}]], SamplingParams(n=1), seeds=[0])
+
+
+# One misbehaviour per row: what the last error names once the retries run out.
+MISBEHAVIOURS = {
+    "malformed": "HTTP 200 but not JSON (Unterminated string starting at: line 1 column 38 (char 37)): " + repr(MALFORMED.decode()),
+    "no_choices": "HTTP 200 but no chat completion in it (no choices): " + repr(NO_CHOICES.decode()),
+    "endless": "TimeoutError: no complete reply within 1 s",
+    "drop": "RemoteProtocolError: Server disconnected without sending a response.",
+    500: "HTTP 500: {\"error\": \"busy\"}",
+}
+
+
+@pytest.mark.parametrize("fault", list(MISBEHAVIOURS), ids=str)
+def test_a_misbehaving_server_is_retried_like_a_5xx(server: FakeServer, fault: int | str) -> None:
+    server.script = [fault, fault]
+    results = _backend(server, timeout_s=1).generate([[{"role": "user", "content": "x"}]], SamplingParams(n=1), seeds=[0])
+    assert results[0].generations[0].text.endswith("seed 0") and len(server.requests) == 3
+
+
+@pytest.mark.parametrize("fault", list(MISBEHAVIOURS), ids=str)
+def test_a_server_that_keeps_misbehaving_is_named_with_what_came_back(server: FakeServer, fault: int | str) -> None:
+    server.script = [fault] * 3
+    with pytest.raises(BackendError) as caught:
+        _backend(server, max_retries=2, timeout_s=1).generate([[{"role": "user", "content": "x"}]], SamplingParams(n=1), seeds=[0])
+    assert str(caught.value) == f"{server.url}/chat/completions: gave up after 3 attempts; last error: {MISBEHAVIOURS[fault]}"
+    assert len(server.requests) == 3
 
 
 def test_client_errors_are_not_retried(server: FakeServer) -> None:

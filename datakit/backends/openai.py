@@ -1,14 +1,17 @@
 """Any OpenAI-compatible chat endpoint: vLLM serve, SGLang, hosted APIs.
 
 Requests go out concurrently (bounded by a semaphore), one per sample so servers without `n`
-support work too, and are retried with exponential backoff on 429, 5xx, timeouts and dropped
-connections (honouring Retry-After). A server's separate `reasoning_content` is folded back into
-the completion as a think block, so every backend yields the same raw form.
+support work too, and are retried with exponential backoff on 429, 5xx, timeouts, dropped
+connections and 200s that hold no chat completion (honouring Retry-After); a server still failing
+after `max_retries` is a BackendError naming it and its last reply. A server's separate
+`reasoning_content` is folded back into the completion as a think block, so every backend yields
+the same raw form.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from typing import Any
@@ -16,10 +19,15 @@ from typing import Any
 import httpx
 
 from datakit.backends import Backend, Generation, Messages, OnResult, OpenAIOptions, PromptResult, SamplingParams
-from datakit.errors import DatakitError
+from datakit.errors import BackendError, DatakitError
 from datakit.reasoning import join_reasoning
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+SHOWN = 200  # characters of a bad reply quoted in errors
+
+
+class _NotACompletion(Exception):
+    """A 200 whose body is not a chat completion: transient (a proxy's error page, a reply cut short), so retried."""
 
 
 class OpenAIBackend(Backend):
@@ -72,27 +80,33 @@ class OpenAIBackend(Backend):
         if messages[-1]["role"] == "assistant":  # a prefilled reply (the judge's "VERDICT:"): continue it
             body.update(continue_final_message=True, add_generation_prompt=False)  # vLLM and SGLang servers
         async with gate:
-            data = await self._post_with_retries(client, body)
-        return _parse_reply(data)
+            return await self._post_with_retries(client, body)
 
-    async def _post_with_retries(self, client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post_with_retries(self, client: httpx.AsyncClient, body: dict[str, Any]) -> tuple[int, Generation]:
+        """One completion, retried with backoff on what a healthy server recovers from: 429 and 5xx,
+        timeouts (a body that never ends included: timeout_s bounds the whole request), dropped
+        connections, and 200s whose body is no chat completion (a proxy's error page, a reply cut short)."""
         last = ""
         for attempt in range(self.options.max_retries + 1):
+            wait = None
             try:
-                response = await client.post(self.url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as e:
-                last = f"{type(e).__name__}: {e}"
-                wait = None
-            else:
+                response = await asyncio.wait_for(client.post(self.url, json=body), self.options.timeout_s)
                 if response.status_code == 200:
-                    return response.json()
-                last = f"HTTP {response.status_code}: {response.text[:300]}"
+                    return _parse_reply(response.text)
+            except (httpx.TimeoutException, TimeoutError) as e:
+                last = f"{type(e).__name__}: no complete reply within {self.options.timeout_s:g} s"
+            except httpx.TransportError as e:
+                last = f"{type(e).__name__}: {e}"
+            except _NotACompletion as e:
+                last = f"HTTP 200 but {e}: {response.text[:SHOWN]!r}"
+            else:
+                last = f"HTTP {response.status_code}: {response.text[:SHOWN]}"
                 if response.status_code not in RETRY_STATUS:
                     raise DatakitError(f"{self.url} refused the request ({last})")
                 wait = _retry_after(response)
             if attempt < self.options.max_retries:
                 await asyncio.sleep(wait if wait is not None else min(60.0, 0.5 * 2**attempt) * (0.5 + random.random()))
-        raise DatakitError(f"{self.url}: gave up after {self.options.max_retries + 1} attempts; last error: {last}")
+        raise BackendError(f"{self.url}: gave up after {self.options.max_retries + 1} attempts; last error: {last}")
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -102,8 +116,12 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _parse_reply(data: dict[str, Any]) -> tuple[int, Generation]:
-    """(prompt tokens, generation) from a chat completion response."""
+def _parse_reply(body: str) -> tuple[int, Generation]:
+    """(prompt tokens, generation) from a chat completion response's body."""
+    try:
+        data = json.loads(body)
+    except ValueError as e:
+        raise _NotACompletion(f"not JSON ({e})") from e
     try:
         choice = data["choices"][0]
         message = choice["message"]
@@ -113,5 +131,5 @@ def _parse_reply(data: dict[str, Any]) -> tuple[int, Generation]:
         usage = data.get("usage") or {}
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         return int(usage.get("prompt_tokens", 0)), Generation(text, finish, int(usage.get("completion_tokens", 0)))
-    except (KeyError, IndexError, TypeError) as e:
-        raise DatakitError(f"unexpected chat completion response ({e!r}): {str(data)[:300]}") from e
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+        raise _NotACompletion("no chat completion in it" + (" (no choices)" if isinstance(e, IndexError) else f" ({e!r})")) from e
