@@ -318,25 +318,28 @@ def print_funnel(report: dict[str, Any]) -> None:
 
 
 def _print_rejects(path: Path) -> None:
+    """The first rejected rows with where and why, so a user sees the reasons without opening the file."""
     import json
 
     if not path.exists():
         return
     lines = path.read_text().splitlines()
+    if lines:
+        err_console.print(f"[yellow]{len(lines):,} input row(s) rejected[/], all listed with their reasons in {path}:", highlight=False)
     for line in lines[:MAX_REJECTS_SHOWN]:
         r = json.loads(line)
-        where = f"{r['file']}:{r['line']}"
+        where = f"{r['file']}:{r['line']}" if r["line"] is not None else f"{r['file']} (prompt {json.loads(r['raw']).get('prompt_id')!r})"
         field = f" field {r['field']!r}:" if r["field"] else ""
-        err_console.print(f"[yellow]rejected[/] {where}:{field} {r['reason']}", highlight=False)
+        err_console.print(f"  [yellow]rejected[/] {where}:{field} {r['reason'][:300]}", highlight=False)
     if len(lines) > MAX_REJECTS_SHOWN:
-        err_console.print(f"[yellow]... and {len(lines) - MAX_REJECTS_SHOWN} more[/] in {path}")
+        err_console.print(f"  [yellow]... and {len(lines) - MAX_REJECTS_SHOWN:,} more[/] in {path}", highlight=False)
 
 
 def _print_sample_summary(summary: Any) -> None:
     if summary.already_complete:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     table = Table(title=f"datakit sample -> {summary.output}", show_header=False)
-    table.add_row("prompts", f"{summary.prompts:,}")
+    table.add_row("prompts", f"{summary.prompts:,}" + (f" ({summary.too_long:,} longer than the model's context: not sampled, in rejects.jsonl)" if summary.too_long else ""))
     table.add_row("rejected input rows", f"{summary.rejected_prompts:,}" + (f" (see {summary.output / 'rejects.jsonl'})" if summary.rejected_prompts else ""))
     table.add_row("samples written", f"{summary.rows:,}")
     table.add_row("completion tokens", f"{summary.completion_tokens:,}")
@@ -351,7 +354,10 @@ def _print_example(folder: Path) -> None:
     """One sample, so a user sees what the teacher wrote before opening the Parquet."""
     from datakit.dataset import iter_batches
 
-    row = next(iter_batches(folder, columns=["prompt_id", "messages", "reasoning", "answer", "reference"])).to_pylist()[0]
+    rows = [row for batch in iter_batches(folder, columns=["prompt_id", "messages", "reasoning", "answer", "reference"]) for row in batch.to_pylist()[:1]]
+    if not rows:  # every prompt was refused (too long): nothing to show
+        return
+    row = rows[0]
     clip = lambda text, size=400: text if len(text) <= size else text[:size] + " …"  # noqa: E731
     console.print(f"\n[bold]example[/] {row['prompt_id']} (reference: {row['reference']})")
     console.print(f"[cyan]prompt:[/] {clip(row['messages'][-1]['content'])}", highlight=False)

@@ -7,8 +7,12 @@ bookkeeping.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import os
+from contextlib import ExitStack, contextmanager, suppress
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +23,8 @@ from datakit.errors import DatakitError
 
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
+LOCK = ".lock"  # held by the run writing the folder (see folder_lock); .lock-worker-N for cooperative workers
+LOCK_HELD = "DATAKIT_FOLDER_LOCK_HELD"  # the folder a parent run holds the lock of, for the processes it starts
 
 
 def shard_path(folder: Path, index: int) -> Path:
@@ -67,19 +73,121 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return read_json(folder / MANIFEST, "delete the folder or fix the file")
 
 
-def claim_folder(out: Path, stage: str, run_hash: str) -> dict[str, Any] | None:
+def claim_folder(out: Path, stage: str, run_hash: str, settings: dict[str, Any], otherwise: str) -> dict[str, Any] | None:
     """The manifest of an earlier run of this stage into `out` (None for a new folder); refuse a folder
-    holding anything else, or a run with other inputs or settings."""
+    holding anything else, or a run with other inputs or settings, naming each changed setting.
+
+    `settings` holds what the run hash covers, keyed as the manifest stores it ({"config": hashed view});
+    `otherwise` says what changed when no setting did (the input's content)."""
     previous = read_manifest(out)
     if previous is None:
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(not p.name.startswith(LOCK) for p in out.iterdir()):
             raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
         return None
     if previous.get("stage") != stage:
         raise DatakitError(f"{out}: holds the output of `{previous.get('stage')}`, not of `{stage}`")
     if previous.get("run_hash") != run_hash:
-        raise DatakitError(f"{out}: was made with other inputs or settings. Re-run with the original ones to resume, or choose a new output folder.")
+        changed = changed_settings(previous, settings)
+        raise DatakitError(
+            f"{out}: was started with different settings ({'; '.join(changed) if changed else otherwise}). "
+            "Re-run with the original settings to resume, or choose a new output folder."
+        )
     return previous
+
+
+def changed_settings(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """"key: old -> new" for each setting that differs from the manifest's; settings the run hash
+    ignores (paths, worker counts, progress bars) are not in `settings`, so they never show."""
+    old = flatten({key: previous.get(key) for key in settings})
+    new = flatten(json.loads(json.dumps(settings, default=_plain)))  # as the manifest stores them: JSON
+    return [_change(key.removeprefix("config."), old.get(key), value) for key, value in new.items() if old.get(key) != value]
+
+
+def _plain(value: Any) -> Any:
+    """A config value as JSON stores it (dataclasses inside lists, e.g. mix sources, as mappings)."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
+
+
+def _change(key: str, old: Any, new: Any) -> str:
+    """One changed setting; a changed text (a chain's YAML) by its first differing line."""
+    if isinstance(old, str) and isinstance(new, str) and "\n" in old + new:
+        pairs = enumerate(zip_longest(old.splitlines(), new.splitlines(), fillvalue=""), start=1)
+        line, (a, b) = next(((i, pair) for i, pair in pairs if pair[0] != pair[1]), (0, (old[-60:], new[-60:])))
+        return f"{key} line {line}: {a!r} -> {b!r}"
+    clip = lambda value: repr(value) if len(repr(value)) <= 120 else repr(value)[:117] + "..."  # noqa: E731
+    return f"{key}: {clip(old)} -> {clip(new)}"
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@contextmanager
+def folder_lock(out: Path, worker: tuple[int, int] | None = None) -> Iterator[None]:
+    """Hold `out`/.lock for the run, so a second run into the same folder is refused instead of racing
+    the first (both redoing work, renaming over each other's files).
+
+    Cooperative workers of one run (`worker` = (index, count): a SLURM array of `sample` jobs) share the
+    folder: each holds .lock shared and its own .lock-worker-INDEX exclusively. A process started by a run
+    that holds the lock (a data-parallel replica) finds the folder in LOCK_HELD and takes nothing. The
+    kernel drops a lock when its holder dies, kill -9 included, so a stale lock never blocks a re-run."""
+    out = Path(out)
+    if os.environ.get(LOCK_HELD) == str(out.resolve()):
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as held:
+        if worker is None:
+            held.enter_context(_flock(out, out / LOCK, fcntl.LOCK_EX))
+        else:
+            held.enter_context(_flock(out, out / LOCK, fcntl.LOCK_SH))
+            held.enter_context(_flock(out, out / f"{LOCK}-worker-{worker[0]}", fcntl.LOCK_EX, f"worker {worker[0]} of {worker[1]}"))
+        yield
+
+
+@contextmanager
+def _flock(out: Path, path: Path, mode: int, what: str = "") -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatakitError(
+                f"{out}: another datakit run{' of ' + what if what else ''} is writing into this folder ({_holders(out, path)}); "
+                "wait for it to finish, or choose another output folder"
+            ) from None
+        if mode == fcntl.LOCK_EX:  # the holder's pid, for the message of a refused run
+            with suppress(OSError):  # only a hint: on a full disk the run goes on to name the file it cannot write
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holders(out: Path, path: Path) -> str:
+    """Who holds a lock: the exclusive holder's pid, or the pids of the workers holding .lock shared."""
+    workers = [p for p in sorted(out.glob(f"{LOCK}-worker-*")) if _is_locked(p)] if path.name == LOCK else []
+    pids = [p.read_text().strip() or "?" for p in workers] or [path.read_text().strip() or "?"]
+    return f"pid {', '.join(pids)}"
+
+
+def _is_locked(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path, remedy: str) -> dict[str, Any] | None:

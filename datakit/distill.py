@@ -129,7 +129,7 @@ def run_distill(config: DistillConfig) -> DistillSummary:
     out = Path(config.output)
     dataset_manifest = read_manifest(Path(config.dataset))  # None for a Hub id or a folder without one
     run_hash = fingerprint({"config": hashed_view(config), "dataset": (dataset_manifest or {}).get("run_hash", config.dataset)})
-    previous = claim_folder(out, "distill", run_hash)
+    previous = claim_folder(out, "distill", run_hash, {"config": hashed_view(config)}, "the dataset changed")
     if previous and previous.get("complete"):
         return DistillSummary(out, previous, 0.0, already_complete=True)
     manifest = {
@@ -142,7 +142,6 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         "dataset_manifest": dataset_manifest,
         "complete": False,
     }
-    write_json_atomic(out / MANIFEST, manifest)
 
     import torch
     from transformers import AutoConfig, AutoTokenizer
@@ -156,6 +155,7 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         tokenizer.chat_template = Path(config.chat_template).read_text()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    write_json_atomic(out / MANIFEST, manifest)  # after the model and tokenizer load: a wrong one leaves nothing behind
     bf16 = config.bf16 and torch.cuda.is_available()  # on CPU: fp32, the only precision its kernels train fast
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),

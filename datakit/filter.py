@@ -27,9 +27,10 @@ import pyarrow.parquet as pq
 from datakit import __version__
 from datakit.chain import Chain, load_chain, parse_chain
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, read_manifest, shard_files, write_json_atomic, write_shard
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_manifest, shard_files, write_json_atomic, write_shard
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason_code
+from datakit.pool import die_with_parent
 from datakit.progress import StageProgress
 from datakit.reader import KEY, Reject, Rows, check_mapping, check_schema, duplicate_reason, read_jsonl, read_table, repeated_keys, write_rejects
 from datakit.reasoning import split_completion
@@ -83,7 +84,16 @@ def run_filter(config: FilterConfig) -> FilterSummary:
     _check_columns(chain, source.columns, config.input)
     out = Path(config.output)
     run_hash = fingerprint({"config": hashed_view(config), "chain": chain.text, "input": source.fingerprint, "schema": SCHEMA_VERSION})
-    claim_folder(out, "filter", run_hash)
+    with folder_lock(out):
+        return _filter_into(config, chain, source, out, run_hash, started)
+
+
+def _filter_into(config: FilterConfig, chain: Chain, source: Source, out: Path, run_hash: str, started: float) -> FilterSummary:
+    """The run itself, holding the output folder's lock: claim it, set the chain up, then write."""
+    claim_folder(out, "filter", run_hash, {"config": hashed_view(config), "chain": {"yaml": chain.text}}, "the input samples changed")
+    pending = [i for i in range(source.shards) if not (out / STATS_DIR / f"part-{i:05d}.json").exists()]
+    if pending and not (config.ray_address and any(f.heavy for f in chain.filters)):  # Ray actors load heavy models themselves
+        _init_worker(config, source)  # every filter's setup (the length filter's tokenizer, ...) fails before anything is written
     manifest = {
         "stage": "filter",
         "schema_version": SCHEMA_VERSION,
@@ -100,7 +110,6 @@ def run_filter(config: FilterConfig) -> FilterSummary:
     write_json_atomic(out / MANIFEST, manifest)
     write_rejects(out / REJECTS, source.rejects)
 
-    pending = [i for i in range(source.shards) if not (out / STATS_DIR / f"part-{i:05d}.json").exists()]
     _run_shards(config, source, out, pending)
 
     report = {**build_report(out, chain, source.shards), "rows_rejected": len(source.rejects), "duplicate_keys": source.duplicates}
@@ -325,18 +334,18 @@ def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[i
     rows = [source.rows(i) for i in range(source.shards)]
     done = sum(rows) - sum(rows[i] for i in pending)
     with StageProgress("filtering", total=sum(rows), completed=done, unit="samples", enabled=config.progress) as progress:
-        if config.ray_address:
-            for index in _ray_shards(config, source, out, pending):
-                progress.advance(rows[index])
-            return
-        if workers == 1:
-            _init_worker(config, source)
+        if workers == 1 and not config.ray_address:  # with the chain run_filter set up
             for index in pending:
                 _process_shard(index, out)
                 progress.advance(rows[index])
             _close_worker()
             return
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(config, source)) as pool:
+        _close_worker()  # run_filter's chain only checked the setup: each worker or actor sets up its own
+        if config.ray_address:
+            for index in _ray_shards(config, source, out, pending):
+                progress.advance(rows[index])
+            return
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_pool_worker, initargs=(os.getpid(), config, source)) as pool:
             for index, _ in zip(pending, pool.map(_process_shard, pending, [out] * len(pending))):
                 progress.advance(rows[index])
 
@@ -383,6 +392,12 @@ def _init_worker(config: FilterConfig, source: Source) -> None:
     _worker.update(chain=chain, source=source, mapping=config.mapping, previous=_previous_scores(source.context))
 
 
+def _init_pool_worker(parent: int, config: FilterConfig, source: Source) -> None:
+    """A pool process: dies with the stage (kill -9 included), then sets the chain up."""
+    die_with_parent(parent)
+    _init_worker(config, source)
+
+
 def _previous_scores(context: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
     """For an input made by `datakit filter`: each filter's place in that chain and score identity."""
     if context.get("stage") != "filter":
@@ -392,7 +407,8 @@ def _previous_scores(context: dict[str, Any]) -> dict[str, tuple[int, dict[str, 
 
 
 def _close_worker() -> None:
-    for f in _worker["chain"].filters:
+    chain = _worker.pop("chain", None)
+    for f in chain.filters if chain else []:
         f.close()
 
 

@@ -32,7 +32,7 @@ import xxhash
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, read_json, read_manifest, shard_path, write_json_atomic, write_shard, write_text_atomic
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_json_atomic, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
 from datakit.dedup import MinHasher, cluster, mix64, words
 from datakit.errors import DatakitError, RowError
@@ -169,9 +169,17 @@ def run_mix(config: MixConfig) -> MixSummary:
     out = Path(config.output)
     sources = [open_source(s) for s in config.sources]
     run_hash = fingerprint({"config": hashed_view(config), "sources": [s.fingerprint for s in sources], "schema": SCHEMA_VERSION})
-    previous = claim_folder(out, "mix", run_hash)
+    with folder_lock(out):
+        return _mix_into(config, sources, out, run_hash, started)
+
+
+def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str, started: float) -> MixSummary:
+    """The run itself, holding the output folder's lock: claim it, load the benchmarks, then write."""
+    previous = claim_folder(out, "mix", run_hash, {"config": hashed_view(config)}, "a source's rows changed")
     if previous and previous.get("complete"):
         return MixSummary(out, json.loads((out / "report.json").read_text()), 0.0, already_complete=True)
+    # a benchmark that cannot be loaded (require_all) stops the run before anything is written
+    decontaminator = None if (out / WORK / "status.json").exists() else load_decontaminator(config)
     manifest = {
         "stage": "mix",
         "schema_version": SCHEMA_VERSION,
@@ -184,7 +192,7 @@ def run_mix(config: MixConfig) -> MixSummary:
     }
     write_json_atomic(out / MANIFEST, manifest)
 
-    index = build_index(config, sources, out / WORK)
+    index = build_index(config, sources, out / WORK, decontaminator)
     plan = plan_mix(config, index.rows, index.prompts, [s.name for s in sources])
     write_mix(config, sources, plan, out)
 
@@ -396,16 +404,22 @@ class Index:
     duplicates: int  # of those, rows whose (prompt_id, sample_index) an earlier row of their source has
 
 
-def build_index(config: MixConfig, sources: list[Source], work: Path) -> Index:
+def load_decontaminator(config: MixConfig) -> Decontaminator:
+    """The benchmarks to decontaminate against; with require_all, one that cannot be loaded is an error."""
+    decontaminator = Decontaminator(config.decontamination.benchmarks, n=config.decontamination.n)
+    failed = {name: s["error"] for name, s in decontaminator.status.items() if "error" in s}
+    if failed and config.decontamination.require_all:
+        raise DatakitError("decontamination: cannot load " + "; ".join(f"{k}: {v}" for k, v in failed.items()) + " (require_all is set)")
+    return decontaminator
+
+
+def build_index(config: MixConfig, sources: list[Source], work: Path, decontaminator: Decontaminator | None) -> Index:
     """Index every source (cached in `work` once complete, so a run killed after indexing does not redo it)."""
     index_file, prompts_file, status_file = work / "index.parquet", work / "prompts.parquet", work / "status.json"
     if index_file.exists() and prompts_file.exists() and status_file.exists():
         status = json.loads(status_file.read_text())
         return Index(pl.read_parquet(index_file), pl.read_parquet(prompts_file), status["benchmarks"], status["rejected"], status["duplicates"])
-    decontaminator = Decontaminator(config.decontamination.benchmarks, n=config.decontamination.n)
-    failed = {name: s["error"] for name, s in decontaminator.status.items() if "error" in s}
-    if failed and config.decontamination.require_all:
-        raise DatakitError("decontamination: cannot load " + "; ".join(f"{k}: {v}" for k, v in failed.items()) + " (require_all is set)")
+    decontaminator = decontaminator if decontaminator is not None else load_decontaminator(config)
     hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
     rows, prompts, rejects = [], [], []
     total = sum(s.rows for s in sources)

@@ -12,10 +12,12 @@ slow or crashing item therefore costs one outcome, never the whole run.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import resource
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -51,13 +54,22 @@ def map_with_timeout(
     if not items:
         return []
     wall = wall_s if wall_s is not None else max(10 * timeout_s, 60.0)
-    pool = ProcessPool(max_workers=_worker_count(workers, len(items)))
+    pool = ProcessPool(max_workers=_worker_count(workers, len(items)), initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         futures = [pool.schedule(_within_cpu_limit, args=(fn, timeout_s, item), timeout=wall) for item in items]
         return [_outcome(future, timeout_s, wall) for future in futures]
     finally:
         pool.stop()
         pool.join()
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker process: have the kernel kill it when the process that started it dies (kill -9
+    included), so no worker goes on computing, or sits holding memory, after its stage was killed."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def _within_cpu_limit(fn: Callable[[T], R], cpu_s: float, item: T) -> R:

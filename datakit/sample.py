@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,9 +28,11 @@ from datakit.backends import Backend, BackendConfig, PromptResult, SamplingParam
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.cot import CotConfig, check_cot, describe, resolve_template, teacher_messages, think_mode
 from datakit.dataset import (
+    LOCK_HELD,
     MANIFEST,
+    claim_folder,
     completed_shards,
-    read_manifest,
+    folder_lock,
     read_table,
     shard_path,
     write_json_atomic,
@@ -38,13 +40,14 @@ from datakit.dataset import (
     write_text_atomic,
 )
 from datakit.errors import DatakitError
-from datakit.ingest import IngestConfig, Reject, load_prompts
+from datakit.ingest import ColumnMapping, IngestConfig, Ingested, Reject, load_prompts
 from datakit.models import DEFAULT_MODEL, generator_id
 from datakit.progress import StageProgress
 from datakit.reasoning import split_completion, split_prompted
 from datakit.schema import SAMPLE_SCHEMA, SCHEMA_VERSION
 
 REJECTS = "rejects.jsonl"
+SHARD_REJECTS = "rejects"  # rejects/part-NNNNN.jsonl: a shard's prompts refused by the engine (prompt_too_long)
 
 
 @dataclass
@@ -86,6 +89,7 @@ class SampleSummary:
     shards_skipped: int
     seconds: float
     finish_reasons: dict[str, int]
+    too_long: int = 0  # prompts refused as longer than the model's context (in rejects.jsonl)
     already_complete: bool = False
     complete: bool = True  # False: this worker is done, other workers' shards are still missing
 
@@ -105,6 +109,7 @@ class SampleSummary:
             shards_skipped=skipped,
             seconds=seconds,
             finish_reasons=counts.get("finish_reasons", {}),
+            too_long=counts.get("prompts_too_long", 0),
             already_complete=already_complete,
             complete=complete,
         )
@@ -115,7 +120,8 @@ class SampleSummary:
 
 
 def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSummary:
-    """Generate into `config.output`, continuing a killed run; refuse a folder made with other settings.
+    """Generate into `config.output`, continuing a killed run; refuse a folder made with other settings,
+    or one another run is writing into.
 
     Pass a `backend` to reuse an engine that is already loaded (it is left open); otherwise one is
     built from `config.backend` and closed at the end.
@@ -124,46 +130,78 @@ def run_sample(config: SampleConfig, backend: Backend | None = None) -> SampleSu
         raise DatakitError("sample needs an input (prompts) and an output folder")
     _check_values(config)
     config.backend.name = resolve_backend_name(config.backend.name)
+    ingested = load_prompts(config.input, config.ingest)
+    if ingested.prompts.num_rows == 0:
+        raise DatakitError(_nothing_valid(config, ingested))
+    worker = (config.worker_index, config.num_workers) if config.num_workers > 1 else None
+    with folder_lock(Path(config.output), worker):
+        return _sample_into(config, ingested, backend)
+
+
+def _sample_into(config: SampleConfig, ingested: Ingested, backend: Backend | None) -> SampleSummary:
+    """The run itself, in a folder whose lock this process (or the run that started it) holds."""
     out = Path(config.output)
     started = time.monotonic()
-
-    ingested = load_prompts(config.input, config.ingest)
     prompts = ingested.prompts
-    if prompts.num_rows == 0:
-        raise DatakitError(f"{config.input}: no valid prompts ({len(ingested.rejects)} rows rejected); see the messages above")
     run_hash = fingerprint({"config": _hashed_config(config), "prompts": _prompts_fingerprint(prompts), "schema": SCHEMA_VERSION})
-    previous = read_manifest(out)
-    if previous is not None:
-        _check_same_run(out, previous, config, run_hash)
-        if previous.get("complete"):
-            return SampleSummary.from_manifest(out, previous, already_complete=True)
-    elif out.exists() and any(out.iterdir()):
-        raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
-
-    _write_rejects(out / REJECTS, ingested.rejects)
-    manifest = _manifest(config, run_hash, ingested)
-    write_json_atomic(out / MANIFEST, manifest)
+    previous = claim_folder(out, "sample", run_hash, {"config": hashed_view(config)}, "the input prompts changed")
+    if previous is not None and previous.get("complete"):
+        return SampleSummary.from_manifest(out, previous, already_complete=True)
 
     shards = [(i, prompts.slice(start, config.shard_size)) for i, start in enumerate(range(0, prompts.num_rows, config.shard_size))]
     done = completed_shards(out)
     mine = [(i, shard) for i, shard in shards if i % config.num_workers == config.worker_index]
     pending = [(i, shard) for i, shard in mine if i not in done]
-    if pending and (config.data_parallel_size > 1 or config.ray_address):
-        _run_replicas(config, out, shards)
-    elif pending:
-        already = sum(shard.num_rows for _, shard in mine) - sum(shard.num_rows for _, shard in pending)
-        owned = backend is None
-        backend = backend or make_backend(config.backend, config.model, config.prefill_think)
-        try:
+    replicas = config.data_parallel_size > 1 or config.ray_address
+    owned = backend is None and bool(pending) and not replicas
+    if owned:  # the model loads before anything is written: a wrong model leaves no folder to refuse the fixed re-run
+        backend = make_backend(config.backend, config.model, config.prefill_think)
+    try:
+        manifest = _manifest(config, run_hash, ingested)
+        write_json_atomic(out / MANIFEST, manifest)  # first: a folder without it is refused as someone else's
+        _write_rejects(out / REJECTS, ingested.rejects)
+        if pending and replicas:
+            _run_replicas(config, out, shards)
+        elif pending:
+            already = sum(shard.num_rows for _, shard in mine) - sum(shard.num_rows for _, shard in pending)
             _generate_shards(config, backend, out, pending, already, sum(shard.num_rows for _, shard in mine))
-        finally:
-            if owned:
-                backend.close()
+    finally:
+        if owned:
+            backend.close()
 
     seconds = time.monotonic() - started
     if len(completed_shards(out)) < len(shards):  # other workers are still at it
         return SampleSummary.from_manifest(out, manifest, written=len(pending), skipped=len(mine) - len(pending), seconds=seconds, complete=False)
-    return _finish(out, manifest, len(pending), len(mine) - len(pending), seconds)
+    return _finish(out, manifest, ingested.rejects, len(shards), len(pending), len(mine) - len(pending), seconds)
+
+
+def _nothing_valid(config: SampleConfig, ingested: Ingested) -> str:
+    """Why no row became a prompt: a --map naming a column no row has, then the commonest reasons."""
+    where = config.input if isinstance(config.input, str) else ", ".join(config.input)
+    lines = [f"{where}: no valid prompts: all {len(ingested.rejects)} rows were rejected"]
+    seen: set[str] = set()
+    for r in ingested.rejects:
+        try:
+            row = json.loads(r.raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            seen |= set(row)
+    defaults = to_dict(ColumnMapping())
+    for name, column in to_dict(config.ingest.mapping).items():
+        absent = [c for c in column.split(",") if c.split(".")[0] not in seen]
+        if column != defaults[name] and seen and absent:
+            lines.append(f"--map {name}={column}: no row has a column {absent[0]!r}; the rows have {', '.join(sorted(seen))}")
+    reasons = Counter((r.field, r.reason) for r in ingested.rejects)
+    first = {}
+    for r in ingested.rejects:
+        first.setdefault((r.field, r.reason), r)
+    for (name, reason), count in reasons.most_common(3):
+        field_part = f"field {name!r}: " if name else ""
+        lines.append(f"{count} row(s): {field_part}{reason} (first at {first[(name, reason)].file}:{first[(name, reason)].line})")
+    if len(reasons) > 3:
+        lines.append(f"and {len(reasons) - 3} other reason(s)")
+    return "\n  ".join(lines)
 
 
 def _check_values(config: SampleConfig) -> None:
@@ -211,6 +249,10 @@ def _generate_shards(
             modes = [think_mode(row["messages"], row["kind"], config.cot) for row in rows]
             chats = [teacher_messages(row["messages"], mode, template) for row, mode in zip(rows, modes, strict=True)]
             results = backend.generate(chats, config.sampling, seeds, advance)
+            refused = [Reject(config.input if isinstance(config.input, str) else row["source"], None, "messages", result.rejected, json.dumps(row, ensure_ascii=False))
+                       for row, result in zip(rows, results, strict=True) if result.rejected]
+            if refused:  # before the shard: a finished shard always has its rejects beside it
+                _write_rejects(out / SHARD_REJECTS / f"part-{index:05d}.jsonl", refused)
             write_shard(out, index, _sample_rows(rows, modes, results, generator, config.sampling))
 
 
@@ -256,7 +298,7 @@ class _LocalReplicas:
         for rank, child in enumerate(children):
             recipe = self.out / f".worker-{rank}.yaml"
             write_text_atomic(recipe, yaml.safe_dump({"sample": to_dict(child)}, sort_keys=False))
-            env = dict(os.environ)
+            env = {**os.environ, LOCK_HELD: str(self.out.resolve())}  # the replicas write under this run's lock
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[rank * self.per_replica : (rank + 1) * self.per_replica])
             log = (self.out / f".worker-{rank}.log").open("w")
@@ -320,8 +362,8 @@ class _RayReplicas:
 
 
 def _sample_replica(config: SampleConfig) -> None:
-    """One replica's share of a sample run, inside a Ray worker."""
-    run_sample(config)
+    """One replica's share of a sample run, inside a Ray worker; the driver holds the folder's lock."""
+    _sample_into(config, load_prompts(config.input, config.ingest), None)
 
 
 def _visible_gpus() -> list[str]:
@@ -375,30 +417,6 @@ def _prompts_fingerprint(prompts: pa.Table) -> str:
     return digest.hexdigest()[:16]
 
 
-def _check_same_run(out: Path, previous: dict[str, Any], config: SampleConfig, run_hash: str) -> None:
-    if previous.get("stage") != "sample":
-        raise DatakitError(f"{out}: holds the output of `{previous.get('stage')}`, not of `sample`")
-    if previous.get("run_hash") == run_hash:
-        return
-    old, new = _flatten(previous.get("config", {})), _flatten(to_dict(config))
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    detail = "; ".join(changed) if changed else "the input prompts changed"
-    raise DatakitError(
-        f"{out}: was started with different settings ({detail}). "
-        "Re-run with the original settings to resume, or choose a new output folder."
-    )
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _manifest(config: SampleConfig, run_hash: str, ingested: Any) -> dict[str, Any]:
     prompts = ingested.prompts.num_rows
     rows = ingested.prompts.select(["messages", "kind"]).to_pylist()
@@ -419,19 +437,25 @@ def _manifest(config: SampleConfig, run_hash: str, ingested: Any) -> dict[str, A
     }
 
 
-def _write_rejects(path: Path, rejects: list[Reject]) -> None:
-    lines = (json.dumps({"file": r.file, "line": r.line, "field": r.field, "reason": r.reason, "raw": r.raw}, ensure_ascii=False) for r in rejects)
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
+def _write_rejects(path: Path, rejects: list[Reject], more: Sequence[str] = ()) -> None:
+    """rejects.jsonl: the input rows ingest refused, then `more` (lines of shards' rejects, already JSON)."""
+    lines = [json.dumps({"file": r.file, "line": r.line, "field": r.field, "reason": r.reason, "raw": r.raw}, ensure_ascii=False) for r in rejects]
+    write_text_atomic(path, "".join(line + "\n" for line in [*lines, *more]))
 
 
-def _finish(out: Path, manifest: dict[str, Any], written: int, skipped: int, seconds: float) -> SampleSummary:
-    """Count what the shards hold (not what this run did) and mark the folder complete."""
+def _finish(out: Path, manifest: dict[str, Any], rejects: list[Reject], shards: int, written: int, skipped: int, seconds: float) -> SampleSummary:
+    """Count what the shards hold (not what this run did), gather every reject into rejects.jsonl and
+    mark the folder complete."""
     table = read_table(out, columns=["completion_tokens", "finish_reason"])
     finish = Counter(table.column("finish_reason").to_pylist())
+    refused = [out / SHARD_REJECTS / f"part-{i:05d}.jsonl" for i in range(shards)]
+    lines = [line for f in refused if f.exists() for line in f.read_text().splitlines()]
+    _write_rejects(out / REJECTS, rejects, lines)
     manifest["counts"].update(
         rows=table.num_rows,
         completion_tokens=int(pc.sum(table.column("completion_tokens")).as_py() or 0),
         finish_reasons=dict(sorted(finish.items())),
+        prompts_too_long=len(lines),
     )
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)

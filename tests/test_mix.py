@@ -186,7 +186,7 @@ def test_bad_sources_and_reused_folders_are_refused(tmp_path: Path) -> None:
         run_mix(config(tmp_path, [thin], {"reasoning": {"math": 1}}))
     source = folder(tmp_path, "filtered", math_rows(3, 1))
     run_mix(config(tmp_path, [source], {"reasoning": {"math": 2}}))
-    with pytest.raises(DatakitError, match="was made with other inputs or settings"):
+    with pytest.raises(DatakitError, match=r"different settings \(quotas.reasoning.math: 2 -> 3\)"):
         run_mix(config(tmp_path, [source], {"reasoning": {"math": 3}}))
     with pytest.raises(DatakitError, match="unknown kind 'chat'"):
         run_mix(config(tmp_path, [source], {"chat": {"math": 3}}, out="other"))

@@ -84,6 +84,9 @@ class PromptResult:
     prompt_tokens: int
     generations: list[Generation]
     prefilled_think: bool = False  # the rendered prompt already opened the think block
+    # Why the prompt was not sampled ("prompt_too_long: ..."), with no generations; None when it was.
+    # A per-prompt refusal, so one oversized prompt costs its own row, never the run.
+    rejected: str | None = None
 
 
 # Called once per finished prompt, with its index in the request and its result.
@@ -104,26 +107,47 @@ class Backend(ABC):
 
 
 class LocalBackend(Backend):
-    """A backend that runs an engine in this process, a chunk of prompts per engine call."""
+    """A backend that runs an engine in this process, a chunk of prompts per engine call.
+
+    Prompts are rendered with the chat template and tokenised here, once; a prompt that leaves no room
+    in the model's context (`max_len` tokens) is refused on its own before it reaches the engine, where
+    it would fail the whole call (vLLM) or pad the batch to its length (transformers)."""
 
     chunk_prompts: int
+    tokenizer: Any
+    prefill_think: bool
+    max_len: int | None  # the engine's context in tokens, prompt and completion together
 
     def generate(
         self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
     ) -> list[PromptResult]:
-        results: list[PromptResult] = []
-        for start in range(0, len(prompts), self.chunk_prompts):
-            end = start + self.chunk_prompts
-            chunk = self._generate_chunk(prompts[start:end], params, seeds[start:end])
-            for offset, result in enumerate(chunk):
+        texts = render_prompts(self.tokenizer, prompts, self.prefill_think)
+        ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+        results: list[PromptResult | None] = [None] * len(prompts)
+        for i, tokens in enumerate(ids):
+            if self.max_len is not None and len(tokens) >= self.max_len:
+                results[i] = too_long(len(tokens), f"the model's context is {self.max_len} tokens, leaving no room to generate")
                 if on_result:
-                    on_result(start + offset, result)
-            results.extend(chunk)
-        return results
+                    on_result(i, results[i])
+        fits = [i for i, result in enumerate(results) if result is None]
+        for start in range(0, len(fits), self.chunk_prompts):
+            chunk = fits[start : start + self.chunk_prompts]
+            done = self._generate_chunk([texts[i] for i in chunk], [ids[i] for i in chunk], params, [seeds[i] for i in chunk])
+            for i, result in zip(chunk, done, strict=True):
+                results[i] = result
+                if on_result:
+                    on_result(i, result)
+        return results  # type: ignore[return-value]
 
     @abstractmethod
-    def _generate_chunk(self, prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
-        """Results for one engine call's worth of prompts."""
+    def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
+        """Results for one engine call's worth of prompts, rendered (`texts`) and tokenised (`token_ids`)."""
+
+
+def too_long(tokens: int | None, limit: str) -> PromptResult:
+    """The result of a prompt refused for its length: a reject reason naming its size and the limit."""
+    size = f"{tokens} tokens after the chat template; " if tokens is not None else ""
+    return PromptResult(prompt_tokens=tokens or 0, generations=[], rejected=f"prompt_too_long: {size}{limit}")
 
 
 def resolve_backend_name(name: str) -> str:

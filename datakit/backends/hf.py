@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datakit.backends import Generation, HFOptions, LocalBackend, Messages, PromptResult, SamplingParams, render_prompts
+from datakit.backends import Generation, HFOptions, LocalBackend, PromptResult, SamplingParams
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
 
@@ -25,11 +25,10 @@ class HFBackend(LocalBackend):
         self.model.eval()
         self.max_len = getattr(self.model.config, "max_position_embeddings", None)
 
-    def _generate_chunk(self, prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
+    def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
         import torch
 
-        texts = render_prompts(self.tokenizer, prompts, self.prefill_think)
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        enc = self.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt", padding=True).to(self.device)
         width = enc["input_ids"].shape[1]
         max_new = params.max_tokens if self.max_len is None else max(1, min(params.max_tokens, self.max_len - width))
         sampling = params.temperature > 0

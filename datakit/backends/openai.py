@@ -14,20 +14,28 @@ import asyncio
 import json
 import os
 import random
+import re
 from typing import Any
 
 import httpx
 
-from datakit.backends import Backend, Generation, Messages, OnResult, OpenAIOptions, PromptResult, SamplingParams
+from datakit.backends import Backend, Generation, Messages, OnResult, OpenAIOptions, PromptResult, SamplingParams, too_long
 from datakit.errors import BackendError, DatakitError
 from datakit.reasoning import join_reasoning
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 SHOWN = 200  # characters of a bad reply quoted in errors
+# How servers say one prompt does not fit the context: vLLM and SGLang ("This model's maximum context length
+# is 2048 tokens. However, you requested ..."), OpenAI (code context_length_exceeded), others ("prompt is too long").
+TOO_LONG = re.compile(r"maximum context length|context_length_exceeded|context length|(prompt|input) is too long|too many (input )?tokens", re.I)
 
 
 class _NotACompletion(Exception):
     """A 200 whose body is not a chat completion: transient (a proxy's error page, a reply cut short), so retried."""
+
+
+class _TooLong(Exception):
+    """The server refused one prompt as longer than the model's context: a reject of that row, not a failure."""
 
 
 class OpenAIBackend(Backend):
@@ -52,11 +60,16 @@ class OpenAIBackend(Backend):
 
             async def one_prompt(i: int) -> PromptResult:
                 replies = await asyncio.gather(
-                    *(self._sample(client, gate, prompts[i], params, seeds[i] + k) for k in range(params.n))
+                    *(self._sample(client, gate, prompts[i], params, seeds[i] + k) for k in range(params.n)), return_exceptions=True
                 )
-                result = PromptResult(
-                    prompt_tokens=replies[0][0], generations=[generation for _, generation in replies]
-                )
+                refused = next((r for r in replies if isinstance(r, _TooLong)), None)
+                failed = next((r for r in replies if isinstance(r, BaseException)), None)
+                if refused is not None:
+                    result = too_long(None, f"the server refused it: {refused}")
+                elif failed is not None:
+                    raise failed
+                else:
+                    result = PromptResult(prompt_tokens=replies[0][0], generations=[generation for _, generation in replies])
                 if on_result:
                     on_result(i, result)
                 return result
@@ -101,6 +114,8 @@ class OpenAIBackend(Backend):
                 last = f"HTTP 200 but {e}: {response.text[:SHOWN]!r}"
             else:
                 last = f"HTTP {response.status_code}: {response.text[:SHOWN]}"
+                if response.status_code == 400 and TOO_LONG.search(response.text):
+                    raise _TooLong(f"HTTP 400: {response.text[:300]}")
                 if response.status_code not in RETRY_STATUS:
                     raise DatakitError(f"{self.url} refused the request ({last})")
                 wait = _retry_after(response)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from datakit.backends import Generation, LocalBackend, Messages, PromptResult, SamplingParams, VLLMOptions, render_prompts
+from datakit.backends import Generation, LocalBackend, PromptResult, SamplingParams, VLLMOptions
 from datakit.errors import DatakitError
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
@@ -39,12 +39,10 @@ class VLLMBackend(LocalBackend):
         self.tokenizer = self.llm.get_tokenizer()
         self.max_len = self.llm.llm_engine.model_config.max_model_len
 
-    def _generate_chunk(self, prompts: list[Messages], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
+    def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
 
-        texts = render_prompts(self.tokenizer, prompts, self.prefill_think)
-        token_ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         requests, sampling = [], []
         for ids, seed in zip(token_ids, seeds):
             # A per-request seed makes each prompt's samples independent of batching and of resumes.
