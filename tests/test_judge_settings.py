@@ -174,3 +174,19 @@ def test_the_dry_run_refuses_judge_rows_a_chain_would_reject_unjudged(tmp_path: 
     recipe.write_text(recipe.read_text().replace(str(ROOT / "filters" / "r1-reasoning.yaml"), str(chain)))
     problems = check_pipeline(load_pipeline(recipe))
     assert problems == ["recipe.yaml: sample: science rows need a judge (verifier judge) but the chain that filters them has none and rejects them unverified"]
+
+
+@pytest.mark.slow
+def test_a_grading_request_longer_than_the_judge_s_context_is_a_rejection_not_a_crash() -> None:
+    """The embedded judge (8,192 tokens of context) given a reference of ~12,000 words: that row is rejected as
+    too long, saying by how much; the other row is judged."""
+    judge = make_filter("judge", {"backend": {"name": "hf"}, "prompt_version": "v2", "max_tokens": 4}, "t")
+    judge.setup({"model": "smollm2-135m-instruct"})
+    rows = pl.DataFrame([_science(1, "Paris", reference="word " * 12_000), _science(2, "Paris", reference="Paris")])
+    try:
+        scores = judge.score(rows)
+    finally:
+        judge.close()
+    assert scores["judge_verdict"][0] == "too_long" and scores["judge_verdict"][1] in ("correct", "incorrect")
+    reasons = judge.keep(pl.concat([rows, scores], how="horizontal")).to_list()
+    assert reasons[0].startswith("judge_too_long: the grading request does not fit the judge: prompt_too_long:") and "tokens" in reasons[0]

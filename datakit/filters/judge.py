@@ -95,6 +95,9 @@ class Judge(Filter):
             self._backend = self._backend or make_backend(self.backend, self.model)
             results = self._backend.generate(prompts, params, seeds=[0] * len(prompts))
             for i, result in zip(todo, results):
+                if result.rejected:  # the grading request did not fit the judge's context
+                    records[i] = ("too_long", None, result.rejected)
+                    continue
                 reply = prefix + result.generations[0].text
                 verdict = parse_verdict(reply, prefix)
                 records[i] = (verdict, {"correct": 1.0, "incorrect": 0.0}.get(verdict), reply)
@@ -110,6 +113,8 @@ class Judge(Filter):
             .then(reason("judge_unparseable", pl.format("no single VERDICT line in the reply: {}", snippet)))
             .when(verdict == "no_reference")
             .then(reason("judge_no_reference", "the prompt has no reference answer to judge against"))
+            .when(verdict == "too_long")
+            .then(reason("judge_too_long", pl.format("the grading request does not fit the judge: {}", pl.col("judge_reply"))))
             .otherwise(None)
         ).to_series()
 
