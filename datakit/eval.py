@@ -18,6 +18,7 @@ answers is "would this hold on other problems drawn the same way", and the inter
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -387,6 +388,9 @@ def _score(
         (pid, group["verifier"][0], group["correct_verdict"].to_list(), group["correct_extracted"].to_list())
         for (pid,), group in graded.group_by("prompt_id", maintain_order=True)
     ], vote_timeout_s, grader.workers or os.cpu_count())
+    too_long = unreadable_problems(folder)
+    # counted as failed, never left out; programs get no vote, as for the answered problems
+    problems += [ProblemScore(pid, bench.k, 0, None, None if verifier in UNVOTABLE else False) for pid, verifier in too_long]
     unverifiable = graded.filter(pl.col("correct_verdict").is_in(UNGRADABLE)).height
     cons = cons_at_k(problems)
     return {
@@ -402,10 +406,20 @@ def _score(
         "vote_fallbacks": sum(p.vote_grouping == "fallback" for p in problems),
         "mixed_votes": sum(0 < (p.vote_count_correct or 0) < (p.vote_count or 0) for p in problems),
         "ungradable_samples": unverifiable,
+        "problems_too_long": len(too_long),
         "verdicts": dict(Counter(graded["correct_verdict"].to_list())),
         "samples": str(folder),
         "per_problem": [p.__dict__ for p in problems],
     }
+
+
+def unreadable_problems(folder: Path) -> list[tuple[str, str]]:
+    """The problems the model never answered because they did not fit its context (`prompt_too_long` in the
+    sample folder's rejects.jsonl): a score leaving them out would be a score on an easier benchmark."""
+    path = folder / "rejects.jsonl"
+    rejects = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    rows = [json.loads(r["raw"]) for r in rejects if r["reason"].startswith("prompt_too_long")]
+    return [(row["prompt_id"], row["verifier"]) for row in rows]
 
 
 def write_plot(out: Path, scores: dict[str, Any]) -> Path:

@@ -182,6 +182,22 @@ def test_model_labels_and_paths(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_problem_longer_than_the_model_s_context_counts_as_failed_not_left_out(tiny_model: str, tmp_path: Path) -> None:
+    """The tiny model's context is 512 tokens: a 3,000-number problem draws no answer. It is scored 0 of k and
+    counted in problems_too_long, so the benchmark is not quietly made easier."""
+    rows = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i), "domain": "math"} for i in range(2)]
+    rows.append({"id": "huge", "question": "Add these: " + " ".join(str(i) for i in range(3000)), "answer": "4498500", "domain": "math"})
+    problems = write_jsonl(tmp_path / "bench.jsonl", rows)
+    config = EvalConfig(
+        models=[tiny_model], benchmarks=[EvalBenchmark(name="long", path=str(problems), k=2)], output=str(tmp_path / "eval"),
+        sampling=SamplingParams(max_tokens=4), backend=BackendConfig(name="hf"), workers=1, progress=False,
+    )
+    (result,) = run_eval(config)["results"]
+    assert (result["problems"], result["problems_too_long"]) == (3, 1)
+    huge = next(p for p in result["per_problem"] if p["prompt_id"] == "huge")
+    assert (huge["samples"], huge["correct"], huge["vote_correct"]) == (2, 0, False)
+
+
 def test_a_whole_eval_on_the_tiny_model_writes_scores_and_resumes(tiny_model: str, tmp_path: Path) -> None:
     problems = write_jsonl(tmp_path / "bench.jsonl", [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "answer": str(2 * i), "domain": "math"} for i in range(3)])
     config = EvalConfig(
