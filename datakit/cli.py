@@ -607,6 +607,8 @@ def eval_and_report(config: Any) -> None:
         if r["ungradable_samples"]:
             why = ", ".join(f"{v} {n:,}" for v, n in r["verdicts"].items() if v in UNGRADABLE)
             err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['ungradable_samples']:,} samples could not be graded ({why})")
+        if r.get("problems_too_long"):
+            err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['problems_too_long']:,} problem(s) longer than the model's context count as failed (see {r['samples']}/rejects.jsonl)")
         if r.get("vote_fallbacks"):
             err_console.print(f"[yellow]{r['label']} on {r['benchmark']}[/]: {r['vote_fallbacks']:,} problem(s) voted by text, not math equivalence (grouping timed out or failed)")
     console.print(f"scores: {Path(config.output) / 'scores.json'}; plot: {Path(config.output) / 'eval.png'}")
