@@ -5,6 +5,8 @@ Settings resolve as defaults < recipe YAML (`--recipe`) < `--set a.b=c` < named 
 
 from __future__ import annotations
 
+import os
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -13,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datakit.config import apply_overrides, build, load_recipe_section
-from datakit.errors import DatakitError
+from datakit.errors import EXIT_INTERRUPTED, DatakitError, describe_os_error, exit_code
 
 app = typer.Typer(
     help="Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe).",
@@ -25,11 +27,21 @@ console = Console()
 err_console = Console(stderr=True)
 
 MAX_REJECTS_SHOWN = 10
+DEBUG_ENV = "DATAKIT_DEBUG"
 
 
 @app.callback()
-def _root() -> None:
-    """Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe)."""
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of a failure instead of one line (or set DATAKIT_DEBUG=1).")] = False,
+) -> None:
+    """Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe).
+
+    A failure prints one line and exits with 2 (bad input or settings), 3 (disk full, no permission,
+    unreadable file), 4 (a server or engine that kept failing) or 130 (Ctrl-C); re-run the same
+    command to resume.
+    """
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # read by main(), and by the worker processes a stage starts
 
 
 def _settings(recipe: Path | None, section: str, overrides: list[str], flags: dict[str, Any]) -> dict[str, Any]:
@@ -679,11 +691,28 @@ def _print_domain_plan(steps: list[Any], plan: list[Any]) -> None:
 
 
 def main() -> None:
+    """Run the CLI; a user-level failure is one line on stderr and an exit code, never a traceback
+    (unless --debug or DATAKIT_DEBUG=1). Finished work is on disk, so the line says to re-run."""
     try:
         app()
-    except DatakitError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise SystemExit(2) from None
+    except SystemExit as e:
+        # Typer turns Ctrl-C into a silent exit 130; say what happened and what to do
+        if e.code == EXIT_INTERRUPTED:
+            interrupt = getattr(e.__context__, "__cause__", None)  # SystemExit <- typer's Exit(130) <- KeyboardInterrupt
+            if _debugging() and isinstance(interrupt, KeyboardInterrupt):
+                traceback.print_exception(interrupt)
+            err_console.print("interrupted; re-run the same command to resume", highlight=False)
+        raise
+    except (DatakitError, OSError) as e:
+        if _debugging():
+            traceback.print_exc()
+        message = str(e) if isinstance(e, DatakitError) else describe_os_error(e)
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(exit_code(e)) from None
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 if __name__ == "__main__":

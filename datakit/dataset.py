@@ -14,7 +14,7 @@ import os
 from contextlib import ExitStack, contextmanager, suppress
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,12 +35,7 @@ def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
     """Write one finished work unit; a kill during the write leaves only a temp file, which the
     re-run of that unit overwrites."""
     final = shard_path(folder, index)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    _fsync(tmp)
-    os.replace(tmp, final)
-    return final
+    return write_atomic(final, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def completed_shards(folder: Path) -> set[int]:
@@ -205,12 +200,31 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one; workers sharing a folder may race."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    _fsync(tmp)
-    os.replace(tmp, path)
+    """Readers see the old file or the new one, never half of one; workers sharing a folder may race,
+    hence a temp name of this process's own."""
+    write_atomic(path, lambda tmp: tmp.write_text(text), path.with_name(f".{path.name}.{os.getpid()}.tmp"))
+
+
+def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None = None) -> Path:
+    """`write` the file at `tmp` (default: .NAME.tmp beside it), then rename it to `path`: readers see
+    the old file or the new one; a killed write leaves a temp file that the re-run overwrites.
+
+    On any failure (a full disk, no permission, Ctrl-C) the temp file is removed, so the folder holds
+    only finished files and a re-run starts clean; an OSError is raised again naming `path` (write
+    errors name no file of their own) so the user learns which file could not be written."""
+    tmp = tmp or path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename in (None, str(tmp)):
+            raise OSError(e.errno, os.strerror(e.errno) if e.errno else str(e), str(path)) from e
+        raise
+    return path
 
 
 def _fsync(path: Path) -> None:

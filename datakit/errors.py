@@ -16,6 +16,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 OUT_OF_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # EFBIG: a file-size limit (ulimit -f) hit
 NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
+MACHINE_FAULTS = OUT_OF_SPACE | NOT_ALLOWED | {errno.EIO}
 
 
 class DatakitError(Exception):
@@ -38,6 +39,15 @@ class RowError(ValueError):
         super().__init__(reason)
         self.field = field
         self.reason = reason
+
+
+def exit_code(e: DatakitError | OSError) -> int:
+    """The CLI's exit code for a failure. A reader that names an input file it could not read raises a
+    DatakitError from the OSError; a machine fault under it (no permission, full disk, I/O error) is
+    still a 3, so scripts can tell "fix the machine" from "fix the input"."""
+    if isinstance(e, OSError) or (isinstance(e.__cause__, OSError) and e.__cause__.errno in MACHINE_FAULTS):
+        return EXIT_SYSTEM
+    return e.exit_code
 
 
 def describe_os_error(e: OSError) -> str:

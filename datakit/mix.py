@@ -32,7 +32,7 @@ import xxhash
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_json_atomic, write_shard, write_text_atomic
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_atomic, write_json_atomic, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
 from datakit.dedup import MinHasher, cluster, mix64, words
 from datakit.errors import DatakitError, RowError
@@ -535,10 +535,9 @@ def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
 
 
 def write_shard_file(frame: pl.DataFrame, path: Path) -> None:
-    """A scratch Parquet file, written atomically like every shard."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
+    """A scratch Parquet file, written atomically like every shard (through pyarrow, whose write errors
+    are OSErrors a full disk can be told by)."""
+    write_atomic(path, lambda tmp: frame.write_parquet(tmp, use_pyarrow=True))
 
 
 # --- pass 2: plan -----------------------------------------------------------------------------------
@@ -669,13 +668,15 @@ def _write_chosen(path: Path, table: pa.Table, picks: pl.DataFrame, name: str, c
     rows = conversation_rows(table.take(pa.array(picks["row"].to_numpy())), name, config.empty_think_domains)
     rows = rows.append_column("copy_index", pa.array(picks["copy_index"].to_numpy(), pa.int32()))
     rows = rows.append_column("_position", pa.array(picks["position"].to_numpy(), pa.int64()))
-    tmp = path.with_name(f".{path.name}.tmp")
     schema = MIX_SCHEMA.append(pa.field("_position", pa.int64()))
-    with pq.ParquetWriter(tmp, schema) as writer:
-        shard_of = picks["position"] // config.rows_per_shard
-        for shard in shard_of.unique(maintain_order=True).to_list():
-            writer.write_table(rows.filter(pa.array((shard_of == shard).to_numpy())).select(schema.names).cast(schema))
-    tmp.replace(path)
+    shard_of = picks["position"] // config.rows_per_shard
+
+    def write(tmp: Path) -> None:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for shard in shard_of.unique(maintain_order=True).to_list():
+                writer.write_table(rows.filter(pa.array((shard_of == shard).to_numpy())).select(schema.names).cast(schema))
+
+    write_atomic(path, write)
 
 
 def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]) -> pa.Table:

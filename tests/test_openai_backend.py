@@ -25,13 +25,15 @@ class FakeServer:
     """Answers chat completions. `script` lists what to do for the next requests before answering
     normally: an HTTP status, or a misbehaviour: "malformed" (a 200 with broken JSON), "no_choices"
     (a 200 with an empty choices list), "endless" (a 200 whose body never ends), "drop" (close the
-    connection without a reply). `delay` seconds pass before each normal answer."""
+    connection without a reply). Past `hold_after` requests, answers wait until the server closes
+    (`held` is set then), so a test can interrupt a client that is certainly mid-run."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.script: list[int | str] = []
-        self.delay = 0.0
+        self.hold_after: int | None = None
+        self.held = threading.Event()
         self.lock = threading.Lock()
         self.stop = threading.Event()
         server = self
@@ -55,8 +57,9 @@ class FakeServer:
                     self.end_headers()
                     self.wfile.write(b'{"error": "busy"}')
                     return
-                if server.delay:
-                    server.stop.wait(server.delay)
+                if server.hold_after is not None and len(server.requests) > server.hold_after:
+                    server.held.set()
+                    server.stop.wait()
                 question = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
                 content = server.reply_for(question)
                 reply = {
