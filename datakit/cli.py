@@ -32,7 +32,7 @@ DEBUG_ENV = "DATAKIT_DEBUG"
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of a failure instead of one line (or set DATAKIT_DEBUG=1).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Print the full traceback of a failure above its one-line error (or set DATAKIT_DEBUG=1).")] = False,
 ) -> None:
     """Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe).
 
