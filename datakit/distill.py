@@ -155,7 +155,6 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         tokenizer.chat_template = Path(config.chat_template).read_text()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    write_json_atomic(out / MANIFEST, manifest)  # after the model and tokenizer load: a wrong one leaves nothing behind
     bf16 = config.bf16 and torch.cuda.is_available()  # on CPU: fp32, the only precision its kernels train fast
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
@@ -188,6 +187,7 @@ def run_distill(config: DistillConfig) -> DistillSummary:
     )
     with args.main_process_first(desc="tokenizing"):  # one process tokenizes, the others read its cache
         train, dropped = tokenized_dataset(config, tokenizer)
+    write_json_atomic(out / MANIFEST, manifest)  # after the model, tokenizer and dataset load: a wrong one leaves nothing behind
     trainer = SFTTrainer(model=folder, args=args, train_dataset=train, processing_class=tokenizer, peft_config=_peft(config.lora))
     last = get_last_checkpoint(str(out / CHECKPOINTS)) if (out / CHECKPOINTS).is_dir() else None
     result = trainer.train(resume_from_checkpoint=last)
@@ -263,7 +263,10 @@ def tokenized_dataset(config: DistillConfig, tokenizer: Any) -> tuple[Any, int]:
     elif source.exists():
         data = datasets.load_dataset("parquet", data_files=str(source if source.is_file() else source / "**" / "*.parquet"), split="train")
     else:
-        data = datasets.load_dataset(config.dataset, split="train")
+        try:
+            data = datasets.load_dataset(config.dataset, split="train")
+        except Exception as e:  # the hub client raises many types; all mean "could not get it"
+            raise DatakitError(f"{config.dataset}: not a local folder or file, and loading it as a Hub dataset failed: {e}") from e
     if "messages" not in data.column_names:
         raise DatakitError(f"{config.dataset}: no `messages` column; distill reads a `datakit mix` folder (see data/README.md)")
     if len(data) == 0:
@@ -271,6 +274,11 @@ def tokenized_dataset(config: DistillConfig, tokenizer: Any) -> tuple[Any, int]:
     encode = lambda row: tokenize_conversation(tokenizer, row["messages"], config.loss_on)  # noqa: E731
     tokens = data.map(encode, remove_columns=data.column_names, desc="tokenizing")
     kept = tokens.filter(lambda row: len(row["input_ids"]) <= config.max_length and any(t != IGNORE for t in row["labels"]))
+    if len(kept) == 0 and not any(t != IGNORE for labels in tokens["labels"] for t in labels):
+        raise DatakitError(
+            f"{config.dataset}: no row has an assistant turn to learn from ({len(tokens)} rows); distill reads a `datakit mix` "
+            "folder, whose `messages` end with the teacher's answer (a sample or filter folder's `messages` hold only the prompt)"
+        )
     if len(kept) == 0:
         longest = max(len(ids) for ids in tokens["input_ids"])
         raise DatakitError(f"{config.dataset}: every row is longer than max_length {config.max_length} tokens (longest {longest}); raise max_length")
