@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from datakit import __version__
 from datakit.chain import Chain, load_chain, parse_chain
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_manifest, shard_files, write_json_atomic, write_shard
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_manifest, shard_files, write_json_atomic, write_loader_card, write_shard
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason_code
 from datakit.pool import die_with_parent
@@ -117,6 +117,7 @@ def _filter_into(config: FilterConfig, chain: Chain, source: Source, out: Path, 
     plots = write_plots(out, report) if config.plots else []
     for part in ("accepted", "rejected"):
         write_json_atomic(out / part / MANIFEST, {**manifest, "stage": f"filter/{part}", "complete": True})
+    write_loader_card(out, "filter", {part: f"{part}/{SHARD_DIR}/*.parquet" for part in ("accepted", "rejected")})
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)
     return FilterSummary(out, report, len(pending), source.shards - len(pending), time.monotonic() - started, plots)

@@ -32,7 +32,7 @@ import xxhash
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_atomic, write_json_atomic, write_shard, write_text_atomic
+from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_atomic, write_json_atomic, write_loader_card, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
 from datakit.dedup import MinHasher, cluster, mix64, words
 from datakit.errors import DatakitError, RowError
@@ -200,6 +200,7 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
     write_json_atomic(out / "report.json", report)
     plots = [write_plot(out, report)]
     write_json_atomic(out / "removed" / MANIFEST, {**manifest, "stage": "mix/removed", "complete": True})
+    write_loader_card(out, "mix", {"default": f"{SHARD_DIR}/*.parquet", "removed": f"removed/{SHARD_DIR}/*.parquet"})
     shutil.rmtree(out / WORK, ignore_errors=True)
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)

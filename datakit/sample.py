@@ -30,12 +30,14 @@ from datakit.cot import CotConfig, check_cot, describe, resolve_template, teache
 from datakit.dataset import (
     LOCK_HELD,
     MANIFEST,
+    SHARD_DIR,
     claim_folder,
     completed_shards,
     folder_lock,
     read_table,
     shard_path,
     write_json_atomic,
+    write_loader_card,
     write_shard,
     write_text_atomic,
 )
@@ -457,6 +459,7 @@ def _finish(out: Path, manifest: dict[str, Any], rejects: list[Reject], shards: 
         finish_reasons=dict(sorted(finish.items())),
         prompts_too_long=len(lines),
     )
+    write_loader_card(out, "sample", {"default": f"{SHARD_DIR}/*.parquet"})
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)
     return SampleSummary.from_manifest(out, manifest, written=written, skipped=skipped, seconds=seconds)
