@@ -6,6 +6,7 @@ Settings resolve as defaults < recipe YAML (`--recipe`) < `--set a.b=c` < named 
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -642,9 +643,12 @@ def run(
 
     Under `accelerate launch` or `torchrun` only distillation runs on every rank: rank 0 samples, filters and
     mixes while the others wait, and rank 0 evaluates the student.
+
+    At the end it prints each stage run's wall time, also kept in run-RECIPE.json beside the stage folders
+    (rewritten after every stage, so a killed run keeps the times of those that finished).
     """
     from datakit.launch import on_rank_zero, rank_and_world
-    from datakit.pipeline import check_pipeline, domain_plan, load_pipeline, step_inputs
+    from datakit.pipeline import StageTime, check_pipeline, domain_plan, load_pipeline, run_summary_path, step_inputs, write_run_summary
 
     steps = load_pipeline(recipe)
     problems = check_pipeline(steps)
@@ -662,18 +666,39 @@ def run(
         console.print(f"[green]{recipe} is valid[/]: every section builds and every input exists or is made by an earlier stage.")
         return
     report = {"identity": identity_and_report, "sample": sample_and_report, "filter": filter_and_report, "mix": mix_and_report, "distill": distill_and_report, "eval": eval_and_report}
+    rank_zero = rank_and_world()[0] == 0
+    summary = run_summary_path(recipe, steps)
+    times: list[StageTime] = []
 
     def run_steps(stages: tuple[str, ...]) -> None:
         for step in steps:
             if step.stage in stages:
                 console.rule(f"[bold]{step.where}")
+                started = time.monotonic()
                 report[step.stage](step.config)
+                times.append(StageTime(step.stage, step.where, str(getattr(step.config, "output", "")), round(time.monotonic() - started, 1)))
+                if rank_zero:
+                    write_run_summary(summary, recipe, times, complete=False)
 
     data_stages = tuple(stage for stage in report if stage not in ("distill", "eval"))
     on_rank_zero(lambda: run_steps(data_stages), "the data stages (" + ", ".join(data_stages) + ")")
     run_steps(("distill",))
-    if rank_and_world()[0] == 0:
+    if rank_zero:
         run_steps(("eval",))
+        write_run_summary(summary, recipe, times, complete=True)
+        _print_stage_times(times, summary)
+
+
+def _print_stage_times(times: list[Any], summary: Path) -> None:
+    """The wall time of each stage run, so a user sees where the run went."""
+    table = Table(title="wall time per stage")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for t in times:
+        table.add_row(t.where.split(": ", 1)[-1], f"{t.seconds:,.1f}")
+    table.add_row("[bold]total[/]", f"[bold]{sum(t.seconds for t in times):,.1f}[/]")
+    console.print(table)
+    console.print(f"stage times: {summary}")
 
 
 def _print_domain_plan(steps: list[Any], plan: list[Any]) -> None:

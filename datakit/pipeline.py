@@ -5,16 +5,20 @@ also be a list, for a stage run several times (R1 samples reasoning prompts from
 ones from V3, and filters each with its own chain). Every stage resumes by itself and a finished one
 is a no-op, so re-running the recipe skips what is done. `check_pipeline` validates a recipe without
 running it: every section builds, every file it names exists or is made by an earlier stage.
+Each stage run's wall time goes into `run-RECIPE.json` beside the stage folders as the run goes.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from datakit import __version__
 from datakit.config import build, load_recipe
+from datakit.dataset import write_json_atomic
 from datakit.errors import DatakitError
 from datakit.schema import default_verifier
 
@@ -55,6 +59,35 @@ def load_pipeline(recipe: str | Path) -> list[Step]:
     if not steps:
         raise DatakitError(f"{path}: no stage sections ({', '.join(ORDER)})")
     return steps
+
+
+@dataclass
+class StageTime:
+    """One stage run's wall time in a `datakit run` (a stage finished by an earlier run takes ~0 s: it is skipped)."""
+
+    stage: str
+    where: str
+    output: str
+    seconds: float
+
+
+def run_summary_path(recipe: str | Path, steps: list[Step]) -> Path:
+    """`run-RECIPE.json` in the folder that holds the stage folders (out/demo/ for the demo)."""
+    outputs = [str(Path(out).resolve().parent) for step in steps if (out := getattr(step.config, "output", ""))]
+    return Path(os.path.commonpath(outputs) if outputs else ".") / f"run-{Path(recipe).stem}.json"
+
+
+def write_run_summary(path: Path, recipe: str | Path, times: list[StageTime], complete: bool) -> None:
+    """Rewritten after every stage, so a killed or failed run still shows what the finished stages took."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "recipe": str(recipe),
+        "datakit_version": __version__,
+        "stages": [asdict(t) for t in times],
+        "total_seconds": round(sum(t.seconds for t in times), 1),
+        "complete": complete,
+    }
+    write_json_atomic(path, summary)
 
 
 @dataclass

@@ -160,6 +160,7 @@ def _sample_into(config: SampleConfig, ingested: Ingested, backend: Backend | No
         backend = make_backend(config.backend, config.model, config.prefill_think)
     try:
         manifest = _manifest(config, run_hash, ingested)
+        manifest["cpu_threads"] = backend.cpu_threads() if backend else None
         write_json_atomic(out / MANIFEST, manifest)  # first: a folder without it is refused as someone else's
         _write_rejects(out / REJECTS, ingested.rejects)
         if pending and replicas:

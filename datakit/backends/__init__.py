@@ -8,9 +8,10 @@ stage uses the same backends.
 from __future__ import annotations
 
 import importlib.util
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from datakit.config import NOT_HASHED
 from datakit.errors import DatakitError
@@ -105,6 +106,11 @@ class Backend(ABC):
     def close(self) -> None:
         """Release engines, sockets and memory."""
 
+    def cpu_threads(self) -> dict[str, Any] | None:
+        """The threads this engine computes with on this machine's CPUs, for the sample manifest; None
+        where it computes elsewhere (a server, a GPU)."""
+        return None
+
 
 class LocalBackend(Backend):
     """A backend that runs an engine in this process, a chunk of prompts per engine call.
@@ -142,6 +148,27 @@ class LocalBackend(Backend):
     @abstractmethod
     def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
         """Results for one engine call's worth of prompts, rendered (`texts`) and tokenised (`token_ids`)."""
+
+    def cpu_threads(self) -> dict[str, Any] | None:
+        """torch's threads (it sizes them from the CPU affinity, or OMP_NUM_THREADS) and the CPUs they may use."""
+        import torch
+
+        if torch.cuda.is_available():
+            return None
+        set_by = "user" if "OMP_NUM_THREADS" in os.environ else "torch"
+        return {"engine": "in-process", "threads": torch.get_num_threads(), "cpus": cpu_list(os.sched_getaffinity(0)), "set_by": set_by}
+
+
+def cpu_list(cpus: Iterable[int]) -> str:
+    """CPU ids written the way taskset and cpusets write them: {0, 1, 2, 5} -> "0-2,5"."""
+    ids = sorted(cpus)
+    runs: list[list[int]] = []
+    for cpu in ids:
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
 
 
 def too_long(tokens: int | None, limit: str) -> PromptResult:

