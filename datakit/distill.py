@@ -208,7 +208,7 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         loss_tokens=int(sum(sum(1 for t in labels if t != IGNORE) for labels in train["labels"])),
         steps=trainer.state.global_step,
         train_loss=result.training_loss,
-        loss_history=[{"step": h["step"], "loss": h["loss"]} for h in history],
+        loss_history=[{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history],
         seconds=round(time.monotonic() - started, 1),
     )
     if trainer.is_world_process_zero():
@@ -294,23 +294,7 @@ def loss_trend(history: list[dict[str, float]]) -> tuple[float, float]:
 
 
 def write_loss_plot(out: Path, history: list[dict[str, float]]) -> Path | None:
-    """loss.png: the training loss by step."""
-    if not history:
-        return None
-    import matplotlib
+    """loss.png, drawn by datakit.plots from the logged losses; none without any."""
+    from datakit.plots import loss_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    first, last = loss_trend(history)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker="o", ms=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (assistant tokens)")
-    ax.set_title(f"distill: mean loss {first:.3f} (first half of steps) -> {last:.3f} (second half)", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / "loss.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(loss_figure(history), out / "loss.png") if history else None

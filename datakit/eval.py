@@ -19,7 +19,6 @@ answers is "would this hold on other problems drawn the same way", and the inter
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections import Counter
@@ -287,9 +286,25 @@ def model_path(model: str) -> str:
     return str(inner) if (inner / "config.json").is_file() else model
 
 
+def model_roles(models: list[str]) -> dict[str, str]:
+    """By label: "after" for a model that is a `datakit distill` folder, and "before" for the model it was
+    trained from when that one is evaluated too; a model eval cannot place has no role."""
+    roles = {}
+    for model in models:
+        manifest = (read_manifest(Path(model)) if Path(model).is_dir() else None) or {}
+        if manifest.get("stage") != "distill":
+            continue
+        roles[model_label(model)] = "after"
+        base = model_label(manifest["config"]["model"])
+        if base in map(model_label, models):
+            roles[base] = "before"
+    return roles
+
+
 def run_eval(config: EvalConfig) -> dict[str, Any]:
     """Sample, grade and score every (model, benchmark); resumable; returns what scores.json holds."""
     from datakit.filters.correctness import Correctness
+    from datakit.plots import eval_figure, save
     from datakit.sample import SampleConfig, run_sample
 
     _check_config(config)
@@ -316,7 +331,7 @@ def run_eval(config: EvalConfig) -> dict[str, Any]:
                 backend.close()
     scores = assemble_scores(config, results)
     write_json_atomic(out / SCORES, scores)
-    write_plot(out, scores)
+    save(eval_figure(scores), out / "eval.png")
     return scores
 
 
@@ -328,6 +343,7 @@ def assemble_scores(config: EvalConfig, results: list[dict[str, Any]]) -> dict[s
         "bootstrap": {"resamples": config.bootstrap_resamples, "seed": BOOTSTRAP_SEED, "confidence": CONFIDENCE},
         "results": results,
         "comparisons": comparisons(results, config.bootstrap_resamples),
+        "roles": model_roles(config.models),
     }
 
 
@@ -420,47 +436,3 @@ def unreadable_problems(folder: Path) -> list[tuple[str, str]]:
     rejects = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     rows = [json.loads(r["raw"]) for r in rejects if r["reason"].startswith("prompt_too_long")]
     return [(row["prompt_id"], row["verifier"]) for row in rows]
-
-
-def write_plot(out: Path, scores: dict[str, Any]) -> Path:
-    """eval.png: pass@1 and cons@k per benchmark, one bar per model, each with its 95% bootstrap interval as
-    an error bar; a cons@k that does not apply (code) is an empty slot labelled "—" and named so under the
-    axis, not a bar at zero that reads as a score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results = scores["results"]
-    benches = list(dict.fromkeys(r["benchmark"] for r in results))
-    labels = list(dict.fromkeys(r["label"] for r in results))
-    voteless = {r["benchmark"] for r in results if r["cons@k"] is None}
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
-    width = 0.8 / max(len(labels), 1)
-    for ax, metric in zip(axes, ("pass@1", "cons@k")):
-        for j, label in enumerate(labels):
-            mine = [next((r for r in results if r["label"] == label and r["benchmark"] == b), None) for b in benches]
-            values = [r[metric] if r else None for r in mine]
-            heights = [(v or 0.0) * 100 for v in values]
-            bars = ax.bar([i + j * width for i in range(len(benches))], heights, width, label=label,
-                          yerr=_error_bars(heights, [r.get(f"{metric}_ci") if r else None for r in mine]), capsize=3)
-            ax.bar_label(bars, labels=["—" if v is None else f"{v * 100:.1f}" for v in values], fontsize=8)
-        ticks = [f"{b}\n(no vote: code)" if metric == "cons@k" and b in voteless else b for b in benches]
-        ax.set_xticks([i + width * (len(labels) - 1) / 2 for i in range(len(benches))], ticks)
-        ax.set_title(f"{metric if metric == 'pass@1' else 'cons@k (majority vote)'}, 95% interval")
-        ax.set_ylim(0, 110)
-    axes[0].set_ylabel("%")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "eval.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _error_bars(heights: list[float], intervals: list[list[float] | None]) -> list[list[float]]:
-    """matplotlib's yerr (distances below and above each bar, in %) from [lo, hi] shares; NaN (nothing drawn)
-    where there is no interval."""
-    below = [max(h - ci[0] * 100, 0.0) if ci else math.nan for h, ci in zip(heights, intervals)]
-    above = [max(ci[1] * 100 - h, 0.0) if ci else math.nan for h, ci in zip(heights, intervals)]
-    return [below, above]

@@ -599,43 +599,7 @@ def build_report(out: Path, chain: Chain, shards: int) -> dict[str, Any]:
 
 
 def write_plots(out: Path, report: dict[str, Any]) -> list[Path]:
-    """funnel.png (rows left after each filter) and lengths.png (length histogram before/after)."""
-    import matplotlib
+    """funnel.png and lengths.png, drawn by datakit.plots from the report."""
+    from datakit.plots import funnel_figure, lengths_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(report["funnel"]) + 1.8))
-    names = ["input"] + [step["filter"] for step in report["funnel"]]
-    left = [report["rows_in"]] + [step["rows_out"] for step in report["funnel"]]
-    bars = ax.barh(names[::-1], left[::-1], color="#4C72B0")
-    for bar, step in zip(bars[::-1][1:], report["funnel"]):
-        top = ", ".join(f"{k} {v}" for k, v in list(step["reasons"].items())[:2])
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {step['rows_out']:,} (-{step['dropped']:,}{': ' + top if top else ''})", va="center", fontsize=8)
-    ax.text(bars[-1].get_width(), bars[-1].get_y() + bars[-1].get_height() / 2, f"  {report['rows_in']:,}", va="center", fontsize=8)
-    ax.set_xlabel("samples left")
-    ax.set_title(f"filter funnel: {report['chain']} ({report['rows_out']:,} of {report['rows_in']:,} kept)")
-    ax.set_xlim(0, max(left) * 1.6 or 1)
-    fig.tight_layout()
-    funnel = out / "funnel.png"
-    fig.savefig(funnel, dpi=110)
-    plt.close(fig)
-
-    hist = report["length_histogram"]
-    used = max([i for i, n in enumerate(hist["before"]) if n] or [0]) + 2  # drop the empty long tail
-    hist = {**hist, "bins": hist["bins"][:used], "before": hist["before"][:used], "after": hist["after"][:used]}
-    fig, ax = plt.subplots(figsize=(8, 4))
-    labels = [f"{edge:,}" for edge in hist["bins"]]
-    positions = range(len(labels))
-    ax.bar([p - 0.2 for p in positions], hist["before"], width=0.4, label="before filtering", color="#999999")
-    ax.bar([p + 0.2 for p in positions], hist["after"], width=0.4, label="accepted", color="#55A868")
-    ax.set_xticks(list(positions), labels, rotation=45, fontsize=8)
-    ax.set_xlabel(f"{hist['column'].replace('_', ' ')} (bin lower edge)")
-    ax.set_ylabel("samples")
-    ax.set_title("length before and after filtering")
-    ax.legend()
-    fig.tight_layout()
-    lengths = out / "lengths.png"
-    fig.savefig(lengths, dpi=110)
-    plt.close(fig)
-    return [funnel, lengths]
+    return [save(funnel_figure(report), out / "funnel.png"), save(lengths_figure(report), out / "lengths.png")]

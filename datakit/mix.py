@@ -759,26 +759,7 @@ def build_report(config: MixConfig, sources: list[Source], plan: Plan, index: In
 
 
 def write_plot(out: Path, report: dict[str, Any]) -> Path:
-    """mix.png: each quota against the rows it got; short quotas in red."""
-    import matplotlib
+    """mix.png, drawn by datakit.plots from the report."""
+    from datakit.plots import mix_figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    quotas = report["quotas"]
-    labels = [f"{q['kind'].replace('_', '-')} / {q['domain']}" for q in quotas][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(quotas) + 1.6))
-    ax.barh(labels, [q["quota"] for q in quotas][::-1], color="#dddddd", label="quota")
-    ax.barh(labels, [q["taken"] for q in quotas][::-1], height=0.5,
-            color=["#C44E52" if q["short_by"] > 0 else "#55A868" for q in quotas][::-1], label="taken (red: short)")
-    for y, q in enumerate(quotas[::-1]):
-        ax.text(max(q["quota"], q["taken"]), y, f"  {q['taken']:,} / {q['quota']:,}", va="center", fontsize=8)
-    ax.set_xlabel("rows")
-    ax.set_xlim(0, max([max(q["quota"], q["taken"]) for q in quotas] + [1]) * 1.35)
-    ax.set_title(f"mix: {report['rows_out']:,} rows; removed {sum(report['removed'].values()):,} (duplicates, contamination)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    path = out / "mix.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(mix_figure(report), out / "mix.png")

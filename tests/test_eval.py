@@ -4,7 +4,6 @@ exactly-k check, code benchmarks graded offline, and a whole run on the tiny mod
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from datakit.dataset import write_shard
 from datakit.errors import DatakitError
 from datakit.eval import (
     EvalBenchmark, EvalConfig, _score, assemble_scores, bootstrap_ci, compare, comparisons, cons_at_k, merge_equivalent, model_label,
-    model_path, pass_at_1, run_eval, score_problem, score_problems, vote_key, write_plot,
+    model_path, pass_at_1, run_eval, score_problem, score_problems, vote_key,
 )
 from datakit.filters.correctness import Correctness
 from datakit.ingest import ColumnMapping, IngestConfig, load_prompts
@@ -138,23 +137,6 @@ def test_a_clear_difference_is_beyond_the_noise_and_a_small_one_is_not() -> None
     assert small["pass@1_diff_ci"][0] == 0.0
     code = compare(fake_result("a", [1, 2], votes=False), fake_result("b", [2, 2], votes=False))
     assert code["problems"] == 2 and code["pass@1_diff"] == 0.125 and (code["cons@k_diff"], code["cons@k_diff_ci"], code["cons@k_beyond_noise"]) == (None, None, None)
-
-
-def test_the_plot_draws_each_interval_as_an_error_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from matplotlib.axes import Axes
-
-    drawn: list = []
-    bar = Axes.bar
-    monkeypatch.setattr(Axes, "bar", lambda self, *args, **kwargs: drawn.append(kwargs.get("yerr")) or bar(self, *args, **kwargs))
-    results = [
-        {"label": "teacher", "benchmark": "b", "pass@1": 0.5, "pass@1_ci": [0.4, 0.65], "cons@k": 0.5, "cons@k_ci": [0.35, 0.65]},
-        {"label": "student", "benchmark": "b", "pass@1": 0.25, "pass@1_ci": [0.2, 0.3], "cons@k": None, "cons@k_ci": None},
-    ]
-    assert write_plot(tmp_path, {"results": results}).stat().st_size > 1000
-    teacher_pass, student_pass, teacher_cons, student_cons = drawn  # pass@1's bars, then cons@k's
-    assert teacher_pass == [[pytest.approx(10.0)], [pytest.approx(15.0)]] and student_pass == [[pytest.approx(5.0)], [pytest.approx(5.0)]]
-    assert teacher_cons == [[pytest.approx(15.0)], [pytest.approx(15.0)]]
-    assert all(math.isnan(x) for side in student_cons for x in side)  # code: no interval, no whisker
 
 
 def test_a_problem_without_exactly_k_samples_stops_the_score(tmp_path: Path) -> None:
@@ -296,7 +278,6 @@ def test_a_humaneval_benchmark_counts_right_programs_and_has_no_vote(tmp_path: P
     assert result["cons@k"] is None and all(p["vote"] is None and p["vote_correct"] is None for p in result["per_problem"])
     assert result["verdicts"] == {"correct": 3, "wrong": 1, "runtime_error": 1, "no_answer": 1} and result["ungradable_samples"] == 0
     assert json.loads(json.dumps(result))["cons@k"] is None  # null in scores.json
-    assert write_plot(tmp_path, {"results": [result]}).stat().st_size > 1000  # "—" where the cons@k bar would be
 
 
 def test_a_stdin_stdout_benchmark_runs_the_private_tests_too(tmp_path: Path) -> None:
