@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 
-def run_side(script: str, side: str, args: list[str]) -> dict[str, Any]:
-    """Run `script --side SIDE ARGS` and return the JSON object it printed last."""
+def run_side(script: str, side: str, args: list[str], may_fail: bool = False) -> dict[str, Any]:
+    """Run `script --side SIDE ARGS` and return the JSON object it printed last; a side that fails
+    stops the benchmark, unless it `may_fail`: then it is {"failed": the last line it printed}."""
     proc = subprocess.run([sys.executable, script, "--side", side, *args], capture_output=True, text=True)
+    if proc.returncode and may_fail:
+        return {"failed": (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]}
     if proc.returncode:
         sys.exit(f"{side} failed:\n{proc.stderr[-3000:]}")
     lines = proc.stdout.strip().splitlines()
@@ -29,16 +32,17 @@ def report_side(result: dict[str, Any]) -> None:
     print(json.dumps({**result, "peak_rss_mb": round(peak_kb / 1024, 1)}))
 
 
-def run_sides(script: str, args: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_sides(script: str, args: list[str], baseline_may_fail: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Make fresh data, then run the baseline and datakit on it, each in its own process; returns their
-    results (baseline, datakit), each with `rate` = rows/s. The data is deleted afterwards."""
+    results (baseline, datakit), each with `rate` = rows/s (None for a baseline that failed, where it
+    `baseline_may_fail`). The data is deleted afterwards."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-{Path(script).stem}-"))
     common = ["--data", str(work / "samples"), *args]
     try:
         run_side(script, "make", common)
-        base, ours = run_side(script, "baseline", common), run_side(script, "datakit", common)
+        base, ours = run_side(script, "baseline", common, baseline_may_fail), run_side(script, "datakit", common)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for side in (base, ours):
-        side["rate"] = side["rows"] / side["seconds"]
+        side["rate"] = side["rows"] / side["seconds"] if "failed" not in side else None
     return base, ours

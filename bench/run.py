@@ -3,6 +3,7 @@ and peak RSS against input size, so the growth is visible.
 
     python bench/run.py                     # sample (vllm and hf), filter at 10^4 and 10^5, mix at 10^4, 10^5, 10^6, code
     python bench/run.py --filter-rows 10000 100000 --mix-rows 10000 100000   # choose the sizes
+    python bench/run.py --mix-rows 10000 100000 1000000 10000000  # add mix at 10^7 (~1 hour more; its baseline may run out of memory)
     python bench/run.py --code-problems 20  # the code verifier on the first 20 problems of each set (0: skip it)
     python bench/run.py --language-chains 500  # the language filter on 500 chains, against the previous one (0: skip it)
     python bench/run.py --math-answers 500  # the math check on 500 answers (0: skip it)
@@ -66,10 +67,13 @@ def print_table(results: list[dict]) -> None:
         ours, base = r["datakit"], r["baseline"]
         rss, base_rss = ours.get("peak_rss_mb"), base.get("peak_rss_mb")
         per_row = f"{rss * 1024 / r['rows']:.2f}" if rss else "—"
+        base_rate, ratio = (f"{base['rate']:>12,.1f}", f"{r['ratio']:>6.2f}x") if r["ratio"] is not None else (f"{'failed':>12}", f"{'—':>7}")
         print(
-            f"{r['stage']:<28} {r['rows']:>11,} {ours['rate']:>12,.1f} {base['rate']:>12,.1f} {r['unit']:>7} {r['ratio']:>6.2f}x "
+            f"{r['stage']:<28} {r['rows']:>11,} {ours['rate']:>12,.1f} {base_rate} {r['unit']:>7} {ratio} "
             f"{_mb(rss):>8} {_mb(base_rss):>9} {per_row:>7}"
         )
+        if "failed" in base:
+            print(f"  {r['stage']} baseline failed at {r['rows']:,} rows: {base['failed']}")
     print("ratio: datakit / baseline (filter, code: per core); KB/row: datakit's peak RSS per input row. See the top of bench/run.py.")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -118,21 +118,23 @@ class Decontaminator:
         """`find_many` for texts already split by `dedup.words`."""
         found: list[Match | None] = []
         for lo in range(0, len(tokens), _BATCH):
-            found += self._find_batch(tokens[lo : lo + _BATCH])
+            batch = tokens[lo : lo + _BATCH]
+            found += self.find_hashed(*word_hashes(batch), batch.__getitem__)
         return found
 
-    def _find_batch(self, tokens: list[list[str]]) -> list[Match | None]:
-        best: list[tuple[int, int, int] | None] = [None] * len(tokens)  # (start, -length, prompt): earliest, then longest
+    def find_hashed(self, flat: np.ndarray, lengths: np.ndarray, words_of: Callable[[int], list[str]]) -> list[Match | None]:
+        """`find_many` for texts given as `dedup.word_hashes` (callers that hash the words once for
+        several uses); `words_of(i)` gives text i's words, asked only to confirm a hit."""
+        best: list[tuple[int, int, int] | None] = [None] * len(lengths)  # (start, -length, prompt): earliest, then longest
         hits: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         if self._keys.size:
-            flat, lengths = word_hashes(tokens)
             for m in self._lengths:
                 hashes, owner, start = gram_hashes(flat, lengths, m)
                 at = np.minimum(np.searchsorted(self._keys, hashes), self._keys.size - 1)
                 for i in np.flatnonzero(self._keys[at] == hashes).tolist():
                     t, s, entry = int(owner[i]), int(start[i]), self._entries[int(hashes[i])]
                     source, at_source, _ = entry
-                    if tokens[t][s : s + m] != self._texts[source][2][at_source : at_source + m]:
+                    if words_of(t)[s : s + m] != self._texts[source][2][at_source : at_source + m]:
                         continue  # a 64-bit hash collision, not a shared n-gram
                     key = (s, -m, t)
                     if best[t] is None or key < best[t]:

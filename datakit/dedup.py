@@ -12,6 +12,7 @@ import unicodedata
 from itertools import chain
 
 import numpy as np
+import polars as pl
 from xxhash import xxh64_intdigest
 
 _WORD = re.compile(r"[^\W_]+")  # \w without '_': letters and digits of any script
@@ -25,6 +26,31 @@ def words(text: str) -> list[str]:
     """Normalised word tokens: NFKC, lower-case, runs of letters/digits (unicode \\w without '_'), so
     punctuation/whitespace/case differences never matter. Shared by dedup and decontamination."""
     return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def words_column(texts: pl.Series) -> pl.Series:
+    """`words` of every text as a list column, the same lists `words` gives. ASCII texts (most of a
+    corpus) are split by polars, many at once: NFKC and lower-casing leave ASCII as ASCII, and there
+    letters/digits are [a-z0-9]; any other text goes through `words` itself."""
+    ascii_only = texts.str.contains(r"^[\x00-\x7F]*$")
+    lowered = texts.str.to_lowercase().str.extract_all("[a-z0-9]+")
+    if ascii_only.all():
+        return lowered
+    others: list[list[str] | None] = [None] * len(texts)
+    for i in (~ascii_only).arg_true().to_list():
+        others[i] = words(texts[i])
+    both = pl.DataFrame({"ascii": ascii_only, "polars": lowered, "python": pl.Series(others, dtype=pl.List(pl.String))})
+    return both.select(pl.when("ascii").then("polars").otherwise("python")).to_series().alias(texts.name)
+
+
+def column_word_hashes(tokens: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """`word_hashes` of a list column of words: each distinct word is hashed once (a corpus repeats
+    its words), then looked up for every occurrence."""
+    flat = tokens.explode(empty_as_null=False)
+    vocabulary = flat.unique()
+    hashes = np.fromiter(map(xxh64_intdigest, map(str.encode, vocabulary.to_list())), dtype=np.uint64, count=len(vocabulary))
+    codes = flat.cast(pl.Enum(vocabulary)).to_physical().to_numpy()
+    return hashes[codes], tokens.list.len().to_numpy().astype(np.int64)
 
 
 def _splitmix64(x: int) -> int:
@@ -109,11 +135,14 @@ class MinHasher:
 
     def word_signatures(self, tokens: list[list[str]]) -> np.ndarray:
         """`signatures` of texts already split by `words` (callers that tokenise once for several uses)."""
-        flat, lengths = word_hashes(tokens)
+        return self.hashed_signatures(*word_hashes(tokens))
+
+    def hashed_signatures(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`signatures` of texts given as `word_hashes` (callers that hash the words once for several uses)."""
         shingles, owner, _ = gram_hashes(flat, lengths, self.shingle, whole_if_shorter=True)
         shingles >>= np.uint64(33)  # 31 bits
         prime, shift = np.uint64(_PRIME), np.uint64(31)
-        sig = np.full((len(tokens), len(self._a)), _EMPTY, dtype=np.uint64)
+        sig = np.full((len(lengths), len(self._a)), _EMPTY, dtype=np.uint64)
         for lo in range(0, len(shingles), _CHUNK):
             h, who = shingles[lo : lo + _CHUNK], owner[lo : lo + _CHUNK]
             x = self._a * h  # (perms, chunk)
@@ -139,8 +168,12 @@ class MinHasher:
 
     def word_band_keys(self, tokens: list[list[str]]) -> np.ndarray:
         """`band_keys` of texts already split by `words`."""
-        sig = self.word_signatures(tokens).reshape(len(tokens), self.bands, self.rows)
-        keys = np.broadcast_to(self._band_seed, (len(tokens), self.bands)).copy()
+        return self.hashed_band_keys(*word_hashes(tokens))
+
+    def hashed_band_keys(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`band_keys` of texts given as `word_hashes`."""
+        sig = self.hashed_signatures(flat, lengths).reshape(len(lengths), self.bands, self.rows)
+        keys = np.broadcast_to(self._band_seed, (len(lengths), self.bands)).copy()
         for r in range(self.rows):
             keys = mix64(keys ^ sig[:, :, r])
         return keys

@@ -20,6 +20,7 @@ import json
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_atomic, write_json_atomic, write_loader_card, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
-from datakit.dedup import MinHasher, cluster, mix64, words
+from datakit.dedup import MinHasher, cluster, column_word_hashes, mix64, words_column
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.progress import StageProgress
@@ -386,10 +387,11 @@ def _hub_units(spec: MixSource, rows_per_unit: int = 100_000) -> list[Any]:
 # --- pass 1: index ----------------------------------------------------------------------------------
 
 
-def prompt_text(messages: list[dict[str, str]]) -> str:
-    """What dedup and decontamination compare: the user turns, without R1's math instruction (shared
-    by every math prompt, it would make unrelated short problems look alike)."""
-    return "\n".join(m["content"].replace(R1_MATH_INSTRUCTION, "") for m in messages if m["role"] == "user")
+def prompt_text() -> pl.Expr:
+    """What dedup and decontamination compare, from `messages`: the user turns, without R1's math
+    instruction (shared by every math prompt, it would make unrelated short problems look alike)."""
+    user = pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
+    return pl.col("messages").list.eval(user.str.replace_all(R1_MATH_INSTRUCTION, "", literal=True)).list.join("\n")
 
 
 def _hash64(text: str, seed: int = 0) -> int:
@@ -448,68 +450,63 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
 def _index_unit(
     config: MixConfig, src: int, source: Source, unit: int, table: pa.Table, decontaminator: Decontaminator, hasher: MinHasher
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
-    """Index one file's rows; a malformed row becomes a reject naming its file, row and field."""
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    valid, rejects = [], []
-    for i in range(table.num_rows):
-        problem = _row_problem({name: values[i] for name, values in columns.items()})
-        if problem:
-            unit_name, number = source.position(unit, i)
-            raw = json.dumps({name: values[i] for name, values in columns.items() if name not in ROW_PROBLEM}, ensure_ascii=False, default=str)
-            rejects.append({"file": source.where(unit), unit_name: number, "field": problem[0], "reason": problem[1], "raw": raw, "source": source.name})
-        else:
-            valid.append(i)
-    pick = lambda name: [columns[name][i] for i in valid]  # noqa: E731
-    prompt_ids, indices = pick("prompt_id"), pick("sample_index")
-    # the prompt's text is tokenised once per prompt, not per sample, and shared by all three uses
-    first: dict[str, int] = {}
-    for position, pid in enumerate(prompt_ids):
-        first.setdefault(pid, valid[position])
-    tokens = [words(prompt_text(columns["messages"][i])) for i in first.values()]
-    prompt_keys = [_hash64(" ".join(t)) for t in tokens]
-    key_of = dict(zip(first, prompt_keys))
-    completions = pick("completion") if "completion" in columns else [f"{r}\n{a}" for r, a in zip(pick("reasoning"), pick("answer"))]
-    rows = pl.DataFrame(
-        {
-            "src": pl.Series([src] * len(valid), dtype=pl.UInt16),
-            "unit": pl.Series([unit] * len(valid), dtype=pl.UInt32),
-            "row": pl.Series(valid, dtype=pl.UInt32),
-            "prompt_id": pl.Series(prompt_ids, dtype=pl.String),  # typed: a source with no accepted rows is an empty unit
-            "sample_index": pl.Series(indices, dtype=pl.Int32),
-            "kind": pl.Series(pick("kind"), dtype=pl.String),
-            "domain": pl.Series(pick("domain"), dtype=pl.String),
-            # the same completion to the same prompt text, in any source
-            "sample_key": pl.Series([_hash64(c, key_of[p]) for p, c in zip(prompt_ids, completions)], dtype=pl.UInt64),
-            "random_key": pl.Series([_hash64(f"{source.name}\x00{p}\x00{i}", config.seed) for p, i in zip(prompt_ids, indices)], dtype=pl.UInt64),
-        }
+    """Index one file's rows, column-wise; a malformed row becomes a reject naming its file, row and field."""
+    text = "completion" if "completion" in table.column_names else None
+    frame = pl.from_arrow(table.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, text or "reasoning"]))
+    frame = frame.with_row_index("row").with_columns(_row_problem())
+    rejects = []
+    for i, problem, reason in frame.filter(pl.col("_field").is_not_null()).select("row", "_field", "_reason").iter_rows():
+        unit_name, number = source.position(unit, i)
+        raw = json.dumps({k: v for k, v in table.slice(i, 1).to_pylist()[0].items() if k not in ROW_PROBLEM}, ensure_ascii=False, default=str)
+        rejects.append({"file": source.where(unit), unit_name: number, "field": problem, "reason": reason, "raw": raw, "source": source.name})
+    valid = frame.filter(pl.col("_field").is_null())
+    # the prompt's text is split into words and hashed once per prompt, not per sample, and shared by all three uses
+    firsts = valid.unique("prompt_id", keep="first", maintain_order=True)
+    prompts = firsts.select("prompt_id", tokens=words_column(firsts.select(prompt_text())["messages"]))
+    prompts = prompts.with_columns(prompt_key=pl.Series([_hash64(t) for t in prompts["tokens"].list.join(" ").to_list()], dtype=pl.UInt64))
+    flat, lengths = column_word_hashes(prompts["tokens"])
+    completion = pl.col(text) if text else pl.format("{}\n{}", "reasoning", "answer")
+    rows = valid.join(prompts.select("prompt_id", "prompt_key"), on="prompt_id", how="left", maintain_order="left").select(
+        src=pl.lit(src, pl.UInt16),
+        unit=pl.lit(unit, pl.UInt32),
+        row=pl.col("row").cast(pl.UInt32),
+        prompt_id=pl.col("prompt_id").cast(pl.String),  # typed: a source with no accepted rows is an empty unit
+        sample_index=pl.col("sample_index").cast(pl.Int32),
+        kind=pl.col("kind").cast(pl.Categorical),  # a handful of values over millions of rows: 4 bytes a row
+        domain=pl.col("domain").cast(pl.Categorical),
+        # the same completion to the same prompt text, in any source
+        sample_key=completion.hash(0) ^ pl.col("prompt_key"),
+        random_key=pl.Series([_hash64(f"{source.name}\x00{p}\x00{i}", config.seed) for p, i in valid.select("prompt_id", "sample_index").iter_rows()], dtype=pl.UInt64),
     )
-    matches = decontaminator.find_many_words(tokens)
-    bands = hasher.word_band_keys(tokens)
-    prompts = pl.DataFrame(
-        {
-            "src": pl.Series([src] * len(first), dtype=pl.UInt16),
-            "prompt_id": pl.Series(list(first), dtype=pl.String),
-            "prompt_key": pl.Series(prompt_keys, dtype=pl.UInt64),
-            "bands": pl.Series(list(bands), dtype=pl.Array(pl.UInt64, hasher.bands)) if first else pl.Series([], dtype=pl.Array(pl.UInt64, hasher.bands)),
-            "decontam_benchmark": [m.benchmark if m else None for m in matches],
-            "decontam_item": [m.item if m else None for m in matches],
-            "decontam_ngram": [m.ngram if m else None for m in matches],
-        },
-        schema_overrides={"decontam_benchmark": pl.String, "decontam_item": pl.String, "decontam_ngram": pl.String},
+    # decontamination and MinHash are both numpy over the same hashes, which frees the GIL: one runs beside the other
+    with ThreadPoolExecutor(1) as pool:
+        found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: prompts["tokens"][i].to_list())
+        bands = hasher.hashed_band_keys(flat, lengths)
+        matches = found.result()
+    prompts = prompts.select(
+        src=pl.lit(src, pl.UInt16),
+        prompt_id=pl.col("prompt_id").cast(pl.String),
+        prompt_key="prompt_key",
+        bands=pl.Series(bands, dtype=pl.Array(pl.UInt64, hasher.bands)),
+        decontam_benchmark=pl.Series([m.benchmark if m else None for m in matches], dtype=pl.String),
+        decontam_item=pl.Series([m.item if m else None for m in matches], dtype=pl.String),
+        decontam_ngram=pl.Series([m.ngram if m else None for m in matches], dtype=pl.String),
     )
     return rows, prompts, rejects
 
 
-def _row_problem(row: dict[str, Any]) -> tuple[str, str] | None:
-    """(field, reason) when a row cannot enter a mix; None when it can. Types, nulls, kinds and
+# Python's str.strip() whitespace, so an answer counts as empty exactly where it always did
+_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # U+3000 is the last
+
+
+def _row_problem() -> list[pl.Expr]:
+    """`_field`, `_reason` when a row cannot enter a mix (null when it can). Types, nulls, kinds and
     language codes were checked as the row was read (ROW_PROBLEM); what is left is the mix's own."""
-    if row.get("_problem_reason"):
-        return row["_problem_field"], row["_problem_reason"]
-    if not any(m["role"] == "user" for m in row["messages"]):
-        return "messages", "no user turn"
-    if not row["answer"].strip():
-        return "answer", "empty"
-    return None
+    read = pl.col("_problem_reason").fill_null("") != ""
+    no_user = ~pl.col("messages").list.eval(pl.element().struct.field("role") == "user").list.any()
+    empty = pl.col("answer").str.strip_chars(_WHITESPACE) == ""
+    which = lambda a, b, c: pl.when(read).then(a).when(no_user).then(pl.lit(b)).when(empty).then(pl.lit(c))  # noqa: E731
+    return [which(pl.col("_problem_field"), "messages", "answer").alias("_field"), which(pl.col("_problem_reason"), "no user turn", "empty").alias("_reason")]
 
 
 def _set_aside_repeated(index: pl.DataFrame, sources: list[Source]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
@@ -648,7 +645,8 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
             done = work / f"unit-{number:05d}.parquet"
             if not done.exists():
                 source = sources[src]
-                table = source.read(unit, source.columns[unit])
+                # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
+                table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
                 gone = removed_by_unit.get((src, unit), removed.clear())
                 write_shard(out / "removed", number, _removed_rows(table, gone, config, source.name))
                 _write_chosen(done, table, by_unit.get((src, unit), located.clear()), source.name, config)

@@ -137,3 +137,16 @@ def test_a_parquet_file_without_the_id_column_raises(tmp_path: Path) -> None:
     pq.write_table(pa.table({"problem": ["a b c"]}), tmp_path / "b.parquet")
     with pytest.raises(DatakitError, match=r"b\.parquet.*'uid'"):
         Decontaminator([Benchmark("b", str(tmp_path / "b.parquet"), id_field="uid")])
+
+
+def test_hashed_lookup_finds_what_find_many_finds(humaneval: Decontaminator) -> None:
+    """The mix hands over word hashes it already made and the words of a hit only: same matches."""
+    from datakit.dedup import word_hashes
+
+    prompt = read_problems()["HumanEval/3"]["prompt"]
+    texts = [CLEAN_MATH, "Please do this: " + prompt, "", prompt[:40], "Something else " + prompt.upper()]
+    tokens = [words(t) for t in texts]
+    asked: list[int] = []
+    found = humaneval.find_hashed(*word_hashes(tokens), lambda i: asked.append(i) or tokens[i])
+    assert found == humaneval.find_many(texts) and found[1] is not None and found[0] is None
+    assert set(asked) <= {1, 3, 4}  # only texts with a hit are asked for their words

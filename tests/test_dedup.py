@@ -152,3 +152,23 @@ def test_cluster_matches_a_plain_union_find(seed: int) -> None:
     rng = np.random.default_rng(seed)
     keys = rng.integers(0, 60, size=(300, 3)).astype(np.uint64)  # dense collisions: long chains
     assert cluster(keys).tolist() == reference_components(keys)
+
+
+def test_the_column_path_gives_the_words_hashes_and_band_keys_of_the_python_path() -> None:
+    """The mix splits and hashes a whole file's prompts with polars (ASCII ones) and numpy; what it
+    gets must be exactly `words`, `word_hashes` and `band_keys`, whatever the script."""
+    import polars as pl
+
+    from datakit.dedup import column_word_hashes, word_hashes, words_column
+
+    texts = [
+        text(1), "Hello,   WORLD!!\tx_y 3.14", "", " ... !!! ", "Ｆｕｌｌ-width café ½ x²",
+        "हिन्दी में लिखिए", "İstanbul ǅemal ΣΊΣΥΦΟΣ", "what is 2+2?\n" * 3, text(2, 5), "tab\tnew\nline\x1fsep",
+    ]
+    tokens = words_column(pl.Series(texts))
+    assert tokens.to_list() == [words(t) for t in texts]
+    flat, lengths = column_word_hashes(tokens)
+    expected_flat, expected_lengths = word_hashes([words(t) for t in texts])
+    assert np.array_equal(flat, expected_flat) and np.array_equal(lengths, expected_lengths)
+    hasher = MinHasher(seed=5)
+    assert np.array_equal(hasher.hashed_band_keys(flat, lengths), hasher.band_keys(texts))

@@ -72,6 +72,20 @@ def test_repetition_catches_loops_not_prose() -> None:
     assert got[0] is None and got[1].startswith("repetitive:")
 
 
+def test_repetition_hashed_count_equals_the_set_of_tuples() -> None:
+    from datakit.filters.text import _repeated_ngram_share_exact, repeated_ngram_share
+
+    texts = [
+        "", "one", "a b c d e", "a b c d e f", "x " * 50, "Wait, let me check that again. " * 40,
+        "First we add twelve and seven to get nineteen, then we multiply by two.",
+        "tab\tand\u00a0no-break\u2003em\x1cfile-sep\u3000ideographic spaces " * 7,  # every kind of whitespace str.split knows
+        "我们 来 计算 我们 来 计算 我们 来 计算 " * 5, "loop " * 3 + "then prose comes after the loop ends here " * 2,
+    ]
+    for n in (1, 2, 5, 10):
+        for text in texts:
+            assert repeated_ngram_share(text, n) == (_repeated_ngram_share_exact(text.split(), n) if len(text.split()) >= n else 0.0), (n, text)
+
+
 def test_language_consistency_masks_math_and_code() -> None:
     english = "First I add the two numbers. Then I check the result carefully. The sum is correct and I am confident."
     with_math = english + " We have $\\frac{a}{b} = \\sqrt{x^2 + y^2}$ and `x = foo(bar)`."
@@ -174,3 +188,16 @@ def test_correctness_by_verifier_keeps_verdicts_apart() -> None:
     judged = make_filter("correctness", {"unverified": "judge"}, "t")
     passed_on = judged.keep(pl.concat([rows.select(f.columns()), scores], how="horizontal")).to_list()
     assert passed_on[2] is None and passed_on[9] is None and passed_on[1] is not None  # undecided rows go on to the judge
+
+
+def test_correctness_checks_each_distinct_answer_once_with_the_same_verdicts() -> None:
+    # samples of a prompt often end in the same words: each distinct (verifier, answer, reference, language)
+    # is checked once, and every row gets what its answer would get alone
+    answers = ["\\boxed{3}", "The answer is \\boxed{2}.", "\\boxed{3}", "1,5", "1,5", "\\boxed{\\frac{4}{2}}", "The answer is \\boxed{2}."]
+    languages = ["en", "en", "en", "en", "de", "en", "en"]
+    references = ["2", "2", "2", "1.5", "1.5", "2", "2"]
+    f = make_filter("correctness", {"timeout_s": 5}, "t")
+    together = f.score(_rows(answer=answers, reference=references, language=languages))
+    alone = pl.concat([f.score(_rows(answer=[a], reference=[r], language=[lang])) for a, r, lang in zip(answers, references, languages)])
+    assert together.equals(alone)
+    assert together["correct_verdict"].to_list()[:5] == ["wrong", "correct", "wrong", "wrong", "correct"]  # 1,5 is 15 in en, 1.5 in de

@@ -6,14 +6,16 @@ languages it does not claim, and the fastText reader against fastText itself."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
 from datakit.filters import make_filter
-from datakit.filters.language import CLAIMED, Language, _lid_model
+from datakit.filters.language import CLAIMED, LEXICON, NEUTRAL, WINDOWED, Language, _lid_model, plain_latin_rows
 
 CHAINS = Path(__file__).parent / "data" / "language" / "chains.jsonl"
 HOLDOUT = Path(__file__).parent / "data" / "language" / "holdout.jsonl"
@@ -324,3 +326,71 @@ def test_word_cache_grows_and_stays_exact() -> None:
     together = model.sums(words)  # more new words than the cache holds at first
     assert together.shape == (2500, len(model.eos))
     assert (together[[0, 1234, 2499]] == model.sums([words[0], words[1234], words[2499]])).all()
+
+
+# --- the fast path: plain chains (no letter of another script, no possible anchor) skip LID ---------------
+
+CRAFTED = [
+    ("Okay, so I need to add 3 and 4. Wait, let me check: 3 + 4 = 7. So the answer is 7.", "en"),
+    ("We use `dp[i][j]` and $\\frac{a}{b}$ here, then call np.array(x) and snake_case_name.", "en"),
+    ("```python\nprint('da la de')\n```\nSo the code prints it.", "en"),  # anchors inside code are masked
+    ("The word 'Zeitgeist' (la vida) is quoted, so it does not count.", "en"),
+    ("Let me check this again, donc c'est bon, and move on.", "en"),
+    ("Let me check this again, donc c’est bon, and move on.", "en"),  # a typographic apostrophe
+    ("Die Summe ist gleich, also prüfen wir das Ergebnis noch einmal.", "de"),
+    ("So we get the total here, and then we check the sum again.", "de"),
+    ("我们来计算 the sum of these numbers again carefully.", "en"),
+    ("Итак, we need the sum.", "en"),
+    ("$x$ `y` \\alpha", "en"),  # no word at all: nothing to judge
+    ("", "en"),
+    ("DA LA DE ES are capitals, and De Morgan is a name.", "en"),
+    ("\\cdotàs fois /usr/binéta x1da", "en"),  # words glued to masked commands and paths
+    ("Cafe\u0301 de\u0301ja\u0300 vu, so we get it.", "en"),  # not NFC: composed before reading
+    ("Long quote: \"la vie est belle et nous sommes tous ici pour la voir ensemble\" ends here.", "en"),
+    ("The sum is 7. \u212a is a Kelvin sign, \u1e9e a capital sharp s.", "en"),
+    ("Alors, on calcule la somme, puis on vérifie le résultat.", "fr"),
+    ("Wait wait wait wait wait.", "es"),
+]
+
+
+def _reads_an_anchor(lang: Language, text: str, target: str) -> bool:
+    """What the slow path looks for before any LID: a word read from the chain that is an anchor for some language."""
+    from datakit.filters.language import WORD_OR_END, _quote_edges_marked
+
+    masked, quoted = lang._mask(unicodedata.normalize("NFC", text))
+    found = list(filter(None, WORD_OR_END.findall(_quote_edges_marked(masked, quoted))))
+    if not found:
+        return False
+    marks = lang.model.marks(lang.model.rows(found))
+    return bool(np.bitwise_or.reduce(marks) & lang.model.mark(target, anchor=True, english=False))
+
+
+def test_plain_chains_get_the_scores_of_the_full_reading(lang: Language) -> None:
+    texts, languages = [t for t, _ in CRAFTED], [language for _, language in CRAFTED]
+    plain = plain_latin_rows(pl.Series(texts), languages)
+    assert 0 < sum(plain) < len(plain)  # both paths taken
+    scores, _ = _decide(lang, texts, languages)
+    assert scores.rows() == [lang.judge(text, language) for text, language in zip(texts, languages)]
+    for text, language, simple in zip(texts, languages, plain):
+        if simple:
+            assert not _reads_an_anchor(lang, text, language), text
+
+
+def test_the_plain_test_sees_every_anchor_in_any_case_and_place(lang: Language) -> None:
+    # every anchor of every windowed target, each letter written in every character whose lower case it is
+    # (capitals, the Kelvin sign for k, ...), after and before whatever may stand next to a word
+    import sys
+
+    lower_of: dict[str, list[str]] = {}
+    for code in range(sys.maxunicode + 1):
+        low = chr(code).lower()
+        if len(low) == 1 and low != chr(code):
+            lower_of.setdefault(low, []).append(chr(code))
+    for target in WINDOWED:
+        anchors = [w for label in WINDOWED if label != target for w in LEXICON[label] - LEXICON[target] - NEUTRAL if len(w) > 1]
+        variants = {w.replace("'", "’") for w in anchors} | {w.upper() for w in anchors} | {w.title() for w in anchors}
+        variants |= {w[:i] + other + w[i + 1 :] for w in anchors for i, c in enumerate(w) for other in lower_of.get(c, [])}
+        texts = [f"{before}{w}{after}" for w in sorted(variants) for before, after in (("", ""), ("The ", "."), ("\\cdot", " x"), ("/usr/x", "$y$"), ("(", ")"))]
+        plain = plain_latin_rows(pl.Series(texts), [target] * len(texts))
+        missed = [t for t, p in zip(texts, plain) if p and _reads_an_anchor(lang, t, target)]
+        assert not missed, (target, missed[:5])

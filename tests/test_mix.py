@@ -234,3 +234,30 @@ def test_cli_mix_prints_the_report_and_a_finished_folder_is_a_no_op(tmp_path: Pa
     assert "already complete" in " ".join(again.output.split())
     other = runner.invoke(app, [*args, "--seed", "3"])
     assert other.exit_code != 0
+
+
+def test_duplicates_are_found_across_shards_and_quotas_are_filled_exactly(tmp_path: Path) -> None:
+    """The index is built one shard at a time: a duplicate in a later shard (exact, near, or the same
+    reply again) is still removed, and every quota gets exactly its rows."""
+    base = math_rows(40, 2)
+    problem = base[0]["messages"][0]["content"]
+    long_problem = " ".join(f"On day {d} the shop sold {d * 3} pens and {d + 5} books to the school." for d in range(1, 6)) + " How many items in all?"
+    rows = [sample("long", long_problem, "math"), *base,
+            sample("again", problem.upper(), "math"),  # exact, 80 shards later
+            sample("nearly", long_problem.replace("sold 6 pens", "sold 7 pens"), "math"),
+            sample("m5", base[10]["messages"][0]["content"], "math", 7, answer=base[10]["answer"])]  # a repeated reply, with another index
+    source = folder(tmp_path, "filtered", rows, per_shard=1)
+    report = run_mix(config(tmp_path, [source], {"reasoning": {"math": 60}})).report
+    removed = {r["prompt_id"]: (r["removed_by"], r["duplicate_of"]) for r in read_table(tmp_path / "mix" / "removed").to_pylist()}
+    assert removed == {"again": ("exact_duplicate", "filtered:m0"), "nearly": ("near_duplicate", "filtered:long"), "m5": ("exact_duplicate", "filtered:m5#0")}
+    assert {k: report["quotas"][0][k] for k in ("available", "taken", "short_by")} == {"available": 81, "taken": 60, "short_by": 0}
+    assert len(read_table(tmp_path / "mix")) == 60
+
+
+def test_an_answer_of_only_whitespace_is_a_reject(tmp_path: Path) -> None:
+    """Whitespace as Python's str.strip() knows it, separators \\x1c-\\x1f and U+3000 included."""
+    rows = math_rows(3, 1)
+    rows[1]["answer"], rows[2]["answer"] = "\x1c\u3000 \n", "\x1f0"
+    summary = run_mix(config(tmp_path, [folder(tmp_path, "filtered", rows)], {"reasoning": {"math": 5}}))
+    (reject,) = [json.loads(line) for line in (summary.output / "rejects.jsonl").read_text().splitlines()]
+    assert (reject["row"], reject["field"], reject["reason"]) == (1, "answer", "empty") and summary.report["rows_out"] == 2

@@ -101,6 +101,13 @@ class Correctness(Filter):
         return frame.select(reasons.otherwise(reason_by_verdict(detail))).to_series()
 
     def _rule_checks(self, items: list[tuple[str, str, str | None, str]]) -> list[Check]:
+        """One check per distinct (verifier, answer, reference, language): samples of one prompt often
+        end in the same words ("The answer is \\boxed{5}."), and every check is a function of these."""
+        distinct = list(dict.fromkeys(items))
+        checks = dict(zip(distinct, self._distinct_rule_checks(distinct)))
+        return [checks[item] for item in items]
+
+    def _distinct_rule_checks(self, items: list[tuple[str, str, str | None, str]]) -> list[Check]:
         """Cheap cases in-process (no answer, equal numbers); each distinct (verifier, stated answer,
         reference) once in the pool, under a CPU-time limit: N samples of a prompt often agree. A math
         answer's statement is found once, here, and the pool only grades it."""

