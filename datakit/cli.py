@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from datakit.config import apply_overrides, build, load_recipe_section
-from datakit.errors import EXIT_INTERRUPTED, DatakitError, describe_os_error, exit_code
+from datakit.errors import EXIT_BACKEND, EXIT_INTERRUPTED, DatakitError, describe_os_error, exit_code
+from datakit.logs import VERBOSE_ENV, console, err_console, log_tail, stage_log
 
 app = typer.Typer(
     help="Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe).",
@@ -24,8 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 MAX_REJECTS_SHOWN = 10
 DEBUG_ENV = "DATAKIT_DEBUG"
@@ -34,8 +32,13 @@ DEBUG_ENV = "DATAKIT_DEBUG"
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Print the full traceback of a failure above its one-line error (or set DATAKIT_DEBUG=1).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the engines' own output (vLLM, transformers, torch warnings, loading bars) on the terminal too, instead of only in OUTPUT/logs/STAGE.log (or set DATAKIT_VERBOSE=1).")] = False,
 ) -> None:
     """Build rejection-sampled SFT corpora from a teacher model (the DeepSeek-R1 recipe).
+
+    The terminal shows datakit's own lines, progress and tables; what the engines print goes to
+    OUTPUT/logs/STAGE.log (--verbose: to the terminal too). Away from a terminal (SLURM, CI, nohup)
+    progress is a line every DATAKIT_PROGRESS_INTERVAL seconds (default 30).
 
     A failure prints one line and exits with 2 (bad input or settings), 3 (disk full, no permission,
     unreadable file), 4 (a server or engine that kept failing) or 130 (Ctrl-C); re-run the same
@@ -43,6 +46,8 @@ def _root(
     """
     if debug:
         os.environ[DEBUG_ENV] = "1"  # read by main(), and by the worker processes a stage starts
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
 
 
 def _settings(recipe: Path | None, section: str, overrides: list[str], flags: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +238,8 @@ def sample(
 def sample_and_report(config: Any) -> None:
     from datakit.sample import run_sample
 
-    summary = run_sample(config)
+    with stage_log("sample" if config.num_workers == 1 else f"sample-worker-{config.worker_index}", config.output):
+        summary = run_sample(config)
     if not summary.complete:
         console.print(
             f"worker {config.worker_index} of {config.num_workers} finished its shards "
@@ -297,7 +303,8 @@ def filter_(
 def filter_and_report(config: Any) -> None:
     from datakit.filter import run_filter
 
-    summary = run_filter(config)
+    with stage_log("filter", config.output):
+        summary = run_filter(config)
     if summary.shards_written == 0:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_funnel(summary.report)
@@ -418,7 +425,8 @@ def mix(
 def mix_and_report(config: Any) -> None:
     from datakit.mix import run_mix
 
-    summary = run_mix(config)
+    with stage_log("mix", config.output):
+        summary = run_mix(config)
     if summary.already_complete:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_mix_report(summary.report)
@@ -522,8 +530,11 @@ def distill(
 
 def distill_and_report(config: Any) -> None:
     from datakit.distill import loss_trend, run_distill
+    from datakit.launch import rank_and_world
 
-    summary = run_distill(config)
+    rank, world = rank_and_world()
+    with stage_log("distill" if world == 1 else f"distill-rank{rank}", config.output):
+        summary = run_distill(config)
     m = summary.manifest
     if summary.already_complete:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
@@ -601,7 +612,8 @@ def _difference(comparison: dict[str, Any], metric: str) -> str:
 def eval_and_report(config: Any) -> None:
     from datakit.eval import UNGRADABLE, run_eval
 
-    scores = run_eval(config)
+    with stage_log("eval", config.output):
+        scores = run_eval(config)
     table = Table(title="eval: pass@1 / cons@k (%), [95% interval over problems]")
     for name in ("benchmark", "k", "model", "pass@1", "cons@k"):
         table.add_column(name, justify="left" if name in ("benchmark", "model") else "right")
@@ -733,7 +745,24 @@ def main() -> None:
             traceback.print_exc()
         message = str(e) if isinstance(e, DatakitError) else describe_os_error(e)
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        if exit_code(e) == EXIT_BACKEND:  # the engine's own account of it may be in the log
+            _point_at_log(e)
         raise SystemExit(exit_code(e)) from None
+    except Exception as e:  # a bug or an engine crash: the traceback, and what the engine logged before it
+        traceback.print_exc()
+        _point_at_log(e)
+        raise SystemExit(1) from None
+
+
+def _point_at_log(e: BaseException) -> None:
+    """After an engine's failure or a crash: the log the engines wrote to while the stage ran, and its last
+    lines, where the cause often is. (Input, disk and permission errors stay one line: it names the cause.)"""
+    path = getattr(e, "log_file", None)
+    if path is None:
+        return
+    err_console.print(f"the last lines the engines wrote to {path}:", highlight=False, soft_wrap=True)
+    for line in log_tail(path, getattr(e, "log_start", 0)):
+        err_console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _debugging() -> bool:

@@ -25,6 +25,7 @@ MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
 LOCK = ".lock"  # held by the run writing the folder (see folder_lock); .lock-worker-N for cooperative workers
 LOCK_HELD = "DATAKIT_FOLDER_LOCK_HELD"  # the folder a parent run holds the lock of, for the processes it starts
+LOG_DIR = "logs"  # the engines' output while a stage runs (datakit/logs.py)
 
 
 def shard_path(folder: Path, index: int) -> Path:
@@ -76,7 +77,7 @@ def claim_folder(out: Path, stage: str, run_hash: str, settings: dict[str, Any],
     `otherwise` says what changed when no setting did (the input's content)."""
     previous = read_manifest(out)
     if previous is None:
-        if out.exists() and any(not p.name.startswith(LOCK) for p in out.iterdir()):
+        if not holds_only_run_files(out):
             raise DatakitError(f"{out}: exists, is not empty and holds no {MANIFEST}; choose an empty or new folder")
         return None
     if previous.get("stage") != stage:
@@ -88,6 +89,11 @@ def claim_folder(out: Path, stage: str, run_hash: str, settings: dict[str, Any],
             "Re-run with the original settings to resume, or choose a new output folder."
         )
     return previous
+
+
+def holds_only_run_files(out: Path) -> bool:
+    """Whether `out` is absent or holds nothing but what any datakit run leaves first: its lock and its logs."""
+    return not out.exists() or all(p.name.startswith(LOCK) or p.name == LOG_DIR for p in out.iterdir())
 
 
 def changed_settings(previous: dict[str, Any], settings: dict[str, Any]) -> list[str]:

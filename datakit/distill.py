@@ -23,6 +23,7 @@ from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, claim_folder, read_manifest, write_json_atomic
 from datakit.errors import DatakitError
 from datakit.models import DEFAULT_MODEL, generator_id, resolve_model
+from datakit.progress import training_progress
 
 IGNORE = -100  # the label of a token that carries no loss
 CHECKPOINTS = "checkpoints"
@@ -181,14 +182,15 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         save_total_limit=config.save_total_limit,
         report_to=config.report_to if config.report_to is not None else installed_trackers(),
         deepspeed=config.deepspeed,
-        disable_tqdm=not config.progress,
+        disable_tqdm=True,  # datakit's own progress instead (training_progress): a bar or, away from a terminal, lines
         # TRL loads the model once these arguments exist, so ZeRO-3 and FSDP can shard it while loading
         model_init_kwargs={"dtype": torch.bfloat16 if bf16 else torch.float32},
     )
     with args.main_process_first(desc="tokenizing"):  # one process tokenizes, the others read its cache
         train, dropped = tokenized_dataset(config, tokenizer)
     write_json_atomic(out / MANIFEST, manifest)  # after the model, tokenizer and dataset load: a wrong one leaves nothing behind
-    trainer = SFTTrainer(model=folder, args=args, train_dataset=train, processing_class=tokenizer, peft_config=_peft(config.lora))
+    trainer = SFTTrainer(model=folder, args=args, train_dataset=train, processing_class=tokenizer, peft_config=_peft(config.lora),
+                         callbacks=[training_progress(config.progress)])
     last = get_last_checkpoint(str(out / CHECKPOINTS)) if (out / CHECKPOINTS).is_dir() else None
     result = trainer.train(resume_from_checkpoint=last)
     if config.lora.enabled:
