@@ -404,6 +404,7 @@ def mix(
     max_per_prompt: Annotated[Optional[int], typer.Option(help="Most samples of one prompt (default 0 = no cap).")] = None,
     ngram: Annotated[Optional[int], typer.Option(help="Word n-gram size of the benchmark decontamination (default 8).")] = None,
     rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per output Parquet shard (default 20000).")] = None,
+    prompt_completion: Annotated[Optional[bool], typer.Option("--prompt-completion/--no-prompt-completion", help="Also write TRL's prompt/completion split (OUT/prompt_completion/, config `prompt_completion`): loss on the final answer only, with any chat template (default off).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
 ) -> None:
     """Assemble the SFT mix: dedup, decontaminate, fill per-domain quotas, write TRL conversations."""
@@ -417,6 +418,7 @@ def mix(
         "max_per_prompt": max_per_prompt,
         "decontamination.n": ngram,
         "rows_per_shard": rows_per_shard,
+        "prompt_completion": prompt_completion,
         "progress": progress,
     }
     mix_and_report(build(MixConfig, _settings(recipe, "mix", set_, flags)))

@@ -208,15 +208,22 @@ def write_loader_card(folder: Path, stage: str, configs: dict[str, str]) -> None
     """README.md with a `configs:` header, so `datasets.load_dataset(folder)` (and `trl sft --dataset_name
     folder`) read the shards and nothing else: without it they also try manifest.json and report.json
     and fail on their schemas. `configs` maps a config name to its Parquet glob; the first is the default."""
-    lines = ["---", "configs:"]
-    for i, (name, files) in enumerate(configs.items()):
-        lines += [f"- config_name: {name}", *(["  default: true"] if i == 0 else []), "  data_files:", "  - split: train", f"    path: {files}"]
-    lines += [
-        "---", "", f"# A `datakit {stage}` folder", "",
+    from huggingface_hub import DatasetCardData
+
+    text = [
+        "---", DatasetCardData(configs=card_configs(configs)).to_yaml(), "---", "", f"# A `datakit {stage}` folder", "",
         "The rows are the Parquet files named above; `manifest.json` says what made them and `data/README.md` of",
         "the datakit project describes every column. This file only tells `datasets.load_dataset` where the rows are.", "",
     ]
-    write_text_atomic(folder / LOADER_CARD, "\n".join(lines))
+    write_text_atomic(folder / LOADER_CARD, "\n".join(text))
+
+
+def card_configs(configs: dict[str, str]) -> list[dict[str, Any]]:
+    """The `configs:` entries of a dataset card: each config's files (a glob) as its train split, the first the default."""
+    return [
+        {"config_name": name, **({"default": True} if i == 0 else {}), "data_files": [{"split": "train", "path": path}]}
+        for i, (name, path) in enumerate(configs.items())
+    ]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

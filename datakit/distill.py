@@ -6,6 +6,8 @@ spans itself: it renders the conversation up to each assistant turn (with the ge
 up to the end of that turn, and every token whose characters fall between the two carries loss —
 the turn's content and its end-of-turn marker (so the student learns to stop), nothing of the
 prompt, the system text or the role headers. The rows reach SFTTrainer tokenised, with `labels`.
+A dataset in TRL's prompt/completion form (`datakit mix` with `prompt_completion: true`) is read as the
+conversation prompt + completion, with loss on the completion's turn only, as TRL itself would put it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
@@ -46,7 +48,7 @@ class DistillConfig:
     Training settings keep the names of transformers' TrainingArguments / TRL's SFTConfig."""
 
     model: str = DEFAULT_MODEL  # the student: an alias, a local folder or a Hub id
-    dataset: str = ""  # a mix folder (or any Parquet folder / Hub dataset with `messages`)
+    dataset: str = ""  # a mix folder, its prompt_completion/ folder, or any Parquet folder / Hub dataset with `messages` or `prompt`/`completion`
     output: str = field(default="", metadata=NOT_HASHED)
     source: str = field(default="", metadata=NOT_HASHED)  # where the hyperparameters come from (cited in the manifest)
     chat_template: str | None = None  # a .jinja file replacing the student's template
@@ -87,14 +89,14 @@ class DistillSummary:
 # --- loss masks -------------------------------------------------------------------------------------
 
 
-def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character span of each assistant turn: its content and the
-    end-of-turn marker that closes it (trailing whitespace after the marker excluded)."""
+def assistant_spans(tokenizer: Any, messages: list[dict[str, str]], first: int = 0) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character span of each assistant turn from turn `first` on:
+    its content and the end-of-turn marker that closes it (trailing whitespace after the marker excluded)."""
     render = lambda turns, prompt: tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=prompt)  # noqa: E731
     text = render(messages, False)
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or i < first:
             continue
         before, through = render(messages[:i], True), render(messages[: i + 1], False).rstrip()
         if not (text.startswith(before) and text.startswith(through) and len(through) > len(before)):
@@ -106,9 +108,10 @@ def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str
     return text, spans
 
 
-def tokenize_conversation(tokenizer: Any, messages: list[dict[str, str]], loss_on: str = "assistant") -> dict[str, list[int]]:
-    """input_ids, and labels that are IGNORE on every token outside an assistant span."""
-    text, spans = assistant_spans(tokenizer, messages)
+def tokenize_conversation(tokenizer: Any, messages: list[dict[str, str]], loss_on: str = "assistant", prompt_turns: int = 0) -> dict[str, list[int]]:
+    """input_ids, and labels that are IGNORE on every token outside an assistant span. The first
+    `prompt_turns` turns (a prompt/completion row's prompt) carry no loss, assistant turns among them included."""
+    text, spans = assistant_spans(tokenizer, messages, prompt_turns)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = encoded["input_ids"]
     if loss_on == "all":
@@ -269,11 +272,9 @@ def tokenized_dataset(config: DistillConfig, tokenizer: Any) -> tuple[Any, int]:
             data = datasets.load_dataset(config.dataset, split="train")
         except Exception as e:  # the hub client raises many types; all mean "could not get it"
             raise DatakitError(f"{config.dataset}: not a local folder or file, and loading it as a Hub dataset failed: {e}") from e
-    if "messages" not in data.column_names:
-        raise DatakitError(f"{config.dataset}: no `messages` column; distill reads a `datakit mix` folder (see data/README.md)")
     if len(data) == 0:
         raise DatakitError(f"{config.dataset}: no rows to train on")
-    encode = lambda row: tokenize_conversation(tokenizer, row["messages"], config.loss_on)  # noqa: E731
+    encode = _conversation_encoder(config, tokenizer, data)
     tokens = data.map(encode, remove_columns=data.column_names, desc="tokenizing")
     kept = tokens.filter(lambda row: len(row["input_ids"]) <= config.max_length and any(t != IGNORE for t in row["labels"]))
     if len(kept) == 0 and not any(t != IGNORE for labels in tokens["labels"] for t in labels):
@@ -300,3 +301,21 @@ def write_loss_plot(out: Path, history: list[dict[str, float]]) -> Path | None:
     from datakit.plots import loss_figure, save
 
     return save(loss_figure(history), out / "loss.png") if history else None
+def _conversation_encoder(config: DistillConfig, tokenizer: Any, data: Any) -> Callable[[dict[str, Any]], dict[str, list[int]]]:
+    """Tokenizes a row of either conversational form TRL reads: `messages`, or `prompt` + `completion`
+    (lists of turns; the loss then falls on the completion alone)."""
+    columns = data.column_names
+    if "messages" in columns:
+        return lambda row: tokenize_conversation(tokenizer, row["messages"], config.loss_on)
+    if "prompt" in columns and "completion" in columns:
+        if not isinstance(data[0]["prompt"], list) or not isinstance(data[0]["completion"], list):
+            raise DatakitError(
+                f"{config.dataset}: `prompt` and `completion` are text, not lists of {{role, content}} turns; distill reads "
+                "TRL's conversational prompt/completion form (a `datakit mix` folder's prompt_completion/)"
+            )
+        return lambda row: tokenize_conversation(tokenizer, row["prompt"] + row["completion"], config.loss_on, len(row["prompt"]))
+    raise DatakitError(
+        f"{config.dataset}: no `messages` column and no `prompt`/`completion` columns; distill reads a `datakit mix` folder (see data/README.md)"
+    )
+
+

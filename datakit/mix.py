@@ -41,7 +41,8 @@ from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.progress import StageProgress
 from datakit.reader import Reject, conform, duplicate_reason, language_problem, read_jsonl, repeated_keys
 from datakit.reasoning import THINK_OPEN, split_completion
-from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION
+from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
+from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
 
 SFT_ROLES = ("system", "user", "assistant")
 WORK = "_work"  # scratch space of a running mix; removed when it completes
@@ -62,6 +63,7 @@ MIX_SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("mix_source", pa.string(), nullable=False),
         pa.field("generator", pa.string(), nullable=False),
+        pa.field("verified_by", pa.string(), nullable=False),
         pa.field("copy_index", pa.int32(), nullable=False),
     ]
 )
@@ -151,6 +153,8 @@ class MixConfig:
     # reasoning get one anyway, and so do simple queries ("hello") that `sample` marked think_mode empty.
     empty_think_domains: list[str] = field(default_factory=list)
     rows_per_shard: int = 20_000  # ~400 MB of Parquet at R1's lengths
+    # also write TRL's prompt/completion split (config `prompt_completion`): completion-only loss on any chat template
+    prompt_completion: bool = False
     progress: bool = field(default=True, metadata=NOT_HASHED)
 
 
@@ -196,12 +200,15 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
     index = build_index(config, sources, out / WORK, decontaminator)
     plan = plan_mix(config, index.rows, index.prompts, [s.name for s in sources])
     write_mix(config, sources, plan, out)
+    if config.prompt_completion:
+        write_prompt_completion(out)
 
     report = build_report(config, sources, plan, index)
     write_json_atomic(out / "report.json", report)
     plots = [write_plot(out, report)]
     write_json_atomic(out / "removed" / MANIFEST, {**manifest, "stage": "mix/removed", "complete": True})
-    write_loader_card(out, "mix", {"default": f"{SHARD_DIR}/*.parquet", "removed": f"removed/{SHARD_DIR}/*.parquet"})
+    split = {PROMPT_COMPLETION: f"{PROMPT_COMPLETION}/{SHARD_DIR}/*.parquet"} if config.prompt_completion else {}
+    write_loader_card(out, "mix", {"default": f"{SHARD_DIR}/*.parquet", **split, "removed": f"removed/{SHARD_DIR}/*.parquet"})
     shutil.rmtree(out / WORK, ignore_errors=True)
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)
@@ -682,7 +689,8 @@ def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]
     """Samples as TRL conversations: the prompt's turns, then the assistant turn R1-style,
     "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" (an empty think block where there is no reasoning, for a
     simple query (`think_mode` empty; a folder without the column has none) and for `empty_think_domains`)."""
-    frame = pl.from_arrow(table.select(READ_COLUMNS + [c for c in ("think_mode",) if c in table.column_names]))
+    extra = [c for c in ("think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict") if c in table.column_names]
+    frame = pl.from_arrow(table.select(READ_COLUMNS + extra))
     simple = (pl.col("think_mode") == "empty").fill_null(False) if "think_mode" in frame.columns else pl.lit(False)
     thought = pl.when(pl.col("domain").is_in(empty_think_domains) | simple).then(pl.lit("")).otherwise(pl.col("reasoning").str.strip_chars())
     content = pl.format(THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}"), thought, pl.col("answer").str.strip_chars())
@@ -692,6 +700,7 @@ def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]
         *("prompt_id", "sample_index", "domain", "kind", "language", "source"),
         mix_source=pl.lit(name),
         generator="generator",
+        verified_by=verified_by(frame.columns),
     )
     return frame.to_arrow()
 

@@ -17,16 +17,20 @@ import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow.parquet as pq
 import yaml
 
 from datakit import __version__
-from datakit.dataset import MANIFEST, SHARD_DIR, read_json, read_manifest, write_text_atomic
+from datakit.dataset import MANIFEST, SHARD_DIR, card_configs, read_json, read_manifest, write_text_atomic
 from datakit.decontam import unchecked
 from datakit.errors import DatakitError
+from datakit.schema import RULE_VERIFIERS, verified_by
+from datakit.sft_format import PROMPT_COMPLETION
 
 CARD = "README.md"
 DATA_DIR = "data"
@@ -35,6 +39,7 @@ DATAKIT_DIR = "datakit"
 DATAKIT_FILES = ("manifest.json", "report.json", "funnel.png", "lengths.png", "mix.png")
 # The repo folders push owns: remote files in them that the staging lacks are deleted.
 OWNED_DIRS = (DATA_DIR, DATAKIT_DIR)
+CARD_TEMPLATE = "dataset_card.md"  # in datakit/templates/: the card's markdown body, a Jinja template
 TAGS = ["reasoning", "synthetic", "distillation", "datakit", "rejection-sampling"]
 # The columns the card counts rows by, in groups (kind and domain together).
 PROFILE_GROUPS = {"kind/domain": ("kind", "domain"), "language": ("language",), "generator": ("generator",), "source": ("source",)}
@@ -53,6 +58,7 @@ LAYOUT = {
     ],
     "mix": [
         ("default", "", "the SFT corpus, in TRL's conversational format (`messages`)"),
+        (PROMPT_COMPLETION, PROMPT_COMPLETION, "the same rows in TRL's conversational prompt/completion format (`prompt`, `completion`): loss on the completion only, with any chat template"),
         ("removed", "removed", "rows removed by dedup and decontamination, with `removed_by` and `removed_reason` (for auditing, not training)"),
     ],
 }
@@ -267,48 +273,56 @@ def _place(src: Path, dst: Path) -> None:
 
 
 def render_card(stage: Stage, config: PushConfig) -> str:
-    """The dataset card: YAML metadata for the Hub, then what the rows are and how they were made."""
-    counts = profile(stage.parts)
+    """The dataset card: YAML metadata from huggingface_hub's DatasetCardData, then the body from
+    datakit/templates/dataset_card.md: what the rows are, how they were checked and made."""
+    from huggingface_hub import DatasetCard
+
+    counts = profile(_counted(stage))
     steps = lineage(stage)
-    sections = [
-        _front_matter(stage, config, counts),
-        _overview(stage, config, counts),
-        _composition(stage, counts),
-        _provenance(stage, steps, counts),
-        _license(config, counts),
-        _usage(stage, config.repo_id),
-        _limitations(stage, steps, counts),
-    ]
-    return "\n\n".join(s.strip("\n") for s in sections) + "\n"
+    verified = verification(stage)
+    code, note = _usage(stage, config.repo_id)
+    card = DatasetCard.from_template(
+        _card_data(stage, config, counts),
+        template_str=(files("datakit") / "templates" / CARD_TEMPLATE).read_text(encoding="utf-8"),
+        title=_pretty_name(config),
+        intro=_overview(stage, counts, verified),
+        parts=stage.parts,
+        checked=_checked(stage, verified),
+        verification=_verification_rows(verified) if stage.kind != "sample" else [],
+        composition=_composition(stage, counts),
+        provenance=_provenance(stage, steps, counts),
+        license_text=_license(config, counts),
+        usage_code=code,
+        usage_note=note,
+        limitations=_limitations(stage, steps, counts),
+    )
+    return str(card).rstrip("\n") + "\n"
 
 
 def size_category(rows: int) -> str:
     return next((label for bound, label in SIZE_CATEGORIES if rows < bound), "n>1T")
 
 
-def _front_matter(stage: Stage, config: PushConfig, counts: dict[str, Counter]) -> str:
+def _card_data(stage: Stage, config: PushConfig, counts: dict[str, Counter]) -> Any:
+    from huggingface_hub import DatasetCardData
+
     languages = [lang for lang in _values(counts["language"]) if re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]+)*", str(lang))]
-    meta: dict[str, Any] = {
-        "license": config.license,
-        "pretty_name": _pretty_name(config),
-        "task_categories": ["text-generation"],
-        **({"language": languages} if languages else {}),
-        # of the default config: the rows a user trains on
-        "size_categories": [size_category(stage.parts[0].rows)],
-        "tags": TAGS,
-        "configs": [
-            {"config_name": p.name, "data_files": [{"split": "train", "path": f"{DATA_DIR}/{p.name}/train-*"}], **({"default": True} if i == 0 and p.name != "default" else {})}
-            for i, p in enumerate(stage.parts)
-        ],
-    }
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---"
+    return DatasetCardData(
+        license=config.license,
+        pretty_name=_pretty_name(config),
+        task_categories=["text-generation"],
+        language=languages or None,
+        size_categories=[size_category(stage.parts[0].rows)],  # of the default config: the rows a user trains on
+        tags=TAGS,
+        configs=card_configs({p.name: f"{DATA_DIR}/{p.name}/train-*" for p in stage.parts}),
+    )
 
 
 def _pretty_name(config: PushConfig) -> str:
     return config.pretty_name or config.repo_id.split("/")[-1]
 
 
-def _overview(stage: Stage, config: PushConfig, counts: dict[str, Counter]) -> str:
+def _overview(stage: Stage, counts: dict[str, Counter], verified: Counter | None) -> str:
     default = stage.parts[0]
     kinds = Counter()
     for (part, (kind, _)), n in counts["kind/domain"].items():
@@ -316,7 +330,7 @@ def _overview(stage: Stage, config: PushConfig, counts: dict[str, Counter]) -> s
             kinds[kind] += n
     split = f"{kinds['reasoning']:,} reasoning, {kinds['non_reasoning']:,} non-reasoning"
     teachers = _listing(_values(counts["generator"]))
-    intro = {
+    return {
         "sample": (
             f"Raw samples from the teacher ({teachers}) made by `datakit sample`, before any filtering: {default.rows:,} completions "
             f"({split}). Each row holds the prompt (`messages`), the completion split into `reasoning` (inside `<think>…</think>`) "
@@ -332,17 +346,79 @@ def _overview(stage: Stage, config: PushConfig, counts: dict[str, Counter]) -> s
         "mix": (
             f"A supervised fine-tuning corpus in the DeepSeek-R1 style (arXiv 2501.12948, §2.3.3): {default.rows:,} conversations "
             f"({split}) whose last turn is the teacher's answer ({teachers}) with its chain of thought in `<think>…</think>`. "
-            "The teacher's samples were rejection-sampled (only correct, clean answers kept), deduplicated, decontaminated against "
-            "benchmarks and drawn to per-domain quotas by `datakit mix`; the `removed` config keeps every row that dedup and "
-            "decontamination removed, with the reason, for auditing."
+            f"Of these rows {_verified_phrase(verified)} (see *How the rows were checked*); all were deduplicated, decontaminated "
+            "against benchmarks and drawn to per-domain quotas by `datakit mix`; the `removed` config keeps every row that dedup "
+            "and decontamination removed, with the reason, for auditing."
         ),
     }[stage.kind]
-    rows = [[f"`{p.name}`" + (" (default)" if i == 0 and p.name != "default" else ""), "train", f"{p.rows:,}", p.what] for i, p in enumerate(stage.parts)]
-    return f"# {_pretty_name(config)}\n\n{intro}\n\n" + _table(["config", "split", "rows", "what"], rows, "llrl")
+
+
+# --- what proved the rows correct -----------------------------------------------------------------
+
+
+def verification(stage: Stage) -> Counter | None:
+    """Rows of the default config per `verified_by` value (a rule verifier's name, `judge`, `none`),
+    read from the verdict columns a shard at a time; None for a mix whose rows do not record it."""
+    found: Counter = Counter()
+    for f in stage.parts[0].files:
+        names = pq.read_schema(f).names
+        if stage.kind == "mix" and "verified_by" not in names:
+            return None  # a mix made before datakit carried the verdicts: unknown, never "unverified"
+        wanted = [c for c in ("verified_by", "correct_verdict", "correct_verifier", "judge_verdict") if c in names]
+        frame = pl.read_parquet(f, columns=wanted) if wanted else pl.DataFrame({"_": [None] * pq.ParquetFile(f).metadata.num_rows})
+        found.update(frame.with_columns(verified_by(names).alias("verified_by"))["verified_by"].to_list())
+    return found
+
+
+def shares(verified: Counter) -> dict[str, int]:
+    """Rows verified by a rule (math, code, choice, exact), by the judge, and not at all."""
+    rule = sum(verified[v] for v in RULE_VERIFIERS)
+    return {"rule": rule, "judge": verified["judge"], "none": sum(verified.values()) - rule - verified["judge"]}
+
+
+def _verified_phrase(verified: Counter | None) -> str:
+    if verified is None:
+        return "it is not recorded which were proven correct"
+    total, split = sum(verified.values()), shares(verified)
+    return f"{_share(split['rule'] + split['judge'], total)} were proven correct and {_share(split['none'], total)} passed unverified"
+
+
+def _checked(stage: Stage, verified: Counter | None) -> str:
+    """What the verdicts prove about the default config, with the counts behind each claim."""
+    default = stage.parts[0].name
+    if verified is None:
+        return (
+            f"The rows of `{default}` do not record which check proved them (`verified_by`: a mix made by an older datakit), so "
+            "how many were verified is unknown; see the filter chains below."
+        )
+    if stage.kind == "sample":
+        return f"None of the {sum(verified.values()):,} rows has been checked: these are the teacher's raw samples."
+    total, split = sum(verified.values()), shares(verified)
+    return (
+        f"Of the {total:,} rows of `{default}`, {split['rule']:,} ({_share(split['rule'], total)}) have a final answer proven correct "
+        f"by a rule verifier (math-verify, code tests in a sandbox, choice or exact match), {split['judge']:,} "
+        f"({_share(split['judge'], total)}) were judged correct by an LLM judge, and {split['none']:,} ({_share(split['none'], total)}) "
+        "are unverified: no rule or judge checked them, and they passed on form alone (`unverified: keep`, or a source without a "
+        "correctness check). The column `verified_by` (filter folders: `correct_verdict`, `judge_verdict`) says which, row by row."
+    )
+
+
+def _verification_rows(verified: Counter | None) -> list[dict[str, Any]]:
+    if not verified:
+        return []
+    total = sum(verified.values())
+    labels = {**{v: f"rule: `{v}`" for v in RULE_VERIFIERS}, "judge": "LLM judge", "none": "not verified"}
+    order = [*RULE_VERIFIERS, "judge", "none"]
+    return [{"label": labels[v], "rows": verified[v], "share": _share(verified[v], total)} for v in order if verified[v]]
+
+
+def _counted(stage: Stage) -> list[Part]:
+    """The configs the card's tables count rows of: `prompt_completion` holds the default's rows again."""
+    return [p for p in stage.parts if p.name != PROMPT_COMPLETION]
 
 
 def _composition(stage: Stage, counts: dict[str, Counter]) -> str:
-    names = [p.name for p in stage.parts]
+    names = [p.name for p in _counted(stage)]
     out = ["## Rows by domain and kind", _count_table(counts["kind/domain"], names, ["kind", "domain"])]
     if counts["language"]:
         out += ["Rows by expected answer language (`language`):", _count_table(counts["language"], names, ["language"])]
@@ -352,9 +428,8 @@ def _composition(stage: Stage, counts: dict[str, Counter]) -> str:
 
 
 def _provenance(stage: Stage, steps: list[Step], counts: dict[str, Counter]) -> str:
-    names = [p.name for p in stage.parts]
+    names = [p.name for p in _counted(stage)]
     out = [
-        "## Provenance",
         "### Teacher",
         "The model that wrote each row (`generator`):",
         _count_table(counts["generator"], names, ["teacher"]),
@@ -499,34 +574,43 @@ def _license(config: PushConfig, counts: dict[str, Counter]) -> str:
             f"Released under `{config.license}` by the pusher. The teacher model's terms of use ({teachers}) and the licenses "
             f"of the prompt sources ({sources}) may also apply."
         )
-    return "## License\n\n" + text
+    return text
 
 
-def _usage(stage: Stage, repo_id: str) -> str:
-    load = f'from datasets import load_dataset\n\nds = load_dataset("{repo_id}", "{stage.parts[0].name}", split="train")'
-    if stage.kind == "mix":
-        code = (
-            load + "\n\nfrom trl import SFTConfig, SFTTrainer\n\ntrainer = SFTTrainer(\n"
-            '    model="Qwen/Qwen2.5-1.5B-Instruct",  # the student\n    train_dataset=ds,\n'
-            '    args=SFTConfig(output_dir="student", max_length=32768),\n)\ntrainer.train()'
-        )
-        note = (
-            "`SFTTrainer` reads the `messages` column as-is (TRL's conversational format) and applies the student's chat "
-            "template; check that the template keeps the `<think>` block of assistant turns (some strip it). The other "
-            "columns are provenance; `removed` is for auditing, not training."
-        )
-    else:
-        code = load
+def _usage(stage: Stage, repo_id: str) -> tuple[str, str]:
+    """The "How to use" code (it runs as printed, on a CPU as on a GPU) and the note under it."""
+    names = [p.name for p in stage.parts]
+    train_on = PROMPT_COMPLETION if PROMPT_COMPLETION in names else names[0]
+    code = f'from datasets import load_dataset\n\nds = load_dataset("{repo_id}", "{train_on}", split="train")'
+    if stage.kind != "mix":
         source = f"sources: [{{path: {repo_id}, config: accepted}}]" if stage.kind == "filter" else f"datakit filter {repo_id} out/filtered"
-        note = (
+        return code, (
             "These rows are samples, not yet training conversations: `messages` is the prompt and `completion` the teacher's "
             f"reply (`reasoning` + `answer`). datakit reads this repo directly (`{source}`) to continue the pipeline; "
             "`datakit mix` writes TRL's conversational format."
         )
-    return f"## How to use\n\n```python\n{code}\n```\n\n{note}"
+    code += (
+        "\n\nimport torch\nfrom trl import SFTConfig, SFTTrainer\n\ntrainer = SFTTrainer(\n"
+        '    model="Qwen/Qwen2.5-1.5B-Instruct",  # the student\n    train_dataset=ds,\n'
+        "    # bf16 where the GPU has it; a CPU trains in fp32 (SFTConfig's default bf16=True fails there)\n"
+        '    args=SFTConfig(output_dir="student", max_length=32768, bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported()),\n'
+        ")\ntrainer.train()\ntrainer.save_model()  # the student, in student/"
+    )
+    if train_on == PROMPT_COMPLETION:
+        form = (
+            "`prompt_completion` holds the rows of `default` split before the final assistant turn (`prompt`, `completion`), so "
+            "TRL puts the loss on the completion only, with any chat template; `default` holds them whole (`messages`), on which "
+            "TRL trains every token unless the template has generation markers for `assistant_only_loss`."
+        )
+    else:
+        form = "`SFTTrainer` reads the `messages` column as-is (TRL's conversational format)."
+    return code, (
+        f"{form} TRL applies the student's chat template; check that it keeps the `<think>` block of assistant turns (some strip "
+        "it). The other columns are provenance; `removed` is for auditing, not training."
+    )
 
 
-def _limitations(stage: Stage, steps: list[Step], counts: dict[str, Counter]) -> str:
+def _limitations(stage: Stage, steps: list[Step], counts: dict[str, Counter]) -> list[str]:
     teachers = _listing(_values(counts["generator"]))
     out = [f"Synthetic data: every answer was written by {teachers} and carries its errors, biases and knowledge cut-off."]
     if stage.kind == "sample":
@@ -542,7 +626,7 @@ def _limitations(stage: Stage, steps: list[Step], counts: dict[str, Counter]) ->
         out.append("`rejected` holds the rows the chain dropped; it is for auditing and re-thresholding, not for training.")
     if stage.kind == "mix":
         out += _mix_limitations(stage.report or {})
-    return "## Limitations\n\n" + "\n".join(f"- {line}" for line in out)
+    return out
 
 
 def _chain_limitations(step: Step) -> str:

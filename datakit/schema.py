@@ -6,6 +6,9 @@ A prompt row becomes a sample row by gaining the sample columns; later stages on
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+import polars as pl
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -13,6 +16,7 @@ SCHEMA_VERSION = 1
 DOMAINS = ("math", "code", "science", "logic", "general", "writing", "qa", "translation", "self_cognition")
 KINDS = ("reasoning", "non_reasoning")
 VERIFIERS = ("math", "code", "choice", "exact", "judge", "none")
+RULE_VERIFIERS = ("math", "code", "choice", "exact")
 REASONING_DOMAINS = frozenset({"math", "code", "science", "logic"})
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
@@ -69,3 +73,19 @@ def default_verifier(domain: str, has_reference: bool) -> str:
     if not has_reference:
         return "none"
     return {"math": "math", "code": "code"}.get(domain, "judge")
+
+
+def verified_by(columns: Collection[str]) -> pl.Expr:
+    """Which check proved a row correct, from the verdict columns `datakit filter` wrote: the rule
+    verifier where `correct_verdict` is correct (math, code, choice, exact), `judge` where the judge
+    said correct, else `none` (passed unverified under `unverified: keep`, or never checked). A row
+    that already carries `verified_by` (a mix of mixes) keeps it. The card's claims count this."""
+    if "verified_by" in columns:
+        return pl.col("verified_by").fill_null("none")
+    found = pl.lit("none")
+    if "judge_verdict" in columns:
+        found = pl.when(pl.col("judge_verdict") == "correct").then(pl.lit("judge")).otherwise(found)
+    if "correct_verdict" in columns and "correct_verifier" in columns:
+        by_rule = (pl.col("correct_verdict") == "correct") & pl.col("correct_verifier").is_in(RULE_VERIFIERS)
+        found = pl.when(by_rule).then(pl.col("correct_verifier")).otherwise(found)
+    return found.alias("verified_by")

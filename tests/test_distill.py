@@ -88,7 +88,7 @@ def mix_folder(root: Path, rows: int = 16) -> Path:
         check = f" Check: {a * b} divided by {b} is {a}." * (4 if i % 4 == 3 else 0)  # a quarter of the rows are longer
         messages = [{"role": "user", "content": f"What is {a} times {b}?"}, {"role": "assistant", "content": f"<think>\n{a} times {b} is {a * b}.{check}\n</think>\n\n{a * b}"}]
         data.append({"messages": messages, "prompt_id": f"p{i}", "sample_index": 0, "domain": "math", "kind": "reasoning", "language": "en",
-                     "source": "unit", "mix_source": "unit", "generator": "teacher", "copy_index": 0})
+                     "source": "unit", "mix_source": "unit", "generator": "teacher", "verified_by": "none", "copy_index": 0})
     folder = root / "mix"
     write_shard(folder, 0, pa.Table.from_pylist(data, schema=MIX_SCHEMA))
     write_json_atomic(folder / "manifest.json", {"stage": "mix", "run_hash": "abc", "complete": True})

@@ -89,11 +89,19 @@ def sample_folder(root: Path) -> Path:
     return out
 
 
+# (correct_verdict, correct_verifier, judge_verdict) of the accepted rows: 3 proven by math-verify, 1 by the judge, 1 unverified
+ACCEPTED_VERDICTS = [("correct", "math", "skipped")] * 3 + [("unverified", "judge", "correct"), ("unverified", "none", "skipped")]
+
+
 def filter_folder(root: Path) -> Path:
     out = root / "filtered"
-    verdict = pa.schema([*SAMPLE_SCHEMA, pa.field("rejected_by", pa.string()), pa.field("reject_reason", pa.string())])
-    accepted = [{**_sample_row(p, 0), "rejected_by": None, "reject_reason": None} for p in range(5)]
-    rejected = [{**_sample_row(p, i), "rejected_by": "correctness", "reject_reason": "wrong: math: extracted 3, expected 2"} for p in range(4) for i in (1, 2)]
+    verdict_columns = ("correct_verdict", "correct_verifier", "judge_verdict", "rejected_by", "reject_reason")
+    verdict = pa.schema([*SAMPLE_SCHEMA, *(pa.field(c, pa.string()) for c in verdict_columns)])
+    accepted = [{**_sample_row(p, 0), **dict(zip(verdict_columns, ACCEPTED_VERDICTS[p])), "rejected_by": None, "reject_reason": None} for p in range(5)]
+    rejected = [
+        {**_sample_row(p, i), "correct_verdict": "wrong", "correct_verifier": "math", "rejected_by": "correctness", "reject_reason": "wrong: math: extracted 3, expected 2"}
+        for p in range(4) for i in (1, 2)
+    ]
     write_shard(out / "accepted", 0, pa.Table.from_pylist(accepted, schema=verdict))
     write_shard(out / "accepted", 1, verdict.empty_table())  # a shard the chain emptied: `datasets` cannot read it
     write_shard(out / "rejected", 0, pa.Table.from_pylist(rejected, schema=verdict))
@@ -108,16 +116,18 @@ def filter_folder(root: Path) -> Path:
 
 MIX_ROW = pa.schema(
     [("messages", pa.list_(MESSAGE)), ("prompt_id", pa.string()), ("sample_index", pa.int32()), ("domain", pa.string()), ("kind", pa.string()),
-     ("language", pa.string()), ("source", pa.string()), ("mix_source", pa.string()), ("generator", pa.string()), ("copy_index", pa.int32())]
+     ("language", pa.string()), ("source", pa.string()), ("mix_source", pa.string()), ("generator", pa.string()), ("verified_by", pa.string()), ("copy_index", pa.int32())]
 )
 REMOVED_ROW = pa.schema([*MIX_ROW, *(pa.field(c, pa.string()) for c in ("removed_by", "removed_reason", "duplicate_of", "decontam_benchmark", "decontam_item", "decontam_ngram"))])
 
 
 def _mix_row(i: int, domain: str, language: str) -> dict[str, Any]:
+    """A mix row; math rows were proven by math-verify, writing rows 0-1 by the judge, the rest not at all."""
     kind, source = ("reasoning", "math") if domain == "math" else ("non_reasoning", "chat")
+    verified = "math" if domain == "math" else "judge" if i < 2 else "none"
     messages = [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"<think>\nstep {i}\n</think>\n\nanswer {i}"}]
     return {"messages": messages, "prompt_id": f"{domain}{i}", "sample_index": 0, "domain": domain, "kind": kind, "language": language,
-            "source": f"{source}.jsonl", "mix_source": source, "generator": TEACHER, "copy_index": 0}
+            "source": f"{source}.jsonl", "mix_source": source, "generator": TEACHER, "verified_by": verified, "copy_index": 0}
 
 
 def mix_folder(root: Path, shards: int = 2) -> Path:
@@ -173,7 +183,8 @@ def test_sample_folder_stages_one_default_config(tmp_path: Path) -> None:
     assert staging == tmp_path / "samples-hub"
     assert sorted(tree(staging)) == ["README.md", "data/default/train-00000-of-00002.parquet", "data/default/train-00001-of-00002.parquet", "datakit/manifest.json"]
     meta, body = card_of(staging)
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/default/train-*"}]}]
+    assert meta["configs"] == [{"config_name": "default", "default": True, "data_files": [{"split": "train", "path": "data/default/train-*"}]}]
+    assert "None of the 16 rows has been checked" in body
     assert meta["license"] == "other" and meta["language"] == ["en"] and meta["size_categories"] == ["n<1K"]
     assert meta["task_categories"] == ["text-generation"] and "rejection-sampling" in meta["tags"] and meta["pretty_name"] == "r1-data"
     assert f"| `{TEACHER}` | vllm | 4 | 0.6 | 0.95 | 0 | 4096 | 7 |" in body and f"| `{TEACHER}` | 16 |" in body
@@ -186,6 +197,9 @@ def test_filter_folder_has_accepted_and_rejected_configs_and_the_funnel(tmp_path
     assert {"data/accepted/train-00000-of-00001.parquet", "data/rejected/train-00000-of-00001.parquet", "datakit/report.json", "datakit/funnel.png", "datakit/lengths.png"} <= set(tree(staging))
     meta, body = card_of(staging)
     assert [(c["config_name"], c.get("default")) for c in meta["configs"]] == [("accepted", True), ("rejected", None)]
+    assert "Of the 5 rows of `accepted`, 3 (60.0%) have a final answer proven correct by a rule verifier" in body
+    assert "1 (20.0%) were judged correct by an LLM judge, and 1 (20.0%) are unverified" in body
+    assert "| rule: `math` | 3 | 60.0% |\n| LLM judge | 1 | 20.0% |\n| not verified | 1 | 20.0% |" in body
     assert meta["license"] == "apache-2.0" and "Released under `apache-2.0`" in body
     assert "### Filter chain `r1-mixed`" in body and "  - judge: {model: deepseek-ai/DeepSeek-V3}" in body
     assert "| `correctness` | 13 | 6 | 7 | wrong (5), no_answer (1) |" in body and "Kept **5** of 16 samples (31.2%); 1 of 4 prompts" in body
@@ -376,3 +390,46 @@ def test_upload_that_cannot_reach_the_hub_is_a_user_error(tmp_path: Path, online
     hub.create_repo = unreachable  # type: ignore[method-assign]
     with pytest.raises(DatakitError, match="cannot reach the Hugging Face Hub.*re-run to resume"):
         push(sample_folder(tmp_path), hub)
+
+
+def test_the_card_of_a_real_mix_claims_what_its_rows_show_and_its_code_runs(tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """filter + mix with the prompt/completion split, staged; the card read back with huggingface_hub:
+    each count and share in it is the rows' own (read with `datasets`), and its usage code runs as
+    printed on this CPU (the demo's card once trained only with bf16, i.e. only on a GPU)."""
+    from collections import Counter
+
+    from huggingface_hub import DatasetCard
+
+    from test_loadable import verified_mix
+
+    staging = dry_run(verified_mix(tmp_path))
+    card = DatasetCard.load(staging / "README.md")
+    names = [c["config_name"] for c in card.data.configs]
+    assert names == ["default", "prompt_completion", "removed"] and card.data.configs[0]["default"] is True
+    rows = {name: load(staging, name, tmp_path) for name in names}
+    for name, data in rows.items():
+        assert f"| `{name}` | train | {data.num_rows:,} |" in card.text
+    default = rows["default"]
+    assert rows["prompt_completion"]["prompt_id"] == default["prompt_id"]
+    assert card.data.size_categories == [size_category(default.num_rows)] and card.data.language == sorted(set(default["language"]))
+
+    verified = Counter(default["verified_by"])
+    total, rule, judge, unverified = default.num_rows, sum(verified[v] for v in ("math", "code", "choice", "exact")), verified["judge"], verified["none"]
+    assert (total, rule, judge, unverified) == (10, 6, 0, 4)
+    share = lambda n: f"{n / total:.1%}"  # noqa: E731
+    assert (
+        f"Of the {total} rows of `default`, {rule} ({share(rule)}) have a final answer proven correct by a rule verifier" in card.text
+        and f"{judge} ({share(judge)}) were judged correct by an LLM judge, and {unverified} ({share(unverified)}) are unverified" in card.text
+    )
+    assert f"| rule: `math` | {verified['math']} | {share(verified['math'])} |\n| not verified | {unverified} | {share(unverified)} |" in card.text
+    assert f"Of these rows {share(rule + judge)} were proven correct and {share(unverified)} passed unverified" in card.text
+    assert "only correct" not in card.text
+
+    code = card.text.split("## How to use\n\n```python\n", 1)[1].split("\n```", 1)[0].replace("my-org/r1-data", str(staging))
+    loading = "\n".join(line for line in code.splitlines() if "load_dataset" in line)
+    scope: dict[str, Any] = {}
+    exec(loading, scope)
+    assert scope["ds"].num_rows == total and {"prompt", "completion"} <= set(scope["ds"].column_names)
+    monkeypatch.chdir(tmp_path)  # the snippet trains into ./student
+    exec(code.replace("Qwen/Qwen2.5-1.5B-Instruct", tiny_model), {})
+    assert (tmp_path / "student" / "model.safetensors").is_file()
