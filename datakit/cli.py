@@ -162,7 +162,7 @@ def sample(
     cot: Annotated[Optional[str], typer.Option("--cot", help="off (default) | prompted: ask a chat teacher for a chain of thought before the answer on non-reasoning prompts (greetings and small talk excepted: think_mode empty); template: --set cot.version=v1 or cot.text=...", rich_help_panel="Sampling")] = None,
     prefill_think: Annotated[Optional[bool], typer.Option("--prefill-think/--no-prefill-think", help="Open the <think> block in the prompt, as R1's template does (default off).", rich_help_panel="Sampling")] = None,
     shard_size: Annotated[Optional[int], typer.Option(help="Prompts per output shard, the unit of resume (default 256).", rich_help_panel="Output")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).", rich_help_panel="Output")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show progress (default on): a bar on a terminal, else a line every DATAKIT_PROGRESS_INTERVAL seconds (default 30).", rich_help_panel="Output")] = None,
     num_workers: Annotated[Optional[int], typer.Option("--num-workers", "--num-shards", help="Jobs sharing this output folder (e.g. a SLURM array: --num-shards $SLURM_ARRAY_TASK_COUNT); job i takes shards i, i+K, ...", rich_help_panel="Output")] = None,
     worker_index: Annotated[Optional[int], typer.Option("--worker-index", "--shard-index", help="This job's index in [0, num-workers) (--shard-index $SLURM_ARRAY_TASK_ID).", rich_help_panel="Output")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Run the --data-parallel-size replicas as actors on this Ray cluster: auto, HOST:PORT or local.", rich_help_panel="Output")] = None,
@@ -272,7 +272,7 @@ def filter_(
     rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per work unit for file inputs (default 4096).")] = None,
     plots: Annotated[Optional[bool], typer.Option("--plots/--no-plots", help="Write funnel.png and lengths.png (default on).")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Filter the shards with Ray Data on this cluster: auto, HOST:PORT or local.")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show progress (default on): a bar on a terminal, else a line every DATAKIT_PROGRESS_INTERVAL seconds (default 30).")] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="Model of the chain's LLM judge (filters.judge.model), e.g. deepseek-ai/DeepSeek-V3; any filter parameter: --set filters.NAME.PARAM=VALUE.", rich_help_panel="Judge")] = None,
     judge_backend: Annotated[Optional[str], typer.Option(help="Engine of the judge: vllm, openai, hf or auto (filters.judge.backend.name); --set filters.judge.backend.openai.base_url=... for a server.", rich_help_panel="Judge")] = None,
 ) -> None:
@@ -405,7 +405,7 @@ def mix(
     ngram: Annotated[Optional[int], typer.Option(help="Word n-gram size of the benchmark decontamination (default 8).")] = None,
     rows_per_shard: Annotated[Optional[int], typer.Option(help="Rows per output Parquet shard (default 20000).")] = None,
     prompt_completion: Annotated[Optional[bool], typer.Option("--prompt-completion/--no-prompt-completion", help="Also write TRL's prompt/completion split (OUT/prompt_completion/, config `prompt_completion`): loss on the final answer only, with any chat template (default off).")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show progress (default on): a bar on a terminal, else a line every DATAKIT_PROGRESS_INTERVAL seconds (default 30).")] = None,
 ) -> None:
     """Assemble the SFT mix: dedup, decontaminate, fill per-domain quotas, write TRL conversations."""
     from datakit.mix import MixConfig
@@ -521,7 +521,7 @@ def distill(
     model: Annotated[Optional[str], typer.Option(help="The student: an alias, folder or Hub id (default smollm2-135m-instruct).")] = None,
     lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train LoRA adapters (merged into the saved student) instead of all weights.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N optimiser steps (default: num_train_epochs).")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show progress (default on): a bar on a terminal, else a line every DATAKIT_PROGRESS_INTERVAL seconds (default 30).")] = None,
 ) -> None:
     """SFT a student on a mix with TRL (R1's distillation): loss on assistant tokens only, resumable."""
     from datakit.distill import DistillConfig
@@ -573,7 +573,7 @@ def eval_(
     output: Annotated[Optional[Path], typer.Option(help="Results folder: one sample folder per model and benchmark, scores.json, eval.png (default out/eval).")] = None,
     backend: Annotated[Optional[str], typer.Option(help="vllm, hf, openai or auto (default).")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="Generation budget per answer (default 32768, R1's).")] = None,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show the progress bar (default on).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Show progress (default on): a bar on a terminal, else a line every DATAKIT_PROGRESS_INTERVAL seconds (default 30).")] = None,
 ) -> None:
     """Score models by pass@1 and cons@k (majority vote; not for code) with R1's sampling; exactly k answers a problem.
 
