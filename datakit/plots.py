@@ -38,7 +38,8 @@ NOTE = 8  # font size of annotations on the bars
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """Write `fig` as a PNG at `path` and return the path."""
+    """Write `fig` as a PNG at `path` (making its folder) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -277,21 +278,19 @@ def _difference(comparison: dict[str, Any], metric: str, roles: dict[str, str]) 
 
 
 def redraw(run: Path, out: Path) -> list[Path]:
-    """Draw every plot of a run folder (e.g. out/demo) into `out`, from the reports its stage folders hold:
-    a filter folder's report.json (funnel.png, lengths.png), a mix folder's (mix.png), a distill folder's
-    manifest.json (loss.png), an eval folder's scores.json (eval.png). A stage folder is told by its
-    manifest's `stage`."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Draw every plot of a run folder (e.g. out/demo) into `out`, from the reports its finished stage
+    folders hold: a filter folder's report.json (funnel.png, lengths.png), a mix folder's (mix.png), a
+    distill folder's manifest.json (loss.png), an eval folder's scores.json (eval.png). A stage folder is
+    told by its manifest's `stage`; one without its report (still running) is skipped."""
     drawn = []
     for folder in sorted(p for p in run.iterdir() if p.is_dir()):
-        stage = _read(folder / "manifest.json").get("stage")
-        if stage == "filter":
-            report = _read(folder / "report.json")
+        manifest, report = _read(folder / "manifest.json"), _read(folder / "report.json")
+        if manifest.get("stage") == "filter" and report:
             drawn += [save(funnel_figure(report), out / "funnel.png"), save(lengths_figure(report), out / "lengths.png")]
-        elif stage == "mix":
-            drawn.append(save(mix_figure(_read(folder / "report.json")), out / "mix.png"))
-        elif stage == "distill" and _read(folder / "manifest.json").get("loss_history"):
-            drawn.append(save(loss_figure(_read(folder / "manifest.json")["loss_history"]), out / "loss.png"))
+        elif manifest.get("stage") == "mix" and report:
+            drawn.append(save(mix_figure(report), out / "mix.png"))
+        elif manifest.get("stage") == "distill" and manifest.get("loss_history"):
+            drawn.append(save(loss_figure(manifest["loss_history"]), out / "loss.png"))
         elif (folder / "scores.json").is_file():
             drawn.append(save(eval_figure(_read(folder / "scores.json")), out / "eval.png"))
     return drawn

@@ -15,7 +15,7 @@ from datakit.plots import redraw
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a run folder whose subfolders are stage outputs (e.g. out/demo)")
     parser.add_argument("out", type=Path, help="where the PNGs go (e.g. docs/plots)")
     args = parser.parse_args()

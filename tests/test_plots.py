@@ -6,6 +6,8 @@ against that report."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,6 @@ from datakit.plots import (
     lengths_figure,
     loss_figure,
     mix_figure,
-    redraw,
 )
 from datakit.schema import SAMPLE_SCHEMA
 
@@ -228,11 +229,14 @@ def test_eval_without_roles_labels_by_name_and_a_code_benchmark_has_no_vote_pane
     assert "humaneval: cons@4" in no_vote.get_title()
 
 
-def test_redraw_draws_every_plot_of_a_run_folder(run: Path, scores: dict[str, Any], tmp_path: Path) -> None:
-    (run / "eval" / "manifest.json").unlink(missing_ok=True)
-    drawn = redraw(run, tmp_path / "plots")
+def test_the_redraw_script_draws_every_plot_of_a_run_folder(run: Path, scores: dict[str, Any], tmp_path: Path) -> None:
+    script = [sys.executable, str(ROOT / "scripts" / "plots.py")]
+    done = subprocess.run([*script, str(run), str(tmp_path / "plots")], capture_output=True, text=True, check=True)
+    drawn = [Path(line) for line in done.stdout.splitlines()]
     assert sorted(p.name for p in drawn) == ["eval.png", "funnel.png", "lengths.png", "loss.png", "mix.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
+    empty = subprocess.run([*script, str(run / "samples"), str(tmp_path / "none")], capture_output=True, text=True, check=False)
+    assert empty.returncode == 2 and "no stage folder with a report" in empty.stderr and not (tmp_path / "none").exists()
 
 
 def test_epoch_ends_between_logged_steps_are_interpolated() -> None:
