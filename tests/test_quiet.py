@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -51,6 +52,17 @@ def prompts(tmp_path: Path, count: int = 2) -> Path:
 
 
 SMALL = ["--n", "1", "--max-tokens", "8", "--shard-size", "1"]
+
+
+@pytest.fixture
+def progress_lines() -> Iterator[io.StringIO]:
+    """What datakit prints on stderr, where stderr is not a terminal."""
+    printed = io.StringIO()
+    err_console.file = printed
+    try:
+        yield printed
+    finally:
+        err_console.file = None  # back to sys.stderr
 
 
 def test_a_quiet_run_of_sample_and_eval_shows_datakit_lines_and_progress_and_logs_each_engine(tiny_model: str, tmp_path: Path) -> None:
@@ -130,19 +142,14 @@ def test_no_log_with_verbose_or_in_a_folder_that_is_not_datakits(tmp_path: Path,
     assert not (tmp_path / "new").exists()
 
 
-def test_distill_shows_its_optimiser_steps_as_progress_lines(tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_distill_shows_its_optimiser_steps_as_progress_lines(tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progress_lines: io.StringIO) -> None:
     from datakit.distill import run_distill
     from test_distill import distill_config, mix_folder
 
     monkeypatch.setenv(INTERVAL_ENV, "0")
-    printed = io.StringIO()
-    err_console.file = printed  # not a terminal
-    try:
-        run_distill(distill_config(tiny_model, mix_folder(tmp_path), tmp_path / "student", max_steps=3, progress=True))
-    finally:
-        err_console.file = None
-    steps = [line.split(",")[0] for line in printed.getvalue().splitlines()]
-    assert steps == ["training: 0/3 steps (0%)", "training: 1/3 steps (33%)", "training: 2/3 steps (67%)", "training: 3/3 steps (100%)"], printed.getvalue()
+    run_distill(distill_config(tiny_model, mix_folder(tmp_path), tmp_path / "student", max_steps=3, progress=True))
+    steps = [line.split(",")[0] for line in progress_lines.getvalue().splitlines()]
+    assert steps == ["training: 0/3 steps (0%)", "training: 1/3 steps (33%)", "training: 2/3 steps (67%)", "training: 3/3 steps (100%)"], progress_lines.getvalue()
 
 
 @pytest.mark.slow
@@ -159,33 +166,23 @@ def test_a_quiet_vllm_sample_keeps_the_engine_out_of_the_terminal(tmp_path: Path
     assert str(cache_dir()) in log
 
 
-def test_plain_progress_lines_come_at_every_interval_even_when_nothing_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_progress_lines_come_at_every_interval_even_when_nothing_finishes(monkeypatch: pytest.MonkeyPatch, progress_lines: io.StringIO) -> None:
     monkeypatch.setenv(INTERVAL_ENV, "0.01")
-    printed = io.StringIO()
-    err_console.file = printed  # not a terminal
-    try:
-        with StageProgress("sampling", total=5, unit="prompts", show_tokens=True):
-            give_up = time.monotonic() + 300  # only so a broken timer fails instead of hanging
-            while printed.getvalue().count("\n") < 3 and time.monotonic() < give_up:  # the timer's lines; no advance at all
-                time.sleep(0.01)
-    finally:
-        err_console.file = None
-    lines = printed.getvalue().splitlines()
+    with StageProgress("sampling", total=5, unit="prompts", show_tokens=True):
+        give_up = time.monotonic() + 300  # only so a broken timer fails instead of hanging
+        while progress_lines.getvalue().count("\n") < 3 and time.monotonic() < give_up:  # the timer's lines; no advance at all
+            time.sleep(0.01)
+    lines = progress_lines.getvalue().splitlines()
     assert len(lines) >= 3, lines  # the first line and the timer's
     assert all(line.startswith("sampling: 0/5 prompts (0%), 0.00 prompts/s, 0 tok/s, ") and line.endswith("ETA unknown") for line in lines), lines
 
 
-def test_a_line_at_every_update_with_resumed_work_and_no_repeated_last_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_line_at_every_update_with_resumed_work_and_no_repeated_last_line(monkeypatch: pytest.MonkeyPatch, progress_lines: io.StringIO) -> None:
     monkeypatch.setenv(INTERVAL_ENV, "0")
-    printed = io.StringIO()
-    err_console.file = printed
-    try:
-        with StageProgress("filtering", total=4, completed=2, unit="samples") as progress:
-            progress.advance(1)
-            progress.advance(1)
-    finally:
-        err_console.file = None
-    lines = printed.getvalue().splitlines()
+    with StageProgress("filtering", total=4, completed=2, unit="samples") as progress:
+        progress.advance(1)
+        progress.advance(1)
+    lines = progress_lines.getvalue().splitlines()
     assert [line.split(",")[0] for line in lines] == ["filtering: 2/4 samples (50%)", "filtering: 3/4 samples (75%)", "filtering: 4/4 samples (100%)"], lines
     assert "ETA unknown" in lines[0] and re.search(r"ETA \d+:\d\d:\d\d$", lines[1]) and lines[2].endswith("done"), lines
     assert "tok/s" not in lines[0]
