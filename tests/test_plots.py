@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 
 from datakit.dataset import write_json_atomic, write_shard
 from datakit.distill import DistillConfig, run_distill
-from datakit.eval import EvalBenchmark, EvalConfig, _score, assemble_scores, model_label
+from datakit.eval import EvalBenchmark, EvalConfig, _score, assemble_scores, model_label, model_roles
 from datakit.filter import FilterConfig, run_filter
 from datakit.filters.correctness import Correctness
 from datakit.ingest import load_prompts
@@ -242,3 +242,11 @@ def test_the_redraw_script_draws_every_plot_of_a_run_folder(run: Path, scores: d
 def test_epoch_ends_between_logged_steps_are_interpolated() -> None:
     every_other = [{"step": s, "epoch": s / 5, "loss": 1.0} for s in range(2, 16, 2)]  # 5 steps an epoch, logged every 2
     assert epoch_ends(every_other) == [(1, pytest.approx(5.0)), (2, pytest.approx(10.0))]
+
+
+def test_roles_need_a_distill_folder_and_its_base_among_the_models(tmp_path: Path) -> None:
+    student = tmp_path / "student"
+    write_json_atomic(student / "manifest.json", {"stage": "distill", "config": {"model": "smollm2-135m-instruct"}})
+    assert model_roles(["smollm2-135m-instruct", str(student)]) == {"smollm2-135m-instruct": "before", "student": "after"}
+    assert model_roles(["org/other-model", str(student)]) == {"student": "after"}  # its base is not evaluated: no "before"
+    assert model_roles(["smollm2-135m-instruct", "org/other-model"]) == {}  # no student: names only
