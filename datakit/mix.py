@@ -520,9 +520,14 @@ def _set_aside_repeated(index: pl.DataFrame, sources: list[Source]) -> tuple[pl.
     """The index without the rows whose (prompt_id, sample_index) an earlier row of the same source
     has (two copies of one sample, possibly with different text, would both be drawn), and those
     rows as rejects naming the first copy."""
-    repeated = repeated_keys(index, ("src", "prompt_id", "sample_index"))
+    key = ("src", "prompt_id", "sample_index")
+    # a key repeats only where its 64-bit hash does: the exact check runs on those rows alone, not on
+    # every row's strings (a copy of the index and a table of all its keys)
+    suspects = index.with_row_index("_at").filter(pl.struct(*key).hash().is_duplicated())
+    repeated, at = repeated_keys(suspects, key), suspects["_at"].to_numpy()
+    positions = at[repeated["_pos"].to_numpy()].tolist()
     rejects, tables = [], {}
-    for pos, first in repeated.select("_pos", "_first").iter_rows():
+    for pos, first in zip(positions, at[repeated["_first"].to_numpy()].tolist()):
         row, of = index.row(pos, named=True), index.row(first, named=True)
         source = sources[row["src"]]
         unit_name, number = source.position(row["unit"], row["row"])
@@ -532,7 +537,9 @@ def _set_aside_repeated(index: pl.DataFrame, sources: list[Source]) -> tuple[pl.
             tables[row["src"], row["unit"]] = source.read(row["unit"], READ_COLUMNS)
         raw = json.dumps(tables[row["src"], row["unit"]].slice(row["row"], 1).to_pylist()[0], ensure_ascii=False, default=str)
         rejects.append({"file": source.where(row["unit"]), unit_name: number, "field": "sample_index", "reason": reason, "raw": raw, "source": source.name})
-    return index.filter(~pl.int_range(pl.len()).is_in(repeated["_pos"].implode())), rejects
+    if positions:
+        index = index.filter(~pl.int_range(pl.len()).is_in(pl.Series(positions, dtype=pl.UInt32).implode()))
+    return index, rejects
 
 
 def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
