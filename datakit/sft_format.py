@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datakit.dataset import SHARD_DIR, write_atomic
+from datakit.dataset import completed_shards, shard_path, write_shard
 from datakit.errors import DatakitError
 
 PROMPT_COMPLETION = "prompt_completion"  # the mix's sub-folder and Hub config holding the split
@@ -43,8 +43,6 @@ def prompt_completion(table: pa.Table, where: str = "") -> pa.Table:
 def write_prompt_completion(folder: Path) -> None:
     """FOLDER/prompt_completion/shards/: each of the folder's shards split, one shard at a time
     (memory stays flat); a shard already split is kept, so a killed run resumes."""
-    for shard in sorted((folder / SHARD_DIR).glob("part-*.parquet")):
-        target = folder / PROMPT_COMPLETION / SHARD_DIR / shard.name
-        if not target.exists():
-            split = prompt_completion(pq.read_table(shard), str(shard))
-            write_atomic(target, lambda tmp: pq.write_table(split, tmp, compression="zstd"))
+    for index in sorted(completed_shards(folder) - completed_shards(folder / PROMPT_COMPLETION)):
+        shard = shard_path(folder, index)
+        write_shard(folder / PROMPT_COMPLETION, index, prompt_completion(pq.read_table(shard), str(shard)))

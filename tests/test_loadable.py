@@ -9,11 +9,11 @@ from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
+from test_filter_stage import _chain, _samples_folder
+from test_mix import config, folder, math_rows, sample, writing_rows
 
 from datakit.filter import FilterConfig, run_filter
 from datakit.mix import run_mix
-from test_filter_stage import _chain, _samples_folder
-from test_mix import config, folder, math_rows, sample, writing_rows
 
 
 def verified_mix(root: Path) -> Path:

@@ -399,7 +399,6 @@ def test_the_card_of_a_real_mix_claims_what_its_rows_show_and_its_code_runs(tiny
     from collections import Counter
 
     from huggingface_hub import DatasetCard
-
     from test_loadable import verified_mix
 
     staging = dry_run(verified_mix(tmp_path))
@@ -416,7 +415,7 @@ def test_the_card_of_a_real_mix_claims_what_its_rows_show_and_its_code_runs(tiny
     verified = Counter(default["verified_by"])
     total, rule, judge, unverified = default.num_rows, sum(verified[v] for v in ("math", "code", "choice", "exact")), verified["judge"], verified["none"]
     assert (total, rule, judge, unverified) == (10, 6, 0, 4)
-    share = lambda n: f"{n / total:.1%}"  # noqa: E731
+    share = lambda n: f"{n / total:.1%}"
     assert (
         f"Of the {total} rows of `default`, {rule} ({share(rule)}) have a final answer proven correct by a rule verifier" in card.text
         and f"{judge} ({share(judge)}) were judged correct by an LLM judge, and {unverified} ({share(unverified)}) are unverified" in card.text
@@ -428,8 +427,8 @@ def test_the_card_of_a_real_mix_claims_what_its_rows_show_and_its_code_runs(tiny
     code = card.text.split("## How to use\n\n```python\n", 1)[1].split("\n```", 1)[0].replace("my-org/r1-data", str(staging))
     loading = "\n".join(line for line in code.splitlines() if "load_dataset" in line)
     scope: dict[str, Any] = {}
-    exec(loading, scope)
+    exec(loading, scope)  # noqa: S102 (the card's own code, as a reader would paste it)
     assert scope["ds"].num_rows == total and {"prompt", "completion"} <= set(scope["ds"].column_names)
     monkeypatch.chdir(tmp_path)  # the snippet trains into ./student
-    exec(code.replace("Qwen/Qwen2.5-1.5B-Instruct", tiny_model), {})
+    exec(code.replace("Qwen/Qwen2.5-1.5B-Instruct", tiny_model), {})  # noqa: S102
     assert (tmp_path / "student" / "model.safetensors").is_file()

@@ -10,6 +10,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_distill import distill_config, loss_text, mix_folder
+from test_mix import folder, math_rows, writing_rows
 from typer.testing import CliRunner
 
 from datakit.cli import app
@@ -18,8 +20,6 @@ from datakit.distill import IGNORE, run_distill, tokenize_conversation
 from datakit.errors import DatakitError
 from datakit.schema import MESSAGE, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, prompt_completion, write_prompt_completion
-from test_distill import distill_config, loss_text, mix_folder
-from test_mix import folder, math_rows, writing_rows
 
 TURNS = pa.list_(MESSAGE)
 MULTI_TURN = [

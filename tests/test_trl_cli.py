@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_loadable import verified_mix
 
 TRL = Path(sys.executable).with_name("trl")
