@@ -15,7 +15,7 @@ import ctypes
 import os
 import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -48,34 +48,64 @@ def stage_log(stage: str, output: str | Path) -> Iterator[Path | None]:
     yields the log's path, or None where nothing is redirected: --verbose, a stage inside another's log,
     or an output folder that is not datakit's (the stage refuses it; datakit writes nothing there).
 
-    An exception leaving the stage carries the log's path as `log_file`, for the CLI's error line."""
+    An exception leaving the stage carries the log's path as `log_file`, for the CLI's error line. A log
+    the engines left empty goes again, and so does one of a run refused for its input before it wrote
+    anything (the error line says why), with the folders made for it: a fixed re-run starts clean."""
     global _active
     from datakit.dataset import LOG_DIR  # pyarrow: not for `datakit --help`
 
-    if not output or verbose() or _active is not None or not _may_write(Path(output)):
+    out = Path(output) if output else None
+    if out is None or verbose() or _active is not None or not _may_write(out):
         yield None
         return
-    path = Path(output) / LOG_DIR / f"{stage}.log"
+    path = out / LOG_DIR / f"{stage}.log"
+    made = [p for p in (path, path.parent, out) if not p.exists()]  # what to remove if the log goes again
     log = _open_log(path, f"==== datakit {stage}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, pid {os.getpid()}: {' '.join(sys.argv)}\n")
     if log is None:
+        _remove(made)
         yield None
         return
     _flush()
-    with ExitStack() as stack:
-        stack.enter_context(log)
-        start = log.tell()
-        for fd, stream, own in ((1, sys.stdout, console), (2, sys.stderr, err_console)):
-            stack.enter_context(_descriptor_to(fd, log.fileno(), stream, own))
-        _active = path
-        stack.callback(_deactivate)
-        try:
-            yield path
-        except BaseException as e:
-            _flush()
-            if path.stat().st_size > start:  # the engines said something: it may hold the cause
-                e.log_file = path  # type: ignore[attr-defined]
-                e.log_start = start  # type: ignore[attr-defined]
-            raise
+    keep = True
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(log)
+            start = log.tell()
+            for fd, stream, own in ((1, sys.stdout, console), (2, sys.stderr, err_console)):
+                stack.enter_context(_descriptor_to(fd, log.fileno(), stream, own))
+            _active = path
+            stack.callback(_deactivate)
+            try:
+                yield path
+            except BaseException as e:
+                _flush()
+                keep = path.stat().st_size > start and not _refused_before_work(e, out)
+                if keep:  # the engines said something: it may hold the cause
+                    e.log_file = path  # type: ignore[attr-defined]
+                    e.log_start = start  # type: ignore[attr-defined]
+                raise
+            keep = path.stat().st_size > start
+    finally:
+        if not keep:
+            _remove(made)
+
+
+def _refused_before_work(e: BaseException, out: Path) -> bool:
+    """An input or settings error (exit 2) raised before the stage wrote anything but its lock."""
+    from datakit.dataset import holds_only_run_files
+    from datakit.errors import EXIT_BAD_INPUT, DatakitError, exit_code
+
+    return isinstance(e, DatakitError) and exit_code(e) == EXIT_BAD_INPUT and holds_only_run_files(out)
+
+
+def _remove(made: list[Path]) -> None:
+    """Remove the log file and the folders made for it, innermost first, each only if empty."""
+    for made_path in made:
+        with suppress(OSError):  # not empty (the stage wrote into it), or already gone
+            if made_path.is_dir():
+                made_path.rmdir()
+            else:
+                made_path.unlink()
 
 
 def _open_log(path: Path, header: str) -> IO[bytes] | None:

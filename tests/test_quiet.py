@@ -21,7 +21,7 @@ import yaml
 
 from conftest import DEMO_MATH, has_vllm
 from datakit.errors import DatakitError
-from datakit.logs import VERBOSE_ENV, err_console, stage_log
+from datakit.logs import VERBOSE_ENV, err_console, log_tail, stage_log
 from datakit.models import cache_dir
 from datakit.progress import INTERVAL_ENV, StageProgress, progress_interval
 
@@ -127,6 +127,21 @@ def test_the_log_takes_what_is_written_to_the_descriptors_and_the_console_keeps_
     log = path.read_text()
     assert log.count("==== datakit sample, ") == 2 and log.count("engine on fd 1") == 2 and log.count("from C") == 2  # appended
     assert "datakit line" not in log
+
+
+def test_a_log_the_engines_left_empty_or_of_a_refused_input_goes_with_the_folders_made_for_it(tmp_path: Path) -> None:
+    with stage_log("mix", tmp_path / "quiet"):
+        pass  # nothing printed
+    assert not (tmp_path / "quiet").exists()
+    with pytest.raises(DatakitError), stage_log("sample", tmp_path / "refused"):
+        os.write(2, b"a warning while reading the input\n")
+        raise DatakitError("prompts.jsonl: no valid prompts")
+    assert not (tmp_path / "refused").exists()  # the error line says why; a fixed re-run starts clean
+    with pytest.raises(RuntimeError) as crash, stage_log("sample", tmp_path / "crashed"):
+        os.write(2, b"engine core died\n")
+        raise RuntimeError("EngineCore failed")
+    assert crash.value.log_file == tmp_path / "crashed" / "logs" / "sample.log"  # named in the CLI's error, with its last lines
+    assert log_tail(crash.value.log_file, crash.value.log_start) == ["engine core died"]
 
 
 def test_no_log_with_verbose_or_in_a_folder_that_is_not_datakits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
