@@ -59,7 +59,7 @@ def stage_log(stage: str, output: str | Path) -> Iterator[Path | None]:
         yield None
         return
     path = out / LOG_DIR / f"{stage}.log"
-    made = [p for p in (path, path.parent, out) if not p.exists()]  # what to remove if the log goes again
+    made = [p for p in (path, *path.parents) if not p.exists()]  # what to remove if the log goes again, innermost first
     log = _open_log(path, f"==== datakit {stage}, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, pid {os.getpid()}: {' '.join(sys.argv)}\n")
     if log is None:
         _remove(made)

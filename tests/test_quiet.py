@@ -130,7 +130,7 @@ def test_the_log_takes_what_is_written_to_the_descriptors_and_the_console_keeps_
 
 
 def test_a_log_the_engines_left_empty_or_of_a_refused_input_goes_with_the_folders_made_for_it(tmp_path: Path) -> None:
-    with stage_log("mix", tmp_path / "quiet"):
+    with stage_log("mix", tmp_path / "quiet" / "mix"):
         pass  # nothing printed
     assert not (tmp_path / "quiet").exists()
     with pytest.raises(DatakitError), stage_log("sample", tmp_path / "refused"):
