@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import numpy as np
@@ -141,8 +142,17 @@ class MinHasher:
         """`signatures` of texts given as `word_hashes` (callers that hash the words once for several uses)."""
         shingles, owner, _ = gram_hashes(flat, lengths, self.shingle, whole_if_shorter=True)
         shingles >>= np.uint64(33)  # 31 bits
-        prime, shift = np.uint64(_PRIME), np.uint64(31)
         sig = np.full((len(lengths), len(self._a)), _EMPTY, dtype=np.uint64)
+        # numpy lets go of the GIL inside each operation: two halves, cut where a text starts so that
+        # they fill different rows of `sig`, run on two threads
+        cut = int(np.searchsorted(owner, owner[len(owner) // 2])) if len(owner) > 4 * _CHUNK else len(owner)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(self._fold_minima, (shingles[:cut], shingles[cut:]), (owner[:cut], owner[cut:]), (sig, sig)))
+        return sig
+
+    def _fold_minima(self, shingles: np.ndarray, owner: np.ndarray, sig: np.ndarray) -> None:
+        """Lower each owner's row of `sig` to the minimum of every permutation over its shingles."""
+        prime, shift = np.uint64(_PRIME), np.uint64(31)
         for lo in range(0, len(shingles), _CHUNK):
             h, who = shingles[lo : lo + _CHUNK], owner[lo : lo + _CHUNK]
             x = self._a * h  # (perms, chunk)
@@ -158,7 +168,6 @@ class MinHasher:
             texts_here = who[first]
             # a text can span two chunks: keep the smaller of the two partial minima
             sig[texts_here] = np.minimum(sig[texts_here], np.minimum.reduceat(x, first, axis=1).T)
-        return sig
 
     def band_keys(self, texts: list[str]) -> np.ndarray:
         """(len(texts), bands) uint64: one key per LSH band; two texts sharing any key in the same

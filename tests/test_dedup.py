@@ -172,3 +172,12 @@ def test_the_column_path_gives_the_words_hashes_and_band_keys_of_the_python_path
     assert np.array_equal(flat, expected_flat) and np.array_equal(lengths, expected_lengths)
     hasher = MinHasher(seed=5)
     assert np.array_equal(hasher.hashed_band_keys(flat, lengths), hasher.band_keys(texts))
+
+
+def test_a_batch_has_the_signatures_of_its_texts_taken_one_by_one() -> None:
+    """A large batch is cut in two and run on two threads: no text's signature may change for it."""
+    texts = [text(seed, n=seed % 90 + 1) for seed in range(400)] + ["", "one"]
+    hasher = MinHasher(seed=2)
+    batch = hasher.signatures(texts)
+    assert batch.shape == (len(texts), 112) and sum(map(len, map(words, texts))) > 8 * 1024
+    assert np.array_equal(batch, np.vstack([hasher.signatures([t]) for t in texts]))
