@@ -13,6 +13,7 @@ conversation prompt + completion, with loss on the completion's turn only, as TR
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 import time
@@ -186,6 +187,8 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         report_to=config.report_to if config.report_to is not None else installed_trackers(),
         deepspeed=config.deepspeed,
         disable_tqdm=True,  # datakit's own progress instead (training_progress): a bar or, away from a terminal, lines
+        # tokens trained, padding not counted: padding-free batches hold none; padded ones carry an attention mask
+        include_num_input_tokens_seen="all" if config.padding_free or config.packing else "non_padding",
         # TRL loads the model once these arguments exist, so ZeRO-3 and FSDP can shard it while loading
         model_init_kwargs={"dtype": torch.bfloat16 if bf16 else torch.float32},
     )
@@ -194,7 +197,9 @@ def run_distill(config: DistillConfig) -> DistillSummary:
     write_json_atomic(out / MANIFEST, manifest)  # after the model, tokenizer and dataset load: a wrong one leaves nothing behind
     trainer = SFTTrainer(model=folder, args=args, train_dataset=train, processing_class=tokenizer, peft_config=_peft(config.lora),
                          callbacks=[training_progress(config.progress)])
+    trainer.data_collator = batches = BatchTokens(trainer.data_collator)
     last = get_last_checkpoint(str(out / CHECKPOINTS)) if (out / CHECKPOINTS).is_dir() else None
+    seen_before = json.loads((Path(last) / "trainer_state.json").read_text()).get("num_input_tokens_seen", 0) if last else 0
     result = trainer.train(resume_from_checkpoint=last)
     if config.lora.enabled:
         merged = trainer.model.merge_and_unload()
@@ -214,6 +219,7 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         steps=trainer.state.global_step,
         train_loss=result.training_loss,
         loss_history=[{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history],
+        **_throughput(trainer.state.num_input_tokens_seen, seen_before, result.metrics["train_runtime"], batches),
         seconds=round(time.monotonic() - started, 1),
     )
     if trainer.is_world_process_zero():
@@ -221,6 +227,37 @@ def run_distill(config: DistillConfig) -> DistillSummary:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
         write_json_atomic(out / MANIFEST, manifest)
     return DistillSummary(out, manifest, time.monotonic() - started)
+
+
+class BatchTokens:
+    """The trainer's collator, counting the tokens of the batches it makes: real ones and all (padding
+    included), for the manifest's padding_share. (The loader may collate a batch ahead of training.)"""
+
+    def __init__(self, collate: Callable[[list[Any]], dict[str, Any]]) -> None:
+        self.collate = collate
+        self.real = self.total = 0
+
+    def __call__(self, rows: list[Any]) -> dict[str, Any]:
+        batch = self.collate(rows)
+        self.total += batch["input_ids"].numel()
+        self.real += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+        return batch
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.real / self.total if self.total else 0.0
+
+
+def _throughput(tokens_seen: int, seen_before: int, train_seconds: float, batches: BatchTokens) -> dict[str, Any]:
+    """Tokens trained on (padding not counted, through resumes), this run's training-loop tokens/s (those
+    seen before the checkpoint it resumed from left out), and the share of padding in this run's batches:
+    what packing or padding_free save."""
+    return {
+        "tokens_seen": int(tokens_seen),
+        "train_seconds": round(train_seconds, 1),
+        "tokens_per_second": round((tokens_seen - seen_before) / train_seconds, 1) if train_seconds else None,
+        "padding_share": round(batches.padding_share, 4),
+    }
 
 
 def _check_context(config: DistillConfig, model_config: Any) -> None:
