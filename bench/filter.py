@@ -1,11 +1,15 @@
-"""Filter throughput: the R1 reasoning chain (no judge) against a plain `datasets.map` + math-verify
-loop, on the same synthetic samples of R1-like length, in one run.
+"""Filter throughput: the R1 reasoning chain (its judge never called: rules decide every row) against a
+plain `datasets.map` + math-verify loop, on the same synthetic samples of R1-like length, in one run.
 
     python bench/filter.py                 # 10^4 samples
     python bench/filter.py --rows 100000   # the issue's 10^5 (several minutes on 2 cores)
 
-Each side runs in its own subprocess so peak RSS is its own. The ratio is per core: datakit's
-rows/s divided by the cores it used, over the baseline's single-process rows/s. Target >= 3x.
+Each side runs in its own subprocess so peak RSS is its own. The ratio is per core: rows per
+CPU-second of each side (its process and its children: pool workers, checker processes, Polars
+threads), datakit's over the baseline's: what a core does for each, however many a side ran on (the
+R1 chain holds the judge, so the stage runs it in one process), and far steadier than wall time on a
+shared machine. The wall-clock rows/s and the processes that ran the chain are printed too, and the
+load average. Target >= 3x.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import time
 from pathlib import Path
 
@@ -68,13 +73,19 @@ def make_data(folder: Path, rows: int, words: int) -> None:
     (folder / "manifest.json").write_text(json.dumps({"stage": "sample", "model": "smollm2-135m-instruct"}))
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children so far."""
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
 def run_datakit(folder: Path, out: Path) -> dict:
     from datakit.filter import FilterConfig, run_filter
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     summary = run_filter(FilterConfig(input=str(folder), output=str(out), chain=str(ROOT / "filters" / "r1-reasoning.yaml"), progress=False, plots=False))
     seconds = time.perf_counter() - started
-    return {"rows": summary.report["rows_in"], "kept": summary.report["rows_out"], "seconds": seconds, "cores": os.cpu_count()}
+    return {"rows": summary.report["rows_in"], "kept": summary.report["rows_out"], "seconds": seconds, "cpu_seconds": cpu_seconds() - cpu,
+            "cores": os.cpu_count(), "processes": summary.processes}
 
 
 def run_baseline(folder: Path) -> dict:
@@ -87,10 +98,10 @@ def run_baseline(folder: Path) -> dict:
     def check(row: dict) -> dict:
         return {"correct": bool(verify(parse(row["reference"]), parse(row["completion"])))}
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     result = data.map(check)
     seconds = time.perf_counter() - started
-    return {"rows": len(result), "kept": sum(result["correct"]), "seconds": seconds, "cores": 1}
+    return {"rows": len(result), "kept": sum(result["correct"]), "seconds": seconds, "cpu_seconds": cpu_seconds() - cpu, "cores": 1, "processes": 1}
 
 
 def main() -> None:
@@ -110,19 +121,22 @@ def main() -> None:
 
     result = compare(args.rows, args.words)
     base, ours = result["baseline"], result["datakit"]
-    print(f"{args.rows:,} samples x {args.words:,} words of reasoning")
-    print(f"{'':<10} {'rows/s':>9} {'cores':>6} {'rows/s/core':>12} {'peak RSS MB':>12}")
-    print(f"{'baseline':<10} {base['rate']:>9.1f} {base['cores']:>6} {base['rate']:>12.1f} {base['peak_rss_mb']:>12.0f}")
-    print(f"{'datakit':<10} {ours['rate']:>9.1f} {ours['cores']:>6} {ours['rate'] / ours['cores']:>12.1f} {ours['peak_rss_mb']:>12.0f}")
-    print(f"ratio per core: {result['ratio']:.2f}x (target >= 3x); datakit also checks format, repetition, paragraphs, code blocks, language and length")
+    print(f"{args.rows:,} samples x {args.words:,} words of reasoning; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'':<10} {'rows/s':>9} {'processes':>10} {'CPU s':>8} {'rows/CPU-s':>11} {'peak RSS MB':>12}")
+    for name, side in (("baseline", base), ("datakit", ours)):
+        print(f"{name:<10} {side['rate']:>9.1f} {side['processes']:>10} {side['cpu_seconds']:>8.1f} {side['rows'] / side['cpu_seconds']:>11.1f} {side['peak_rss_mb']:>12.0f}")
+    print(f"ratio per core (rows per CPU-second): {result['ratio']:.2f}x (target >= 3x); wall-clock rows/s: {result['wall_ratio']:.2f}x; "
+          "datakit also checks format, repetition, paragraphs, code blocks, language and length")
 
 
 def compare(rows: int, words: int = 1500) -> dict:
     """Both sides on the same fresh data, each in its own process (the data too, so each peak RSS is
-    that side's alone). `ratio` is per core: datakit's rows/s per core over the baseline's rows/s."""
+    that side's alone). `ratio` is per core: datakit's rows per CPU-second over the baseline's;
+    `wall_ratio` compares rows/s on the wall clock."""
     base, ours = run_sides(__file__, ["--rows", str(rows), "--words", str(words)])
     return {"stage": "filter", "rows": rows, "unit": "rows/s", "baseline": base, "datakit": ours,
-            "ratio": ours["rate"] / ours["cores"] / base["rate"], "ratio_means": "rows/s per core"}
+            "ratio": (ours["rows"] / ours["cpu_seconds"]) / (base["rows"] / base["cpu_seconds"]), "ratio_means": "rows per CPU-second",
+            "wall_ratio": ours["rate"] / base["rate"]}
 
 
 if __name__ == "__main__":

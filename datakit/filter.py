@@ -72,6 +72,7 @@ class FilterSummary:
     shards_skipped: int
     seconds: float
     plots: list[Path] = field(default_factory=list)
+    processes: int = 1  # processes that ran the chain on this machine (a heavy chain: the stage's own; 0: Ray actors)
 
 
 def run_filter(config: FilterConfig) -> FilterSummary:
@@ -110,7 +111,7 @@ def _filter_into(config: FilterConfig, chain: Chain, source: Source, out: Path, 
     write_json_atomic(out / MANIFEST, manifest)
     write_rejects(out / REJECTS, source.rejects)
 
-    _run_shards(config, source, out, pending)
+    processes = _run_shards(config, source, out, pending)
 
     report = {**build_report(out, chain, source.shards), "rows_rejected": len(source.rejects), "duplicate_keys": source.duplicates}
     write_json_atomic(out / "report.json", report)
@@ -120,7 +121,7 @@ def _filter_into(config: FilterConfig, chain: Chain, source: Source, out: Path, 
     write_loader_card(out, "filter", {part: f"{part}/{SHARD_DIR}/*.parquet" for part in ("accepted", "rejected")})
     manifest["complete"] = True
     write_json_atomic(out / MANIFEST, manifest)
-    return FilterSummary(out, report, len(pending), source.shards - len(pending), time.monotonic() - started, plots)
+    return FilterSummary(out, report, len(pending), source.shards - len(pending), time.monotonic() - started, plots, processes)
 
 
 def config_chain(config: FilterConfig) -> Chain:
@@ -328,7 +329,8 @@ def _check_columns(chain: Chain, columns: list[str], where: str) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[int]) -> None:
+def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[int]) -> int:
+    """Filter the pending shards; returns how many local processes ran the chain (0: Ray actors)."""
     workers = min(config.workers or os.cpu_count() or 1, max(1, len(pending)))
     if any(f.heavy for f in config_chain(config).filters):
         workers = 1  # one engine, batching a whole shard per call, beats one engine per core
@@ -340,15 +342,22 @@ def _run_shards(config: FilterConfig, source: Source, out: Path, pending: list[i
                 _process_shard(index, out)
                 progress.advance(rows[index])
             _close_worker()
-            return
-        _close_worker()  # run_filter's chain only checked the setup: each worker or actor sets up its own
+            return 1
         if config.ray_address:
+            _close_worker()  # run_filter's chain only checked the setup: each actor sets up its own
             for index in _ray_shards(config, source, out, pending):
                 progress.advance(rows[index])
-            return
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_pool_worker, initargs=(os.getpid(), config, source)) as pool:
-            for index, _ in zip(pending, pool.map(_process_shard, pending, [out] * len(pending))):
-                progress.advance(rows[index])
+            return 0
+        # each worker takes a copy of the chain set up here (nothing heavy: a heavy chain runs in-process),
+        # rather than importing transformers and loading the tokenizer and LID model again
+        chain = _worker["chain"]
+        try:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_pool_worker, initargs=(os.getpid(), config, source, chain)) as pool:
+                for index, _ in zip(pending, pool.map(_process_shard, pending, [out] * len(pending))):
+                    progress.advance(rows[index])
+        finally:
+            _close_worker()
+    return workers
 
 
 def _ray_shards(config: FilterConfig, source: Source, out: Path, pending: list[int]) -> Iterator[int]:
@@ -390,13 +399,17 @@ def _init_worker(config: FilterConfig, source: Source) -> None:
     chain = config_chain(config)
     for f in chain.filters:
         f.setup(source.context)
+    _use_chain(chain, config, source)
+
+
+def _use_chain(chain: Chain, config: FilterConfig, source: Source) -> None:
     _worker.update(chain=chain, source=source, mapping=config.mapping, previous=_previous_scores(source.context))
 
 
-def _init_pool_worker(parent: int, config: FilterConfig, source: Source) -> None:
-    """A pool process: dies with the stage (kill -9 included), then sets the chain up."""
+def _init_pool_worker(parent: int, config: FilterConfig, source: Source, chain: Chain) -> None:
+    """A pool process: dies with the stage (kill -9 included), then takes the chain the stage set up."""
     die_with_parent(parent)
-    _init_worker(config, source)
+    _use_chain(chain, config, source)
 
 
 def _previous_scores(context: dict[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:

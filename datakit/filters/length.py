@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+from tokenizers import Tokenizer
 
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason
@@ -39,7 +40,7 @@ class Length(Filter):
         name = self.tokenizer or context.get("model")
         if not name:
             raise DatakitError("the length filter needs `tokenizer:` (the input's manifest names no model)")
-        self._tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
+        self._tokenizer = _bare_tokenizer(AutoTokenizer.from_pretrained(resolve_model(name)))
 
     def score(self, rows: pl.DataFrame) -> pl.DataFrame:
         answers, reasonings = rows["answer"].to_list(), rows["reasoning"].to_list()
@@ -58,7 +59,11 @@ class Length(Filter):
         distinct = list(dict.fromkeys(texts))
         if not distinct:
             return []
-        counts = dict(zip(distinct, map(len, self._tokenizer(distinct, add_special_tokens=False)["input_ids"])))
+        if isinstance(self._tokenizer, Tokenizer):
+            lengths = [len(encoding.ids) for encoding in self._tokenizer.encode_batch_fast(distinct, add_special_tokens=False)]
+        else:
+            lengths = [len(ids) for ids in self._tokenizer(distinct, add_special_tokens=False)["input_ids"]]
+        counts = dict(zip(distinct, lengths))
         return [counts[text] for text in texts]
 
     def keep(self, frame: pl.DataFrame) -> pl.Series:
@@ -76,3 +81,17 @@ class Length(Filter):
             detail = pl.format(f"{{}} {column.replace('_', ' ')} {op} {bound}", pl.col(column))
             verdict = pl.when(broken).then(reason(code, detail)).otherwise(verdict)
         return frame.select(verdict.alias("reason")).to_series()
+
+
+def _bare_tokenizer(tokenizer: Any) -> Any:
+    """The Rust tokenizer a transformers fast tokenizer calls, set as `tokenizer(texts, add_special_tokens=False)`
+    sets it (no truncation, no padding, special tokens as it splits them), so it counts the same tokens. It
+    pickles without transformers: the stage's pool workers take it from the stage instead of importing
+    transformers and loading the tokenizer again. A tokenizer without one is kept as it is."""
+    bare = getattr(tokenizer, "backend_tokenizer", None)
+    if not isinstance(bare, Tokenizer):
+        return tokenizer
+    bare.no_truncation()
+    bare.no_padding()
+    bare.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+    return bare
