@@ -113,12 +113,11 @@ def _open_log(path: Path, header: str) -> IO[bytes] | None:
     which the stage then meets and reports itself, naming its own file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(path, "ab")
+        log = open(path, "ab", buffering=0)  # unbuffered: a failed write leaves nothing to fail again on close
     except OSError:
         return None
     try:
         log.write(header.encode())
-        log.flush()
     except OSError:
         log.close()
         return None
