@@ -5,8 +5,10 @@
 
 For each backend one engine is loaded and shared: the raw path calls it directly (`LLM.generate`,
 `model.generate`), the datakit path runs the whole sample stage on it (ingest, chat templates,
-per-prompt seeds, think splitting, Parquet shards, manifest). Runs alternate raw/datakit to spread
-warm-up and noise; the ratio is datakit's tokens/s over raw's. Target: >= 0.97.
+per-prompt seeds, think splitting, Parquet shards, manifest). Sharing the engine, both sides compute
+with the same CPU threads (printed as `cpu_threads`: on CPU, one per CPU of the affinity, see
+datakit/backends/vllm.py). Runs alternate raw/datakit to spread warm-up and noise; the ratio is
+datakit's tokens/s over raw's. Target: >= 0.97.
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def compare(name: str, prompts: int = 32, n: int = 4, max_tokens: int = 128, rep
         started = time.perf_counter()
         summary = run_sample(config, backend)
         ours.append(summary.completion_tokens / (time.perf_counter() - started))
+    threads = backend.cpu_threads()
     backend.close()
-    print(json.dumps({"backend": name, "prompts": count, "n": n, "max_tokens": max_tokens, "raw_tok_s": raw, "datakit_tok_s": ours}))
+    print(json.dumps({"backend": name, "prompts": count, "n": n, "max_tokens": max_tokens, "cpu_threads": threads, "raw_tok_s": raw, "datakit_tok_s": ours}))
     base, mine = sum(raw) / len(raw), sum(ours) / len(ours)
     return {"stage": f"sample ({name})", "rows": count * n, "unit": "tok/s", "backend": name, "baseline": {"rate": base}, "datakit": {"rate": mine},
             "ratio": mine / base, "ratio_means": "generated tok/s"}
