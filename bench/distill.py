@@ -33,7 +33,7 @@ from harness import report_side, run_side
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGURATIONS = {"padded": {"packing": False}, "packed": {"packing": True}}
-WORDS = "so the total is then we add multiply each part carefully check again which gives us the answer".split()
+WORDS = ["so", "the", "total", "is", "then", "we", "add", "multiply", "each", "part", "carefully", "check", "again", "which", "gives", "us", "the", "answer"]
 
 
 def make_data(folder: Path, rows: int) -> None:
@@ -54,11 +54,11 @@ def make_data(folder: Path, rows: int) -> None:
 
 def settings(args: argparse.Namespace) -> dict:
     """What both sides train with: datakit's DistillConfig names, which are SFTConfig's."""
-    return dict(
-        max_length=args.max_length, packing=CONFIGURATIONS[args.configuration]["packing"], max_steps=args.steps,
-        per_device_train_batch_size=args.batch, gradient_accumulation_steps=1, learning_rate=1e-5, lr_scheduler_type="cosine",
-        weight_decay=0.0, max_grad_norm=1.0, gradient_checkpointing=False, seed=42, logging_steps=1,
-    )
+    return {
+        "max_length": args.max_length, "packing": CONFIGURATIONS[args.configuration]["packing"], "max_steps": args.steps,
+        "per_device_train_batch_size": args.batch, "gradient_accumulation_steps": 1, "learning_rate": 1e-5, "lr_scheduler_type": "cosine",
+        "weight_decay": 0.0, "max_grad_norm": 1.0, "gradient_checkpointing": False, "seed": 42, "logging_steps": 1,
+    }
 
 
 def run_baseline(args: argparse.Namespace) -> dict:

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import DEMO_MATH, has_vllm
+
 from datakit.backends import cpu_list
 
 FIRST_CPU = min(os.sched_getaffinity(0))
@@ -35,7 +35,7 @@ def _setup_under(cpus: set[int], env: dict[str, str], ranks: int = 1, engines: i
     """use_cpu_affinity in a child allowed `cpus`, with the thread settings of `env` only."""
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "VLLM_ENABLE_V1_MULTIPROCESSING")}
     args = [",".join(map(str, sorted(cpus))), str(ranks), str(engines)]
-    proc = subprocess.run([sys.executable, "-c", SETUP, *args], env={**clean, **env}, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", SETUP, *args], check=False, env={**clean, **env}, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -97,7 +97,7 @@ def _sample_cmd(out: Path, model: str, backend: str) -> list[str]:
 
 def _run_on_first_cpu(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")}
-    return subprocess.run(cmd, env={**clean, **(env or {})}, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {FIRST_CPU}))
+    return subprocess.run(cmd, check=False, env={**clean, **(env or {})}, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {FIRST_CPU}))
 
 
 def test_the_sample_manifest_records_the_threads_used(tiny_model: str, tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_the_real_vllm_engine_computes_on_every_allowed_cpu(embedded_model_folde
     out = tmp_path / "out"
     cmd = [*_sample_cmd(out, embedded_model_folder, "vllm"), "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16"]
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")}
-    proc = subprocess.run(cmd, env=clean, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, env=clean, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     allowed = os.sched_getaffinity(0)
