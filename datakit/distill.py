@@ -325,19 +325,6 @@ def tokenized_dataset(config: DistillConfig, tokenizer: Any) -> tuple[Any, int]:
     return kept, len(tokens) - len(kept)
 
 
-def loss_trend(history: list[dict[str, float]]) -> tuple[float, float]:
-    """Mean loss over the first and the second half of the logged steps (single batches are noisy)."""
-    losses = [h["loss"] for h in history]
-    half = max(len(losses) // 2, 1)
-    first, second = losses[:half], losses[half:] or losses[:half]
-    return sum(first) / len(first), sum(second) / len(second)
-
-
-def write_loss_plot(out: Path, history: list[dict[str, float]]) -> Path | None:
-    """loss.png, drawn by datakit.plots from the logged losses; none without any."""
-    from datakit.plots import loss_figure, save
-
-    return save(loss_figure(history), out / "loss.png") if history else None
 def _conversation_encoder(config: DistillConfig, tokenizer: Any, data: Any) -> Callable[[dict[str, Any]], dict[str, list[int]]]:
     """Tokenizes a row of either conversational form TRL reads: `messages`, or `prompt` + `completion`
     (lists of turns; the loss then falls on the completion alone)."""
@@ -356,3 +343,16 @@ def _conversation_encoder(config: DistillConfig, tokenizer: Any, data: Any) -> C
     )
 
 
+def loss_trend(history: list[dict[str, float]]) -> tuple[float, float]:
+    """Mean loss over the first and the second half of the logged steps (single batches are noisy)."""
+    losses = [h["loss"] for h in history]
+    half = max(len(losses) // 2, 1)
+    first, second = losses[:half], losses[half:] or losses[:half]
+    return sum(first) / len(first), sum(second) / len(second)
+
+
+def write_loss_plot(out: Path, history: list[dict[str, float]]) -> Path | None:
+    """loss.png, drawn by datakit.plots from the logged losses; none without any."""
+    from datakit.plots import loss_figure, save
+
+    return save(loss_figure(history), out / "loss.png") if history else None
