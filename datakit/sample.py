@@ -243,15 +243,12 @@ def _generate_shards(
     template = resolve_template(config.cot) if config.cot.mode != "off" else None
     with StageProgress("sampling", total=total, completed=already, unit="prompts", enabled=config.progress, show_tokens=True) as progress:
 
-        def advance(_: int, result: PromptResult) -> None:
-            progress.advance(1, tokens=sum(g.completion_tokens for g in result.generations))
-
         for index, shard in pending:
             rows = shard.to_pylist()
             seeds = [prompt_seed(config.sampling.seed, row["prompt_id"]) for row in rows]
             modes = [think_mode(row["messages"], row["kind"], config.cot) for row in rows]
             chats = [teacher_messages(row["messages"], mode, template) for row, mode in zip(rows, modes, strict=True)]
-            results = backend.generate(chats, config.sampling, seeds, advance)
+            results = backend.generate(chats, config.sampling, seeds, progress.advance)
             refused = [Reject(config.input if isinstance(config.input, str) else row["source"], None, "messages", result.rejected, json.dumps(row, ensure_ascii=False))
                        for row, result in zip(rows, results, strict=True) if result.rejected]
             if refused:  # before the shard: a finished shard always has its rejects beside it

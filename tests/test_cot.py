@@ -119,7 +119,7 @@ class Teacher(Backend):
     def __init__(self) -> None:
         self.sent: list[list[dict[str, str]]] = []
 
-    def generate(self, prompts, params, seeds, on_result=None):  # type: ignore[no-untyped-def]
+    def generate(self, prompts, params, seeds, on_progress=None):  # type: ignore[no-untyped-def]
         results = []
         for i, chat in enumerate(prompts):
             self.sent.append(chat)
@@ -133,8 +133,8 @@ class Teacher(Backend):
             else:
                 out = "Hello! How can I help you today?" if "hello" in text.lower() else "Soft rain on the roof."
             results.append(PromptResult(len(text.split()), [Generation(out, "stop", len(out.split())) for _ in range(params.n)]))
-            if on_result:
-                on_result(i, results[-1])
+            if on_progress:
+                on_progress(1, sum(g.completion_tokens for g in results[-1].generations))
         return results
 
 

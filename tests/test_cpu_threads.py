@@ -113,7 +113,8 @@ def test_the_sample_manifest_records_the_threads_used(tiny_model: str, tmp_path:
 def test_the_real_vllm_engine_computes_on_every_allowed_cpu(embedded_model_folder: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [*_sample_cmd(out, embedded_model_folder, "vllm"), "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16"]
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND")}
+    # VLLM_LOGGING_LEVEL too: importing TRL earlier in this test process sets it to ERROR, hiding the lines read below
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "VLLM_CPU_OMP_THREADS_BIND", "VLLM_LOGGING_LEVEL")}
     proc = subprocess.run(cmd, check=False, env=clean, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())

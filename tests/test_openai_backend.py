@@ -127,12 +127,13 @@ def _backend(server: FakeServer, **options: Any) -> OpenAIBackend:
 
 def test_n_samples_per_prompt_with_reasoning_content(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
     results = _backend(server).generate(
         [[{"role": "user", "content": "2+2?"}], [{"role": "user", "content": "a long one"}]],
-        SamplingParams(n=3, max_tokens=100), seeds=[10, 20], on_result=lambda i, r: seen.append(i),
+        SamplingParams(n=3, max_tokens=100), seeds=[10, 20], on_progress=lambda prompts, tokens: seen.append((prompts, tokens)),
     )
-    assert sorted(seen) == [0, 1] and len(server.requests) == 6
+    assert len(server.requests) == 6
+    assert sorted(seen) == sorted((1, sum(g.completion_tokens for g in r.generations)) for r in results)  # a line per prompt as it ends
     assert [g.text for g in results[0].generations] == [
         f"<think>\nthinking about 2+2?\n</think>\n\nseed {s}" for s in (10, 11, 12)
     ]

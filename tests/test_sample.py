@@ -155,4 +155,5 @@ def test_data_parallel_replicas_equal_one_process(tiny_model: str, tmp_path: Pat
     summary = run_sample(replace(_config(tiny_model, source, tmp_path / "dp"), data_parallel_size=2))
     assert summary.complete and summary.rows == 16
     assert _rows(tmp_path / "dp").equals(single)
-    assert sorted(p.name for p in (tmp_path / "dp").iterdir() if p.name != ".lock") == ["README.md", "manifest.json", "rejects.jsonl", "shards"]
+    assert sorted(p.name for p in (tmp_path / "dp").iterdir() if p.name != ".lock") == ["README.md", "logs", "manifest.json", "rejects.jsonl", "shards"]
+    assert sorted(p.name for p in (tmp_path / "dp" / "logs").iterdir()) == ["sample-worker-0.log", "sample-worker-1.log"]  # each replica's engine output

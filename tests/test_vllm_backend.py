@@ -31,8 +31,13 @@ def _rows(out: Path) -> pl.DataFrame:
 
 def test_vllm_is_the_default_engine_and_fills_every_column(embedded_model_folder: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = subprocess.run(_cmd(out), capture_output=True, text=True)
+    # one shard, so one engine call for all 6 prompts; progress away from a terminal, a line per update
+    cmd = [arg for arg in _cmd(out) if arg != "--no-progress"]
+    cmd[cmd.index("--shard-size") + 1] = "6"
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "DATAKIT_PROGRESS_INTERVAL": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
+    # the count moves as vLLM finishes each request, not only when the whole call returns
+    assert all(f"sampling: {k}/6 prompts" in result.stderr for k in range(1, 6)), result.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["backend"]["name"] == "vllm" and manifest["complete"]
     rows = _rows(out)

@@ -90,8 +90,10 @@ class PromptResult:
     rejected: str | None = None
 
 
-# Called once per finished prompt, with its index in the request and its result.
-OnResult = Callable[[int, PromptResult], None]
+# Progress as a request goes: `on_progress(prompts, tokens)` says that many more prompts finished and
+# that many more completion tokens were generated; over one `generate` call the prompts add up to its
+# prompt count. Prompts may be counted as the engine finishes them and their tokens a little later.
+OnProgress = Callable[[int, int], None]
 
 
 class Backend(ABC):
@@ -99,7 +101,7 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(
-        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_progress: OnProgress | None = None
     ) -> list[PromptResult]:
         """One result per prompt, in order; `seeds[i]` makes prompt i's samples reproducible."""
 
@@ -125,29 +127,38 @@ class LocalBackend(Backend):
     max_len: int | None  # the engine's context in tokens, prompt and completion together
 
     def generate(
-        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_progress: OnProgress | None = None
     ) -> list[PromptResult]:
+        report = on_progress or (lambda prompts, tokens: None)
         texts = render_prompts(self.tokenizer, prompts, self.prefill_think)
         ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
         results: list[PromptResult | None] = [None] * len(prompts)
         for i, tokens in enumerate(ids):
             if self.max_len is not None and len(tokens) >= self.max_len:
                 results[i] = too_long(len(tokens), f"the model's context is {self.max_len} tokens, leaving no room to generate")
-                if on_result:
-                    on_result(i, results[i])
+                report(1, 0)
         fits = [i for i, result in enumerate(results) if result is None]
         for start in range(0, len(fits), self.chunk_prompts):
             chunk = fits[start : start + self.chunk_prompts]
-            done = self._generate_chunk([texts[i] for i in chunk], [ids[i] for i in chunk], params, [seeds[i] for i in chunk])
+            finished = [0]  # prompts the engine said it finished during the call
+
+            def one_finished() -> None:
+                finished[0] += 1
+                report(1, 0)
+
+            done = self._generate_chunk([texts[i] for i in chunk], [ids[i] for i in chunk], params, [seeds[i] for i in chunk], one_finished)
             for i, result in zip(chunk, done, strict=True):
                 results[i] = result
-                if on_result:
-                    on_result(i, result)
+            report(max(len(chunk) - finished[0], 0), sum(g.completion_tokens for result in done for g in result.generations))
         return results  # type: ignore[return-value]
 
     @abstractmethod
-    def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
-        """Results for one engine call's worth of prompts, rendered (`texts`) and tokenised (`token_ids`)."""
+    def _generate_chunk(
+        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[], None]
+    ) -> list[PromptResult]:
+        """Results for one engine call's worth of prompts, rendered (`texts`) and tokenised (`token_ids`).
+        An engine that finishes prompts one by one calls `one_finished()` for each, so progress moves
+        during a long call; the prompts it does not announce are counted when the call returns."""
 
     def cpu_threads(self) -> dict[str, Any] | None:
         """torch's threads (it sizes them from the CPU affinity, or OMP_NUM_THREADS) and the CPUs they may use."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from datakit.backends import Generation, HFOptions, LocalBackend, PromptResult, SamplingParams
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
@@ -25,7 +27,9 @@ class HFBackend(LocalBackend):
         self.model.eval()
         self.max_len = getattr(self.model.config, "max_position_embeddings", None)
 
-    def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
+    def _generate_chunk(
+        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[], None]
+    ) -> list[PromptResult]:  # one batch: every prompt finishes when the call does
         import torch
 
         enc = self.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt", padding=True).to(self.device)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from datakit.backends import Backend, Generation, Messages, OnResult, OpenAIOptions, PromptResult, SamplingParams, too_long
+from datakit.backends import Backend, Generation, Messages, OnProgress, OpenAIOptions, PromptResult, SamplingParams, too_long
 from datakit.errors import BackendError, DatakitError
 from datakit.reasoning import join_reasoning
 
@@ -46,12 +46,12 @@ class OpenAIBackend(Backend):
         self.url = options.base_url.rstrip("/") + "/chat/completions"
 
     def generate(
-        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None = None
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_progress: OnProgress | None = None
     ) -> list[PromptResult]:
-        return asyncio.run(self._generate_all(prompts, params, seeds, on_result))
+        return asyncio.run(self._generate_all(prompts, params, seeds, on_progress))
 
     async def _generate_all(
-        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_result: OnResult | None
+        self, prompts: list[Messages], params: SamplingParams, seeds: list[int], on_progress: OnProgress | None
     ) -> list[PromptResult]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         limits = httpx.Limits(max_connections=self.options.max_concurrency)
@@ -70,8 +70,8 @@ class OpenAIBackend(Backend):
                     raise failed
                 else:
                     result = PromptResult(prompt_tokens=replies[0][0], generations=[generation for _, generation in replies])
-                if on_result:
-                    on_result(i, result)
+                if on_progress:
+                    on_progress(1, sum(g.completion_tokens for g in result.generations))
                 return result
 
             return list(await asyncio.gather(*(one_prompt(i) for i in range(len(prompts)))))

@@ -8,6 +8,8 @@ says otherwise.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from datakit.backends import Generation, LocalBackend, PromptResult, SamplingParams, VLLMOptions, cpu_list
@@ -42,7 +44,9 @@ class VLLMBackend(LocalBackend):
         self.tokenizer = self.llm.get_tokenizer()
         self.max_len = self.llm.llm_engine.model_config.max_model_len
 
-    def _generate_chunk(self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int]) -> list[PromptResult]:
+    def _generate_chunk(
+        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[], None]
+    ) -> list[PromptResult]:
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -60,7 +64,7 @@ class VLLMBackend(LocalBackend):
                 )
             )
             requests.append(TokensPrompt(prompt_token_ids=ids))
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        outputs = self.llm.generate(requests, sampling, use_tqdm=_progress_bars(one_finished))
         return [
             PromptResult(
                 prompt_tokens=len(out.prompt_token_ids),
@@ -82,6 +86,41 @@ class VLLMBackend(LocalBackend):
         import gc
 
         gc.collect()
+
+
+def _progress_bars(one_finished: Callable[[], None]) -> Callable[..., Any]:
+    """What vLLM's `use_tqdm` builds its bars with: it wraps the requests it adds (passed through as
+    they are) and then counts finished requests on a bar of `total=` (counted into `one_finished`)."""
+
+    def bar(iterable: Any = None, **_: Any) -> Any:
+        return iterable if iterable is not None else _FinishedRequests(one_finished)
+
+    return bar
+
+
+class _FinishedRequests:
+    """The slice of tqdm's interface vLLM's LLM.generate drives: `update(n)` once per finished request
+    (n: its samples), `format_dict["elapsed"]` for its speed postfix."""
+
+    def __init__(self, one_finished: Callable[[], None]):
+        self.one_finished = one_finished
+        self.started = time.monotonic()
+        self.n = 0
+        self.postfix = ""
+
+    @property
+    def format_dict(self) -> dict[str, float]:
+        return {"elapsed": max(time.monotonic() - self.started, 1e-6)}
+
+    def update(self, samples: int = 1) -> None:
+        self.n += samples
+        self.one_finished()
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _finish_reason(reason: str | None) -> str:
