@@ -66,3 +66,26 @@ def test_vllm_kill_9_then_rerun_equals_an_uninterrupted_run(embedded_model_folde
     assert len(list((killed / "shards").glob("part-*.parquet"))) < 3, "the kill must land mid-run"
     subprocess.run(_cmd(killed), check=True, capture_output=True)
     assert _rows(killed).equals(_rows(whole))
+
+
+def test_finished_requests_pass_each_requests_tokens_on() -> None:
+    """Driven as vLLM's LLM._run_engine drives its bar: the running output-token count over
+    `format_dict["elapsed"]` in the postfix, then `update(samples)` per finished request."""
+    from datakit.backends.vllm import _progress_bars
+
+    seen: list[int] = []
+    make_bar = _progress_bars(seen.append)
+    requests = ["a", "b"]
+    assert list(make_bar(requests, desc="Adding requests")) == requests  # the requests pass through unchanged
+    bar = make_bar(total=3, desc="Processed prompts", dynamic_ncols=True, postfix="est. speed input: 0.00 toks/s, output: 0.00 toks/s")
+    total = 0
+    for tokens in (40, 7, 96):
+        total += tokens
+        bar.postfix = f"est. speed input: 1.00 toks/s, output: {total / bar.format_dict['elapsed']:.2f} toks/s"
+        bar.update(2)
+    bar.refresh()
+    bar.close()
+    assert seen == [40, 7, 96] and bar.n == 6
+    bar.postfix = "worded otherwise"  # a vLLM that words its postfix otherwise: a request counts, its tokens come later
+    bar.update(2)
+    assert seen[-1] == 0

@@ -140,25 +140,27 @@ class LocalBackend(Backend):
         fits = [i for i, result in enumerate(results) if result is None]
         for start in range(0, len(fits), self.chunk_prompts):
             chunk = fits[start : start + self.chunk_prompts]
-            finished = [0]  # prompts the engine said it finished during the call
+            announced = [0, 0]  # prompts and tokens the engine reported during the call
 
-            def one_finished() -> None:
-                finished[0] += 1
-                report(1, 0)
+            def one_finished(tokens: int) -> None:
+                announced[0] += 1
+                announced[1] += tokens
+                report(1, tokens)
 
             done = self._generate_chunk([texts[i] for i in chunk], [ids[i] for i in chunk], params, [seeds[i] for i in chunk], one_finished)
             for i, result in zip(chunk, done, strict=True):
                 results[i] = result
-            report(max(len(chunk) - finished[0], 0), sum(g.completion_tokens for result in done for g in result.generations))
+            tokens = sum(g.completion_tokens for result in done for g in result.generations)
+            report(max(len(chunk) - announced[0], 0), max(tokens - announced[1], 0))
         return results  # type: ignore[return-value]
 
     @abstractmethod
     def _generate_chunk(
-        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[], None]
+        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[int], None]
     ) -> list[PromptResult]:
         """Results for one engine call's worth of prompts, rendered (`texts`) and tokenised (`token_ids`).
-        An engine that finishes prompts one by one calls `one_finished()` for each, so progress moves
-        during a long call; the prompts it does not announce are counted when the call returns."""
+        An engine that finishes prompts one by one calls `one_finished(completion_tokens)` for each, so
+        progress moves during a long call; what it does not announce is counted when the call returns."""
 
     def cpu_threads(self) -> dict[str, Any] | None:
         """torch's threads (it sizes them from the CPU affinity, or OMP_NUM_THREADS) and the CPUs they may use."""

@@ -28,7 +28,7 @@ class HFBackend(LocalBackend):
         self.max_len = getattr(self.model.config, "max_position_embeddings", None)
 
     def _generate_chunk(
-        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[], None]
+        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[int], None]
     ) -> list[PromptResult]:  # one batch: every prompt finishes when the call does
         import torch
 

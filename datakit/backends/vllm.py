@@ -8,7 +8,7 @@ says otherwise.
 from __future__ import annotations
 
 import os
-import time
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +45,7 @@ class VLLMBackend(LocalBackend):
         self.max_len = self.llm.llm_engine.model_config.max_model_len
 
     def _generate_chunk(
-        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[], None]
+        self, texts: list[str], token_ids: list[list[int]], params: SamplingParams, seeds: list[int], one_finished: Callable[[int], None]
     ) -> list[PromptResult]:
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
@@ -88,7 +88,7 @@ class VLLMBackend(LocalBackend):
         gc.collect()
 
 
-def _progress_bars(one_finished: Callable[[], None]) -> Callable[..., Any]:
+def _progress_bars(one_finished: Callable[[int], None]) -> Callable[..., Any]:
     """What vLLM's `use_tqdm` builds its bars with: it wraps the requests it adds (passed through as
     they are) and then counts finished requests on a bar of `total=` (counted into `one_finished`)."""
 
@@ -99,22 +99,35 @@ def _progress_bars(one_finished: Callable[[], None]) -> Callable[..., Any]:
 
 
 class _FinishedRequests:
-    """The slice of tqdm's interface vLLM's LLM.generate drives: `update(n)` once per finished request
-    (n: its samples), `format_dict["elapsed"]` for its speed postfix."""
+    """The slice of tqdm's interface vLLM's LLM.generate drives: for each finished request it sets
+    `postfix` to "... output: R toks/s" with R = its running output tokens / `format_dict["elapsed"]`,
+    then calls `update(samples)`. With "elapsed" held at one second, R is the running token count, so
+    each request's tokens can be passed on; if vLLM words it otherwise, the tokens arrive at the end."""
 
-    def __init__(self, one_finished: Callable[[], None]):
+    format_dict = {"elapsed": 1.0}
+    OUTPUT_TOKENS = re.compile(r"output: ([0-9.]+) toks/s")
+
+    def __init__(self, one_finished: Callable[[int], None]):
         self.one_finished = one_finished
-        self.started = time.monotonic()
         self.n = 0
-        self.postfix = ""
+        self.tokens = self.counted = 0
+        self._postfix = ""
 
     @property
-    def format_dict(self) -> dict[str, float]:
-        return {"elapsed": max(time.monotonic() - self.started, 1e-6)}
+    def postfix(self) -> str:
+        return self._postfix
+
+    @postfix.setter
+    def postfix(self, text: str) -> None:
+        self._postfix = text
+        found = self.OUTPUT_TOKENS.search(text)
+        if found:
+            self.tokens = round(float(found.group(1)))
 
     def update(self, samples: int = 1) -> None:
         self.n += samples
-        self.one_finished()
+        self.one_finished(max(self.tokens - self.counted, 0))
+        self.counted = max(self.tokens, self.counted)
 
     def refresh(self) -> None:
         pass
