@@ -646,7 +646,7 @@ def eval_and_report(config: Any) -> None:
 @app.command(
     epilog=(
         "Examples:\n\n"
-        "  datakit run recipes/demo.yaml              (the whole demo on 2 CPU cores, ~9 minutes)\n\n"
+        "  datakit run recipes/demo.yaml              (the whole demo on 2 CPU cores, ~13 minutes)\n\n"
         "  datakit run recipes/r1-800k-distill.yaml --dry-run   (check the full-scale recipe without running it)\n\n"
         "Re-run after a kill: finished stages are skipped and the unfinished one resumes."
     )
