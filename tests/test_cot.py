@@ -134,7 +134,7 @@ class Teacher(Backend):
                 out = "Hello! How can I help you today?" if "hello" in text.lower() else "Soft rain on the roof."
             results.append(PromptResult(len(text.split()), [Generation(out, "stop", len(out.split())) for _ in range(params.n)]))
             if on_progress:
-                on_progress(1, sum(g.completion_tokens for g in results[-1].generations))
+                on_progress(1, results[-1].completion_tokens)
         return results
 
 

@@ -133,7 +133,7 @@ def test_n_samples_per_prompt_with_reasoning_content(server: FakeServer, monkeyp
         SamplingParams(n=3, max_tokens=100), seeds=[10, 20], on_progress=lambda prompts, tokens: seen.append((prompts, tokens)),
     )
     assert len(server.requests) == 6
-    assert sorted(seen) == sorted((1, sum(g.completion_tokens for g in r.generations)) for r in results)  # a line per prompt as it ends
+    assert sorted(seen) == sorted((1, r.completion_tokens) for r in results)  # a line per prompt as it ends
     assert [g.text for g in results[0].generations] == [
         f"<think>\nthinking about 2+2?\n</think>\n\nseed {s}" for s in (10, 11, 12)
     ]

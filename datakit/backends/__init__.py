@@ -89,6 +89,11 @@ class PromptResult:
     # A per-prompt refusal, so one oversized prompt costs its own row, never the run.
     rejected: str | None = None
 
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated for this prompt, over all its samples."""
+        return sum(g.completion_tokens for g in self.generations)
+
 
 # Progress as a request goes: `on_progress(prompts, tokens)` says that many more prompts finished and
 # that many more completion tokens were generated; over one `generate` call the prompts add up to its
@@ -150,7 +155,7 @@ class LocalBackend(Backend):
             done = self._generate_chunk([texts[i] for i in chunk], [ids[i] for i in chunk], params, [seeds[i] for i in chunk], one_finished)
             for i, result in zip(chunk, done, strict=True):
                 results[i] = result
-            tokens = sum(g.completion_tokens for result in done for g in result.generations)
+            tokens = sum(result.completion_tokens for result in done)
             report(max(len(chunk) - announced[0], 0), max(tokens - announced[1], 0))
         return results  # type: ignore[return-value]
 

@@ -71,7 +71,7 @@ class OpenAIBackend(Backend):
                 else:
                     result = PromptResult(prompt_tokens=replies[0][0], generations=[generation for _, generation in replies])
                 if on_progress:
-                    on_progress(1, sum(g.completion_tokens for g in result.generations))
+                    on_progress(1, result.completion_tokens)
                 return result
 
             return list(await asyncio.gather(*(one_prompt(i) for i in range(len(prompts)))))
