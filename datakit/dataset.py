@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 from contextlib import ExitStack, contextmanager, suppress
@@ -210,12 +211,27 @@ def write_loader_card(folder: Path, stage: str, configs: dict[str, str]) -> None
     and fail on their schemas. `configs` maps a config name to its Parquet glob; the first is the default."""
     from huggingface_hub import DatasetCardData
 
+    entries = card_configs(configs)
+    for entry, pattern in zip(entries, configs.values()):
+        entry["description"] = f"rows fingerprint {files_fingerprint(folder, pattern)}"
     text = [
-        "---", DatasetCardData(configs=card_configs(configs)).to_yaml(), "---", "", f"# A `datakit {stage}` folder", "",
+        "---", DatasetCardData(configs=entries).to_yaml(), "---", "", f"# A `datakit {stage}` folder", "",
         "The rows are the Parquet files named above; `manifest.json` says what made them and `data/README.md` of",
         "the datakit project describes every column. This file only tells `datasets.load_dataset` where the rows are.", "",
     ]
     write_text_atomic(folder / LOADER_CARD, "\n".join(text))
+
+
+def files_fingerprint(folder: Path, pattern: str) -> str:
+    """A digest of the files a config names (path, size, modification time). `datasets` caches a local
+    folder's configs under the folder's name and the config's patterns alone, so without it a re-run
+    into the same folder, or another folder of the same name, loads the rows cached the first time;
+    the digest sits in the config's `description`, which the cache key covers."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob(pattern)):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def card_configs(configs: dict[str, str]) -> list[dict[str, Any]]:

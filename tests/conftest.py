@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Tests never reach a hub: set before anything imports huggingface_hub, which reads it once.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# ... and never touch the user's datasets cache: loading stage folders would leave entries there.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="datakit-tests-datasets-cache-")
+atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
 import pytest
 

@@ -5,6 +5,7 @@ that other tests (TRL's CLI, the pushed card) train on and count."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import datasets
@@ -66,3 +67,18 @@ def test_a_mix_folder_with_the_prompt_completion_split_loads_both_configs(tmp_pa
         assert (pair["prompt_id"], pair["verified_by"]) == (row["prompt_id"], row["verified_by"])
     assert sorted(whole["verified_by"]) == ["math"] * 6 + ["none"] * 4  # proven by math-verify, or passed unverified
     assert {r["prompt_id"] for r in whole if r["verified_by"] == "math"} == {f"m{p}" for p in range(6)}
+
+
+def test_a_rerun_into_the_same_folder_loads_the_new_rows_not_the_cached_ones(tmp_path: Path) -> None:
+    """`datasets` caches a local folder by its name and its config patterns; the loader card's rows
+    fingerprint is what tells a rewritten folder (or another folder of the same name) from the cached one."""
+    def mix_of(root: Path, math: int, out: Path) -> int:
+        source = folder(root, "filtered", math_rows(math, 1))
+        run_mix(config(root, [source], {"reasoning": {"math": math}}, out=str(out)))
+        return len(datasets.load_dataset(str(out), split="train"))
+
+    out = tmp_path / "runs" / "mix"
+    assert mix_of(tmp_path / "first", 3, out) == 3
+    shutil.rmtree(out)
+    assert mix_of(tmp_path / "second", 5, out) == 5  # the same path, rewritten
+    assert mix_of(tmp_path / "third", 4, tmp_path / "elsewhere" / "mix") == 4  # another folder named mix
