@@ -11,6 +11,7 @@ import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
+from typing import Iterable
 
 import numpy as np
 import polars as pl
@@ -190,17 +191,22 @@ class MinHasher:
 
 def cluster(keys: np.ndarray) -> np.ndarray:
     """For a (n, bands) key matrix: for each row, the index of the earliest row in its connected
-    component (rows connected when they share a key in the same column; transitive).
+    component (rows connected when they share a key in the same column; transitive)."""
+    keys = np.asarray(keys)
+    if keys.ndim != 2:
+        raise ValueError(f"keys must be (rows, bands), got shape {keys.shape}")
+    return cluster_columns(keys.T, keys.shape[0])
+
+
+def cluster_columns(columns: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """`cluster` of a key matrix given one column at a time (each read when needed, so a corpus's
+    band keys never sit in memory at once).
 
     Union-find done with arrays: each round hooks the root of every group member onto the smallest
     root in its group, then pointer-jumps until every row points at its root; rounds repeat until
     nothing moves. Only keys shared by >= 2 rows take part, which at dedup scale is a small fraction."""
-    keys = np.asarray(keys)
-    if keys.ndim != 2:
-        raise ValueError(f"keys must be (rows, bands), got shape {keys.shape}")
-    n = keys.shape[0]
     members, starts, offset = [], [], 0
-    for column in keys.T:
+    for column in columns:
         order = np.argsort(column)
         sorted_keys = column[order]
         new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]] if n else np.zeros(0, bool)

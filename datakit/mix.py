@@ -1,17 +1,18 @@
 """`datakit mix`: assemble the SFT corpus (R1: ~600K reasoning + ~200K non-reasoning) from filtered samples.
 
-Three passes over the sources, each streaming one file at a time so memory holds a per-row index
-(~100 bytes a row; about 1 KB a row of peak RSS with polars' working copies), never the text:
+Three passes over the sources, each reading one file at a time; no pass holds a per-row table in
+memory, so a mix of 10^7 samples runs in about the memory of one of 10^5:
 
-1. index: per row a location, domain, kind and hashes; per prompt its exact key, MinHash bands and
-   any benchmark n-gram it shares (decontamination). Saved in the output folder, so a killed run
-   does not redo it.
-2. plan: drop contaminated prompts, then duplicates (exact and near, across all sources; the
-   earliest source wins), then fill each (kind, domain) quota by a seeded random key, without
-   replacement unless asked; a seeded shuffle gives every chosen row its output position.
+1. index: per source file, per row its location, domain, kind and hashes, and per prompt its exact
+   key, MinHash bands and any benchmark n-gram it shares (decontamination), written to
+   `_work/index/` as each file completes, so a killed run indexes only what it had not.
+2. plan (datakit/mix_plan.py, DuckDB over the index under a memory cap): drop contaminated prompts,
+   then duplicates (exact and near, across all sources; the earliest source wins), then fill each
+   (kind, domain) quota by a seeded random key, without replacement unless asked; a seeded shuffle
+   gives every chosen row its output position.
 3. write: each source file once, its chosen rows (turned into TRL's conversational format) into a
-   scratch file sorted by position, its removed rows into removed/ with the reason; then each
-   output shard gathers its positions. Every file is written atomically and skipped on a re-run.
+   scratch file of one batch per output shard, its removed rows into removed/ with the reason; then
+   each output shard gathers its batches. Every file is written atomically and skipped on a re-run.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_atomic, write_json_atomic, write_loader_card, write_shard, write_text_atomic
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
-from datakit.dedup import MinHasher, cluster, column_word_hashes, mix64, words_column
+from datakit.dedup import MinHasher, column_word_hashes, words_column
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.progress import StageProgress
-from datakit.reader import Reject, conform, duplicate_reason, language_problem, read_jsonl, repeated_keys
+from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, summary
+from datakit.reader import Reject, conform, duplicate_reason, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
@@ -76,6 +78,8 @@ REMOVED_FIELDS = [
     pa.field("decontam_ngram", pa.string()),
 ]
 REMOVED_SCHEMA = pa.schema(list(MIX_SCHEMA) + REMOVED_FIELDS)
+POSITION = "_position"  # a chosen row's place in the shuffled output, while the rows are scattered
+SCATTER_SCHEMA = MIX_SCHEMA.append(pa.field(POSITION, pa.int64(), nullable=False))
 
 # R1 reports 600K reasoning and 200K non-reasoning samples but not the split by domain: this one is
 # ours (math-heavy, as R1's RL prompts were), to be edited per corpus.
@@ -197,13 +201,13 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
     }
     write_json_atomic(out / MANIFEST, manifest)
 
-    index = build_index(config, sources, out / WORK, decontaminator)
-    plan = plan_mix(config, index.rows, index.prompts, [s.name for s in sources])
-    write_mix(config, sources, plan, out)
+    with plan_database(out / WORK) as con:
+        index = build_index(config, sources, out / WORK, decontaminator, con)
+        plan = plan_mix(config, con, index.folder, index.repeated, [s.name for s in sources])
+        write_mix(config, sources, plan, out)
+        report = build_report(config, sources, plan, index)
     if config.prompt_completion:
         write_prompt_completion(out)
-
-    report = build_report(config, sources, plan, index)
     write_json_atomic(out / "report.json", report)
     plots = [write_plot(out, report)]
     write_json_atomic(out / "removed" / MANIFEST, {**manifest, "stage": "mix/removed", "complete": True})
@@ -252,6 +256,7 @@ class Source:
     manifest: dict[str, Any] | None
     report: dict[str, Any] | None
     sft: SftImport | None = None  # an SFT set, turned into sample rows as each unit is read
+    unit_rows: list[int] = field(default_factory=list)  # each unit's row count
     rejects: list[Reject] = field(default_factory=list)  # a JSONL source's lines that are not sample rows
     lines: list[int] = field(default_factory=list)  # a JSONL source: the line of each row of its one unit
 
@@ -302,7 +307,7 @@ def open_source(spec: MixSource) -> Source:
         units = _hub_units(spec)
     if not units:
         raise DatakitError(f"{spec.path}: no samples found (no Parquet shards)")
-    rows, columns = 0, []
+    unit_rows, columns = [], []
     for unit in units:
         schema = unit.schema if isinstance(unit, pa.Table) else _read_schema(unit)
         columns.append(READ_COLUMNS + ROW_PROBLEM if spec.sft else list(schema.names) + ROW_PROBLEM)
@@ -311,12 +316,12 @@ def open_source(spec: MixSource) -> Source:
             where = unit if isinstance(unit, Path) else spec.path
             what = "the `sft:` import names" if spec.sft else "the sample schema (see data/README.md)"
             raise DatakitError(f"{where}: source {name!r} lacks column(s) {missing} {what}")
-        rows += unit.num_rows if isinstance(unit, pa.Table) else pq.ParquetFile(unit).metadata.num_rows
+        unit_rows.append(unit.num_rows if isinstance(unit, pa.Table) else pq.ParquetFile(unit).metadata.num_rows)
     if path.is_file() and path.suffix in (".jsonl", ".json"):
-        return Source(name, spec.path, units, columns, rows + len(read.rejects), fingerprint((path.name, path.stat().st_size, path.stat().st_mtime_ns)),
-                      manifest, report, spec.sft, rejects=read.rejects, lines=[number for _, _, number in read.origin])
+        return Source(name, spec.path, units, columns, sum(unit_rows) + len(read.rejects), fingerprint((path.name, path.stat().st_size, path.stat().st_mtime_ns)),
+                      manifest, report, spec.sft, unit_rows, rejects=read.rejects, lines=[number for _, _, number in read.origin])
     digest = fingerprint([(str(u.name), u.stat().st_size, int(u.stat().st_mtime)) if isinstance(u, Path) else u.num_rows for u in units])
-    return Source(name, spec.path, units, columns, rows, digest, manifest, report, spec.sft)
+    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows)
 
 
 def sft_columns(imp: SftImport) -> list[str]:
@@ -407,8 +412,8 @@ def _hash64(text: str, seed: int = 0) -> int:
 
 @dataclass
 class Index:
-    rows: pl.DataFrame  # per valid row: src, unit, row, prompt_id, sample_index, kind, domain, sample_key, random_key
-    prompts: pl.DataFrame  # per (src, prompt_id): prompt_key, bands, decontam_benchmark/item/ngram
+    folder: Path  # per source file: rows-NNNNN.parquet and prompts-NNNNN.parquet (see datakit/mix_plan.py)
+    repeated: pl.DataFrame  # rows set aside for repeating an earlier row's (prompt_id, sample_index)
     benchmarks: dict[str, Any]  # the decontaminator's status per benchmark
     rejected: int  # malformed rows, listed in rejects.jsonl
     duplicates: int  # of those, rows whose (prompt_id, sample_index) an earlier row of their source has
@@ -423,41 +428,43 @@ def load_decontaminator(config: MixConfig) -> Decontaminator:
     return decontaminator
 
 
-def build_index(config: MixConfig, sources: list[Source], work: Path, decontaminator: Decontaminator | None) -> Index:
-    """Index every source (cached in `work` once complete, so a run killed after indexing does not redo it)."""
-    index_file, prompts_file, status_file = work / "index.parquet", work / "prompts.parquet", work / "status.json"
-    if index_file.exists() and prompts_file.exists() and status_file.exists():
-        status = json.loads(status_file.read_text())
-        return Index(pl.read_parquet(index_file), pl.read_parquet(prompts_file), status["benchmarks"], status["rejected"], status["duplicates"])
-    decontaminator = decontaminator if decontaminator is not None else load_decontaminator(config)
-    hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
-    rows, prompts, rejects = [], [], []
-    total = sum(s.rows for s in sources)
-    with StageProgress("indexing", total=total, unit="rows", enabled=config.progress) as progress:
-        for src, source in enumerate(sources):
-            rejects += [{**r.record(), "source": source.name} for r in source.rejects]
-            for unit in range(len(source.units)):
+def build_index(config: MixConfig, sources: list[Source], work: Path, decontaminator: Decontaminator | None, con: Any) -> Index:
+    """Index every source file into `work/index/` (each file's index written once it is complete, so a
+    killed run indexes only the files it had not finished), then set aside repeated keys."""
+    folder, status_file = work / "index", work / "status.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
+    offsets = np.cumsum([0] + [sources[src].unit_rows[unit] for src, unit in units]).tolist()
+    with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress:
+        for number, (src, unit) in enumerate(units):
+            source, done = sources[src], folder / f"rejects-{number:05d}.jsonl"
+            if not done.exists():
                 table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
-                unit_rows, unit_prompts, unit_rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher)
-                rows.append(unit_rows)
-                prompts.append(unit_prompts)
-                rejects += unit_rejects
-                progress.advance(table.num_rows)
-    index, duplicates = _set_aside_repeated(pl.concat(rows), sources)
-    rejects += duplicates
-    prompt_table = pl.concat(prompts).unique(subset=["src", "prompt_id"], keep="first", maintain_order=True)
-    work.mkdir(parents=True, exist_ok=True)
-    _write_rejects(work.parent / REJECTS, rejects)
-    write_shard_file(index, index_file)
-    write_shard_file(prompt_table, prompts_file)
-    write_json_atomic(status_file, {"benchmarks": decontaminator.status, "rejected": len(rejects), "duplicates": len(duplicates)})
-    return Index(index, prompt_table, decontaminator.status, len(rejects), len(duplicates))
+                if decontaminator is None:
+                    decontaminator = load_decontaminator(config)
+                hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
+                rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
+                write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet")
+                write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
+                _write_rejects(done, rejects)  # last: it marks the file indexed
+            progress.advance(source.unit_rows[unit])
+    repeated = repeated_keys(con, folder)
+    if not status_file.exists():
+        rejects = [{**r.record(), "source": s.name} for s in sources for r in s.rejects]
+        rejects += [json.loads(line) for number in range(len(units)) for line in (folder / f"rejects-{number:05d}.jsonl").read_text().splitlines()]
+        duplicates = _repeated_rejects(repeated, sources)
+        _write_rejects(work.parent / REJECTS, rejects + duplicates)
+        benchmarks = (decontaminator or load_decontaminator(config)).status
+        write_json_atomic(status_file, {"benchmarks": benchmarks, "rejected": len(rejects) + len(duplicates), "duplicates": len(duplicates)})
+    status = json.loads(status_file.read_text())
+    return Index(folder, repeated, status["benchmarks"], status["rejected"], status["duplicates"])
 
 
 def _index_unit(
-    config: MixConfig, src: int, source: Source, unit: int, table: pa.Table, decontaminator: Decontaminator, hasher: MinHasher
+    config: MixConfig, src: int, source: Source, unit: int, table: pa.Table, decontaminator: Decontaminator, hasher: MinHasher, offset: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
-    """Index one file's rows, column-wise; a malformed row becomes a reject naming its file, row and field."""
+    """Index one file's rows, column-wise; a malformed row becomes a reject naming its file, row and
+    field. Rows are numbered from `offset` (`_i`: the row's place among all sources' rows)."""
     text = "completion" if "completion" in table.column_names else None
     frame = pl.from_arrow(table.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, text or "reasoning"]))
     frame = frame.with_row_index("row").with_columns(_row_problem())
@@ -469,18 +476,19 @@ def _index_unit(
     valid = frame.filter(pl.col("_field").is_null())
     # the prompt's text is split into words and hashed once per prompt, not per sample, and shared by all three uses
     firsts = valid.unique("prompt_id", keep="first", maintain_order=True)
-    prompts = firsts.select("prompt_id", tokens=words_column(firsts.select(prompt_text())["messages"]))
+    prompts = firsts.select("prompt_id", "row", tokens=words_column(firsts.select(prompt_text())["messages"]))
     prompts = prompts.with_columns(prompt_key=pl.Series([_hash64(t) for t in prompts["tokens"].list.join(" ").to_list()], dtype=pl.UInt64))
     flat, lengths = column_word_hashes(prompts["tokens"])
     completion = pl.col(text) if text else pl.format("{}\n{}", "reasoning", "answer")
     rows = valid.join(prompts.select("prompt_id", "prompt_key"), on="prompt_id", how="left", maintain_order="left").select(
+        _i=(pl.col("row") + offset).cast(pl.UInt64),
         src=pl.lit(src, pl.UInt16),
         unit=pl.lit(unit, pl.UInt32),
         row=pl.col("row").cast(pl.UInt32),
         prompt_id=pl.col("prompt_id").cast(pl.String),  # typed: a source with no accepted rows is an empty unit
         sample_index=pl.col("sample_index").cast(pl.Int32),
-        kind=pl.col("kind").cast(pl.Categorical),  # a handful of values over millions of rows: 4 bytes a row
-        domain=pl.col("domain").cast(pl.Categorical),
+        kind=pl.col("kind").cast(pl.String),
+        domain=pl.col("domain").cast(pl.String),
         # the same completion to the same prompt text, in any source
         sample_key=completion.hash(0) ^ pl.col("prompt_key"),
         random_key=pl.Series([_hash64(f"{source.name}\x00{p}\x00{i}", config.seed) for p, i in valid.select("prompt_id", "sample_index").iter_rows()], dtype=pl.UInt64),
@@ -493,8 +501,10 @@ def _index_unit(
     prompts = prompts.select(
         src=pl.lit(src, pl.UInt16),
         prompt_id=pl.col("prompt_id").cast(pl.String),
+        first_i=(pl.col("row") + offset).cast(pl.UInt64),
         prompt_key="prompt_key",
-        bands=pl.Series(bands, dtype=pl.Array(pl.UInt64, hasher.bands)),
+        # one column a band: clustering reads one band of every prompt at a time
+        **{f"band{b}": pl.Series(bands[:, b], dtype=pl.UInt64) for b in range(hasher.bands)},
         decontam_benchmark=pl.Series([m.benchmark if m else None for m in matches], dtype=pl.String),
         decontam_item=pl.Series([m.item if m else None for m in matches], dtype=pl.String),
         decontam_ngram=pl.Series([m.ngram if m else None for m in matches], dtype=pl.String),
@@ -516,129 +526,31 @@ def _row_problem() -> list[pl.Expr]:
     return [which(pl.col("_problem_field"), "messages", "answer").alias("_field"), which(pl.col("_problem_reason"), "no user turn", "empty").alias("_reason")]
 
 
-def _set_aside_repeated(index: pl.DataFrame, sources: list[Source]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """The index without the rows whose (prompt_id, sample_index) an earlier row of the same source
-    has (two copies of one sample, possibly with different text, would both be drawn), and those
-    rows as rejects naming the first copy."""
-    key = ("src", "prompt_id", "sample_index")
-    # a key repeats only where its 64-bit hash does: the exact check runs on those rows alone, not on
-    # every row's strings (a copy of the index and a table of all its keys)
-    suspects = index.with_row_index("_at").filter(pl.struct(*key).hash().is_duplicated())
-    repeated, at = repeated_keys(suspects, key), suspects["_at"].to_numpy()
-    positions = at[repeated["_pos"].to_numpy()].tolist()
+def _repeated_rejects(repeated: pl.DataFrame, sources: list[Source]) -> list[dict[str, Any]]:
+    """The rows set aside for repeating an earlier row's (prompt_id, sample_index) in their source (two
+    copies of one sample, possibly with different text, would both be drawn), as rejects naming the
+    first copy; each affected file is read once, for the row as it was read."""
     rejects, tables = [], {}
-    for pos, first in zip(positions, at[repeated["_first"].to_numpy()].tolist()):
-        row, of = index.row(pos, named=True), index.row(first, named=True)
+    for row in repeated.iter_rows(named=True):
         source = sources[row["src"]]
         unit_name, number = source.position(row["unit"], row["row"])
-        where = (source.where(of["unit"]), *source.position(of["unit"], of["row"]))
+        where = (source.where(row["first_unit"]), *source.position(row["first_unit"], row["first_row"]))
         reason = duplicate_reason(row["prompt_id"], row["sample_index"], where)
-        if (row["src"], row["unit"]) not in tables:  # the set-aside row as read, each affected file read once
+        if (row["src"], row["unit"]) not in tables:
             tables[row["src"], row["unit"]] = source.read(row["unit"], READ_COLUMNS)
         raw = json.dumps(tables[row["src"], row["unit"]].slice(row["row"], 1).to_pylist()[0], ensure_ascii=False, default=str)
         rejects.append({"file": source.where(row["unit"]), unit_name: number, "field": "sample_index", "reason": reason, "raw": raw, "source": source.name})
-    if positions:
-        index = index.filter(~pl.int_range(pl.len()).is_in(pl.Series(positions, dtype=pl.UInt32).implode()))
-    return index, rejects
+    return rejects
 
 
 def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
 
 
-def write_shard_file(frame: pl.DataFrame, path: Path) -> None:
-    """A scratch Parquet file, written atomically like every shard (through pyarrow, whose write errors
-    are OSErrors a full disk can be told by)."""
-    write_atomic(path, lambda tmp: frame.write_parquet(tmp, use_pyarrow=True))
-
-
-# --- pass 2: plan -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    rows: pl.DataFrame  # the index, with `_i` and, for removed rows, removed_by/removed_reason/...
-    picks: pl.DataFrame  # one row per output row: _i, copy_index, position
-    available: dict[tuple[str, str], int]  # candidate rows per (kind, domain) after removals and caps
-
-
-def plan_mix(config: MixConfig, index: pl.DataFrame, prompts: pl.DataFrame, names: list[str]) -> Plan:
-    """Decide every row's fate: removed (and why), chosen (at which output positions), or left out."""
-    rows = index.with_row_index("_i").join(_prompt_removals(config, prompts, names), on=["src", "prompt_id"], how="left")
-    if config.dedup.exact:
-        rows = _drop_repeated_samples(rows, names)
-    candidates = rows.filter(pl.col("removed_by").is_null())
-    if config.max_per_prompt:
-        candidates = candidates.filter(pl.col("random_key").rank("ordinal").over("src", "prompt_id") <= config.max_per_prompt)
-    available = {(k, d): n for k, d, n in candidates.group_by("kind", "domain").len().iter_rows()}
-    picks = [_fill_quota(config, candidates, kind, domain, quota) for kind, domains in config.quotas.items() for domain, quota in domains.items()]
-    chosen = pl.concat(picks) if picks else pl.DataFrame(schema={"_i": pl.UInt32, "copy_index": pl.Int32})
-    # the seeded shuffle: order by a mix of each row's random key and copy number
-    keys = chosen.join(rows.select("_i", "random_key"), on="_i", how="left")
-    order = mix64(keys["random_key"].to_numpy() ^ mix64(keys["copy_index"].to_numpy().astype(np.uint64) + np.uint64(config.seed)))
-    chosen = keys.with_columns(_order=pl.Series(order, dtype=pl.UInt64)).sort("_order", "_i").drop("_order", "random_key")
-    return Plan(rows, chosen.with_row_index("position"), available)
-
-
-def _prompt_removals(config: MixConfig, prompts: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Per prompt: contaminated, or a duplicate of an earlier prompt (exact or near), or null."""
-    n = config.decontamination.n
-    contaminated = prompts.filter(pl.col("decontam_benchmark").is_not_null()).with_columns(
-        removed_by=pl.lit("contaminated"),
-        removed_reason=pl.format('{} {}: shares the {}-gram "{}"', "decontam_benchmark", "decontam_item", pl.lit(n), "decontam_ngram"),
-        duplicate_of=pl.lit(None, dtype=pl.String),
-    )
-    clean = prompts.filter(pl.col("decontam_benchmark").is_null())
-    columns = []
-    if config.dedup.exact:
-        columns.append(clean["prompt_key"].to_numpy()[:, None])
-    if config.dedup.near:
-        columns.append(clean["bands"].to_numpy())
-    if columns and clean.height:
-        rep = cluster(np.hstack(columns).astype(np.uint64))
-        label = pl.Series([f"{names[s]}:{p}" for s, p in zip(clean["src"].to_list(), clean["prompt_id"].to_list())])
-        keys = clean["prompt_key"].to_numpy()
-        duplicate = rep != np.arange(clean.height)
-        exact = keys == keys[rep]
-        kind = np.where(exact, "exact_duplicate", "near_duplicate")
-        of = label.to_numpy()[rep]
-        clean = clean.with_columns(
-            removed_by=pl.Series([k if d else None for k, d in zip(kind, duplicate)], dtype=pl.String),
-            duplicate_of=pl.Series([o if d else None for o, d in zip(of, duplicate)], dtype=pl.String),
-        ).with_columns(removed_reason=pl.format("prompt {} {}", pl.col("removed_by").str.replace("_duplicate", "ly duplicates"), "duplicate_of"))
-    else:
-        clean = clean.with_columns(removed_by=pl.lit(None, pl.String), duplicate_of=pl.lit(None, pl.String), removed_reason=pl.lit(None, pl.String))
-    columns = ["src", "prompt_id", "removed_by", "removed_reason", "duplicate_of", "decontam_benchmark", "decontam_item", "decontam_ngram"]
-    return pl.concat([contaminated.select(columns), clean.select(columns)]).filter(pl.col("removed_by").is_not_null())
-
-
-def _drop_repeated_samples(rows: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """A completion already in the mix for the same prompt text adds nothing: keep its first copy."""
-    first = rows.filter(pl.col("removed_by").is_null()).group_by("sample_key").agg(_first=pl.col("_i").min())
-    rows = rows.join(first, on="sample_key", how="left")
-    repeated = pl.col("removed_by").is_null() & (pl.col("_i") != pl.col("_first"))
-    keepers = rows.filter(repeated).select("_first").unique()
-    label = pl.format("{}:{}#{}", pl.col("src").replace_strict(dict(enumerate(names)), return_dtype=pl.String), "prompt_id", "sample_index")
-    labels = rows.join(keepers, left_on="_i", right_on="_first", how="semi").select(_first="_i", _of=label)
-    rows = rows.join(labels, on="_first", how="left")
-    return rows.with_columns(
-        removed_by=pl.when(repeated).then(pl.lit("exact_duplicate")).otherwise("removed_by"),
-        removed_reason=pl.when(repeated).then(pl.format("sample repeats {}", "_of")).otherwise("removed_reason"),
-        duplicate_of=pl.when(repeated).then("_of").otherwise("duplicate_of"),
-    ).drop("_first", "_of").sort("_i")
-
-
-def _fill_quota(config: MixConfig, candidates: pl.DataFrame, kind: str, domain: str, quota: int) -> pl.DataFrame:
-    """`quota` rows of one (kind, domain): the lowest random keys; drawn again only with replacement."""
-    group = candidates.filter((pl.col("kind") == kind) & (pl.col("domain") == domain)).sort("random_key", "_i")
-    taken = group.head(quota).select("_i", copy_index=pl.lit(0, pl.Int32))
-    short = quota - taken.height
-    if not (config.replacement and short > 0 and taken.height):
-        return taken
-    rng = np.random.default_rng([config.seed, _hash64(f"{kind}/{domain}")])
-    extra = taken.select("_i")[rng.integers(0, taken.height, size=short)]
-    extra = extra.with_columns(copy_index=(pl.int_range(pl.len()).over("_i") + 1).cast(pl.Int32))
-    return pl.concat([taken, extra])
+def write_index_file(frame: pl.DataFrame, path: Path) -> None:
+    """A scratch Parquet file of the index, written atomically like every shard (through pyarrow, whose
+    write errors are OSErrors a full disk can be told by); lz4, as it is read back once, soon."""
+    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4"))
 
 
 # --- pass 3: write ----------------------------------------------------------------------------------
@@ -648,48 +560,54 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
     """Scatter each source file's chosen rows (by output shard) and removed rows; gather the shards."""
     work = out / WORK / "chosen"
     work.mkdir(parents=True, exist_ok=True)
-    located = plan.picks.join(plan.rows.select("_i", "src", "unit", "row"), on="_i", how="left")
-    by_unit = located.partition_by("src", "unit", as_dict=True)
-    removed = plan.rows.filter(pl.col("removed_by").is_not_null())
-    removed_by_unit = removed.partition_by("src", "unit", as_dict=True)
-    shards = max(1, -(-plan.picks.height // config.rows_per_shard))
+    shards = max(1, -(-plan.rows_out // config.rows_per_shard))
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
+    scattered = [work / f"unit-{number:05d}.arrow" for number in range(len(units))]
     with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress:
-        for number, (src, unit) in enumerate(units):
-            done = work / f"unit-{number:05d}.parquet"
+        for number, ((src, unit), done) in enumerate(zip(units, scattered)):
             if not done.exists():
                 source = sources[src]
                 # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
                 table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
-                gone = removed_by_unit.get((src, unit), removed.clear())
-                write_shard(out / "removed", number, _removed_rows(table, gone, config, source.name))
-                _write_chosen(done, table, by_unit.get((src, unit), located.clear()), source.name, config)
+                write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
+                _write_chosen(done, table, plan.chosen(src, unit), source.name, config, shards)
             progress.advance(1)
         for shard in range(shards):
             if not shard_path(out, shard).exists():
-                lo, hi = shard * config.rows_per_shard, (shard + 1) * config.rows_per_shard
-                part = pl.scan_parquet(work / "unit-*.parquet").filter(pl.col("_position").is_between(lo, hi, closed="left"))
-                rows = part.sort("_position").drop("_position").collect()
-                write_shard(out, shard, rows.to_arrow().cast(MIX_SCHEMA))
+                write_shard(out, shard, _gather(scattered, shard))
             progress.advance(1)
 
 
-def _write_chosen(path: Path, table: pa.Table, picks: pl.DataFrame, name: str, config: MixConfig) -> None:
-    """This file's chosen rows in the mix format, sorted by output position, one row group per
-    output shard so the gather reads only its own."""
+def _write_chosen(path: Path, table: pa.Table, picks: pl.DataFrame, name: str, config: MixConfig, shards: int) -> None:
+    """This file's chosen rows in the mix format, as an Arrow IPC file of one record batch per output
+    shard (empty where the shard takes none of them), each sorted by output position: the gather of
+    shard k reads batch k of every file and nothing else."""
     picks = picks.sort("position")
     rows = conversation_rows(table.take(pa.array(picks["row"].to_numpy())), name, config.empty_think_domains)
     rows = rows.append_column("copy_index", pa.array(picks["copy_index"].to_numpy(), pa.int32()))
-    rows = rows.append_column("_position", pa.array(picks["position"].to_numpy(), pa.int64()))
-    schema = MIX_SCHEMA.append(pa.field("_position", pa.int64()))
-    shard_of = picks["position"] // config.rows_per_shard
+    rows = rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
+    bounds = np.searchsorted(picks["position"].to_numpy(), np.arange(shards + 1) * config.rows_per_shard)
 
     def write(tmp: Path) -> None:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for shard in shard_of.unique(maintain_order=True).to_list():
-                writer.write_table(rows.filter(pa.array((shard_of == shard).to_numpy())).select(schema.names).cast(schema))
+        with pa.ipc.new_file(tmp, SCATTER_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                writer.write_batch(rows.slice(lo, hi - lo).combine_chunks().to_batches()[0] if hi > lo else _empty_batch())
 
     write_atomic(path, write)
+
+
+def _empty_batch() -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=SCATTER_SCHEMA)
+
+
+def _gather(scattered: list[Path], shard: int) -> pa.Table:
+    """Output shard `shard`: batch `shard` of every scattered file, in output order."""
+    batches = []
+    for path in scattered:
+        with pa.memory_map(str(path)) as source:
+            batches.append(pa.ipc.open_file(source).get_batch(shard))
+    rows = pa.Table.from_batches(batches, SCATTER_SCHEMA)
+    return rows.sort_by(POSITION).drop_columns([POSITION]).combine_chunks()
 
 
 def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]) -> pa.Table:
@@ -727,48 +645,33 @@ def _removed_rows(table: pa.Table, removed: pl.DataFrame, config: MixConfig, nam
 
 def build_report(config: MixConfig, sources: list[Source], plan: Plan, index: Index) -> dict[str, Any]:
     """What went in, what was removed and why, and every quota against what it got."""
-    rows = plan.rows
-    picked = plan.picks.join(rows.select("_i", "src", "kind", "domain", "removed_by"), on="_i", how="left")
-    removed = rows.filter(pl.col("removed_by").is_not_null())
+    counts = summary(plan, config, [s.name for s in sources])
     quotas = []
     for kind, domains in config.quotas.items():
         for domain, quota in domains.items():
-            mine = picked.filter((pl.col("kind") == kind) & (pl.col("domain") == domain))
-            taken, copies = mine.height, mine.filter(pl.col("copy_index") > 0).height
+            taken, copies = counts["taken"].get((kind, domain), (0, 0))
             quotas.append({"kind": kind, "domain": domain, "quota": quota, "available": plan.available.get((kind, domain), 0),
                            "taken": taken, "short_by": quota - taken, "upsampled": copies})
     used = {(q["kind"], q["domain"]) for q in quotas if q["quota"]}
     unused = [{"kind": k, "domain": d, "rows": n} for (k, d), n in sorted(plan.available.items()) if (k, d) not in used]
-    contaminated = removed.filter(pl.col("removed_by") == "contaminated")
-    by_benchmark = dict(contaminated.group_by("decontam_benchmark").len().iter_rows())
-    per_source = []
-    for src, source in enumerate(sources):
-        mine = rows.filter(pl.col("src") == src)
-        per_source.append({"name": source.name, "path": source.path, "rows": source.rows, "indexed": mine.height,
-                           "removed": mine.filter(pl.col("removed_by").is_not_null()).height,
-                           "chosen": picked.filter(pl.col("src") == src).height})
-    examples = lambda reason, cols: removed.filter(pl.col("removed_by") == reason).head(5).select(cols).to_dicts()  # noqa: E731
     return {
         "seed": config.seed,
         "rows_in": sum(s.rows for s in sources),
         "rows_rejected": index.rejected,
         "duplicate_keys": index.duplicates,
-        "rows_out": plan.picks.height,
-        "sources": per_source,
-        "removed": {r: removed.filter(pl.col("removed_by") == r).height for r in ("exact_duplicate", "near_duplicate", "contaminated")},
+        "rows_out": plan.rows_out,
+        "sources": [{"name": s.name, "path": s.path, "rows": s.rows, **mine} for s, mine in zip(sources, counts["sources"])],
+        "removed": counts["removed"],
         "dedup": {"exact": config.dedup.exact, "near": config.dedup.near, "jaccard_threshold": round(MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows).threshold, 3)},
         "decontamination": {
             "n": config.decontamination.n,
-            "benchmarks": {name: {**status, "removed": by_benchmark.get(name, 0)} for name, status in index.benchmarks.items()},
+            "benchmarks": {name: {**status, "removed": counts["by_benchmark"].get(name, 0)} for name, status in index.benchmarks.items()},
         },
         "targets": {kind: {"target": sum(q["quota"] for q in quotas if q["kind"] == kind), "taken": sum(q["taken"] for q in quotas if q["kind"] == kind)} for kind in config.quotas},
         "quotas": quotas,
         "shortfalls": [q for q in quotas if q["short_by"] > 0],
         "unused": unused,
-        "examples": {
-            "contaminated": examples("contaminated", ["prompt_id", "decontam_benchmark", "decontam_item", "decontam_ngram"]),
-            "near_duplicate": examples("near_duplicate", ["prompt_id", "duplicate_of"]),
-        },
+        "examples": counts["examples"],
     }
 
 

@@ -218,6 +218,59 @@ def test_a_crash_mid_run_then_a_re_run_gives_the_uninterrupted_result(tmp_path: 
     assert not (tmp_path / "crashed" / "_work").exists()
 
 
+def test_a_crash_while_indexing_resumes_from_the_files_already_indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datakit.mix as mix
+
+    source = folder(tmp_path, "filtered", math_rows(12, 2) + writing_rows(4), per_shard=4)  # 7 files
+    quotas = {"reasoning": {"math": 15}, "non_reasoning": {"writing": 3}}
+    run_mix(config(tmp_path, [source], quotas, out="whole"))
+
+    real, indexed = mix._index_unit, []
+
+    def crashing(*args: Any) -> Any:
+        indexed.append(args[3])  # the unit
+        if indexed == [0, 1, 2, 3]:
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    monkeypatch.setattr(mix, "_index_unit", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run_mix(config(tmp_path, [source], quotas, out="crashed"))
+    indexed.clear()
+    run_mix(config(tmp_path, [source], quotas, out="crashed"))
+    assert indexed == [3, 4, 5, 6]  # the three files indexed before the kill are not read again
+    for part in ("", "removed"):
+        assert pl.from_arrow(read_table(tmp_path / "crashed" / part)).equals(pl.from_arrow(read_table(tmp_path / "whole" / part)))
+    assert json.loads((tmp_path / "crashed" / "report.json").read_text()) == json.loads((tmp_path / "whole" / "report.json").read_text())
+
+
+def test_a_plan_larger_than_its_memory_cap_spills_and_plans_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan runs in DuckDB under a memory cap: with a cap below what its joins and ranks want
+    they spill to disk, and the mix comes out the same."""
+    import datakit.mix as mix
+    import datakit.mix_plan as mix_plan
+
+    again = [sample(f"again{i}", f"Problem {i}: a farmer has {i * 7 + 3} sheep and buys {i + 11} more at the market on day {i}. How many sheep?".upper(), "math")
+             for i in range(0, 15_000, 7)]
+    source = folder(tmp_path, "filtered", math_rows(15_000, 2) + again, per_shard=5_000)
+    quotas = {"reasoning": {"math": 20_000}}
+    roomy = run_mix(config(tmp_path, [source], quotas, out="roomy")).report
+
+    real, spilled = mix.plan_mix, []
+
+    def watched(*args: Any) -> Any:
+        plan = real(*args)
+        spilled.append(plan.con.sql("SELECT count(*) FROM duckdb_temporary_files()").fetchall()[0][0])
+        return plan
+
+    monkeypatch.setattr(mix_plan, "MEMORY_LIMIT", "16MB")
+    monkeypatch.setattr(mix, "plan_mix", watched)
+    tight = run_mix(config(tmp_path, [source], quotas, out="tight")).report
+    assert spilled[0] > 0 and tight == roomy and roomy["removed"]["exact_duplicate"] == len(again)
+    for part in ("", "removed"):
+        assert pl.from_arrow(read_table(tmp_path / "tight" / part)).equals(pl.from_arrow(read_table(tmp_path / "roomy" / part)))
+
+
 def test_cli_mix_prints_the_report_and_a_finished_folder_is_a_no_op(tmp_path: Path) -> None:
     source = folder(tmp_path, "filtered", math_rows(4, 2) + writing_rows(2))
     recipe = tmp_path / "recipe.yaml"

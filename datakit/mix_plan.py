@@ -1,0 +1,226 @@
+"""The mix's plan, out of core: which rows are removed (and why), which are chosen, and where each goes.
+
+The index pass leaves one Parquet file of rows and one of prompts per source file (`_work/index/`).
+DuckDB joins, groups and ranks over them under a fixed memory cap, spilling to `_work/` past it, so
+a mix of 10^7 samples plans in the memory a mix of 10^4 needs. What comes into Python is either as
+large as the output (the chosen rows' ids, for the seeded shuffle) or one MinHash band at a time
+(near-duplicate clustering). Every ordering ends on the global row number `_i`, so a re-run after a
+kill plans exactly what the killed run planned.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import xxhash
+
+from datakit.dedup import cluster_columns, mix64
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from datakit.mix import MixConfig
+
+MEMORY_LIMIT = "384MB"  # DuckDB's share of the mix's memory; joins and sorts past it spill to _work/spill
+ROWS, PROMPTS = "rows", "prompts"  # the index files: _work/index/rows-NNNNN.parquet, prompts-NNNNN.parquet
+REMOVED_COLUMNS = ["removed_by", "removed_reason", "duplicate_of", "decontam_benchmark", "decontam_item", "decontam_ngram"]
+
+
+@contextmanager
+def plan_database(work: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh DuckDB database in `work` (a plan is cheap to redo and deterministic, so a killed run's is dropped)."""
+    import duckdb
+
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "plan.duckdb"
+    for stale in (path, path.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    settings = {"memory_limit": MEMORY_LIMIT, "threads": len(os.sched_getaffinity(0)), "temp_directory": str(work / "spill"), "preserve_insertion_order": False}
+    con = duckdb.connect(str(path), config=settings)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def index_files(index: Path, kind: str) -> str:
+    """A SQL literal listing the index files of `kind` (rows or prompts)."""
+    files = sorted(str(p) for p in index.glob(f"{kind}-*.parquet"))
+    return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+
+
+def repeated_keys(con: duckdb.DuckDBPyConnection, index: Path) -> pl.DataFrame:
+    """Rows whose (prompt_id, sample_index) an earlier row of the same source has, in row order: their
+    `_i`, src, unit, row, key, and where the first copy is (`first_unit`, `first_row`). A key repeats
+    rarely, so only the keys seen twice are joined back."""
+    con.execute(f"CREATE OR REPLACE VIEW indexed AS SELECT * FROM read_parquet({index_files(index, ROWS)})")
+    return con.sql(
+        """
+        WITH keys AS (SELECT src, prompt_id, sample_index, min(_i) AS first FROM indexed GROUP BY ALL HAVING count(*) > 1)
+        SELECT r._i, r.src, r.unit, r.row, r.prompt_id, r.sample_index, f.unit AS first_unit, f.row AS first_row
+        FROM indexed r JOIN keys k USING (src, prompt_id, sample_index) JOIN indexed f ON f._i = k.first
+        WHERE r._i <> k.first ORDER BY r._i
+        """
+    ).pl()
+
+
+@dataclass
+class Plan:
+    """The plan, held in the database: table `fate` (every valid row, with removed_by... where removed)
+    and table `located` (one row per output row: position, _i, copy_index, src, unit, row)."""
+
+    con: duckdb.DuckDBPyConnection
+    rows_out: int
+    available: dict[tuple[str, str], int]  # candidate rows per (kind, domain) after removals and caps
+
+    def chosen(self, src: int, unit: int) -> pl.DataFrame:
+        """A source file's chosen rows: row, position, copy_index, by position."""
+        query = "SELECT row, position, copy_index FROM located WHERE src = $1 AND unit = $2 ORDER BY position"
+        return self.con.sql(query, params=[src, unit]).pl()
+
+    def removed(self, src: int, unit: int) -> pl.DataFrame:
+        """A source file's removed rows: row and why, by row."""
+        query = f"SELECT row, {', '.join(REMOVED_COLUMNS)} FROM removed WHERE src = $1 AND unit = $2 ORDER BY row"
+        return self.con.sql(query, params=[src, unit]).pl()
+
+
+def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, repeated: pl.DataFrame, names: list[str]) -> Plan:
+    """Decide every row's fate: removed (and why), chosen (at which output positions), or left out."""
+    con.register("source_names_arrow", pa.table({"src": pa.array(range(len(names)), pa.uint16()), "name": names}))
+    con.register("repeated_arrow", repeated.select("_i").to_arrow())
+    con.execute("CREATE OR REPLACE TABLE source_names AS SELECT * FROM source_names_arrow")
+    con.execute(f"CREATE OR REPLACE VIEW valid AS SELECT * FROM read_parquet({index_files(index, ROWS)}) ANTI JOIN repeated_arrow USING (_i)")
+    _prompt_removals(config, con, index)
+    con.execute(
+        f"""CREATE OR REPLACE TABLE fate AS SELECT v.*, {', '.join('pr.' + c for c in REMOVED_COLUMNS)}
+        FROM valid v LEFT JOIN prompt_removed pr USING (src, prompt_id)"""
+    )
+    if config.dedup.exact:
+        _drop_repeated_samples(con)
+    cap = f"QUALIFY row_number() OVER (PARTITION BY src, prompt_id ORDER BY random_key, _i) <= {int(config.max_per_prompt)}" if config.max_per_prompt else ""
+    con.execute(f"CREATE OR REPLACE TABLE candidate AS SELECT _i, kind, domain, random_key FROM fate WHERE removed_by IS NULL {cap}")
+    available = {(k, d): n for k, d, n in con.sql("SELECT kind, domain, count(*) FROM candidate GROUP BY ALL").fetchall()}
+    picks = _shuffle(config, _fill_quotas(config, con))
+    con.register("picks_arrow", picks.to_arrow())
+    con.execute(
+        """CREATE OR REPLACE TABLE located AS SELECT p.position, p._i, p.copy_index, f.src, f.unit, f.row
+        FROM picks_arrow p JOIN fate f USING (_i) ORDER BY f.src, f.unit, p.position"""
+    )
+    con.execute(f"CREATE OR REPLACE TABLE removed AS SELECT _i, src, unit, row, {', '.join(REMOVED_COLUMNS)} FROM fate WHERE removed_by IS NOT NULL ORDER BY src, unit, row")
+    for name in ("source_names_arrow", "repeated_arrow", "picks_arrow"):
+        con.unregister(name)
+    return Plan(con, picks.height, available)
+
+
+def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path) -> None:
+    """Table `prompt_removed`: per removed prompt (src, prompt_id), contaminated or a duplicate of an
+    earlier prompt (exact or near; the earliest source and row wins), with the reason."""
+    con.execute(
+        f"""CREATE OR REPLACE TABLE prompt AS
+        SELECT row_number() OVER (ORDER BY first_i) - 1 AS p, * FROM read_parquet({index_files(index, PROMPTS)})
+        QUALIFY row_number() OVER (PARTITION BY src, prompt_id ORDER BY first_i) = 1"""
+    )
+    con.execute("CREATE OR REPLACE TABLE clean AS SELECT row_number() OVER (ORDER BY p) - 1 AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
+    columns = (["prompt_key"] if config.dedup.exact else []) + ([f"band{b}" for b in range(config.dedup.bands)] if config.dedup.near else [])
+    clean = con.sql("SELECT count(*) FROM clean").fetchall()[0][0]
+    rep = cluster_columns((_column(con, "clean", c, clean) for c in columns), clean) if columns else np.arange(clean)
+    duplicate = np.flatnonzero(rep != np.arange(clean))
+    con.register("dups_arrow", pa.table({"c": duplicate, "rep": rep[duplicate]}))
+    con.execute(
+        f"""CREATE OR REPLACE TABLE prompt_removed AS
+        SELECT src, prompt_id, 'contaminated' AS removed_by,
+               format('{{}} {{}}: shares the {{}}-gram "{{}}"', decontam_benchmark, decontam_item, {int(config.decontamination.n)}, decontam_ngram) AS removed_reason,
+               NULL::VARCHAR AS duplicate_of, decontam_benchmark, decontam_item, decontam_ngram
+        FROM prompt WHERE decontam_benchmark IS NOT NULL
+        UNION ALL
+        SELECT d.src, d.prompt_id, if(d.prompt_key = r.prompt_key, 'exact_duplicate', 'near_duplicate'),
+               format('prompt {{}} duplicates {{}}', if(d.prompt_key = r.prompt_key, 'exactly', 'nearly'), n.name || ':' || r.prompt_id),
+               n.name || ':' || r.prompt_id, NULL, NULL, NULL
+        FROM dups_arrow x JOIN clean d ON d.c = x.c JOIN clean r ON r.c = x.rep JOIN source_names n ON n.src = r.src"""
+    )
+    con.unregister("dups_arrow")
+
+
+def _column(con: duckdb.DuckDBPyConnection, table: str, column: str, rows: int) -> np.ndarray:
+    """One column of a table numbered by `c` (0..rows-1), as a numpy array in that order (placed by `c`
+    rather than sorted by it)."""
+    got = con.sql(f"SELECT c, {column} FROM {table}").fetchnumpy()
+    values = np.empty(rows, dtype=got[column].dtype)
+    values[got["c"]] = got[column]
+    return values
+
+
+def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:
+    """A completion already in the mix for the same prompt text adds nothing: keep its first copy."""
+    con.execute(
+        """CREATE OR REPLACE TABLE repeats AS
+        WITH firsts AS (SELECT sample_key, min(_i) AS first FROM fate WHERE removed_by IS NULL GROUP BY sample_key HAVING count(*) > 1)
+        SELECT f._i, n.name || ':' || o.prompt_id || '#' || o.sample_index AS label
+        FROM fate f JOIN firsts k USING (sample_key) JOIN fate o ON o._i = k.first JOIN source_names n ON n.src = o.src
+        WHERE f.removed_by IS NULL AND f._i <> k.first"""
+    )
+    con.execute(
+        """UPDATE fate SET removed_by = 'exact_duplicate', removed_reason = 'sample repeats ' || repeats.label, duplicate_of = repeats.label
+        FROM repeats WHERE fate._i = repeats._i"""
+    )
+
+
+def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Each (kind, domain) quota's rows: the lowest random keys; drawn again (copy_index 1, 2, ...) only
+    with replacement. Columns _i, copy_index, random_key."""
+    quotas = [(kind, domain, quota) for kind, domains in config.quotas.items() for domain, quota in domains.items()]
+    con.register("quotas_arrow", pa.table({"kind": [q[0] for q in quotas], "domain": [q[1] for q in quotas], "quota": pa.array([q[2] for q in quotas], pa.int64())}))
+    taken = con.sql(
+        """SELECT c.kind, c.domain, c._i, c.random_key FROM (
+            SELECT *, row_number() OVER (PARTITION BY kind, domain ORDER BY random_key, _i) AS rank FROM candidate) c
+        JOIN quotas_arrow q USING (kind, domain) WHERE c.rank <= q.quota ORDER BY c.kind, c.domain, c.rank"""
+    ).pl()
+    con.unregister("quotas_arrow")
+    parts = [taken.select("_i", "random_key", copy_index=pl.lit(0, pl.Int32))]
+    if config.replacement:
+        for (kind, domain), group in taken.group_by("kind", "domain", maintain_order=True):
+            quota = next(q for k, d, q in quotas if (k, d) == (kind, domain))
+            if short := quota - group.height:
+                rng = np.random.default_rng([config.seed, xxhash.xxh64_intdigest(f"{kind}/{domain}".encode())])
+                extra = group.select("_i", "random_key")[rng.integers(0, group.height, size=short)]
+                parts.append(extra.with_columns(copy_index=(pl.int_range(pl.len()).over("_i") + 1).cast(pl.Int32)))
+    return pl.concat(parts)
+
+
+def _shuffle(config: MixConfig, picks: pl.DataFrame) -> pl.DataFrame:
+    """The seeded shuffle: each output row's position, ordered by a mix of its random key and copy number."""
+    order = mix64(picks["random_key"].to_numpy() ^ mix64(picks["copy_index"].to_numpy().astype(np.uint64) + np.uint64(config.seed)))
+    picks = picks.with_columns(_order=pl.Series(order, dtype=pl.UInt64)).sort("_order", "_i")
+    return picks.select(position=pl.int_range(pl.len(), dtype=pl.Int64), _i="_i", copy_index="copy_index")
+
+
+def summary(plan: Plan, config: MixConfig, names: list[str]) -> dict[str, Any]:
+    """The plan's counts for the report: per source, per removal reason and benchmark, per quota, examples."""
+    con = plan.con
+    per_source = {s: (indexed, removed) for s, indexed, removed in con.sql("SELECT src, count(*), count(removed_by) FROM fate GROUP BY src").fetchall()}
+    chosen = dict(con.sql("SELECT src, count(*) FROM located GROUP BY src").fetchall())
+    by_reason = dict(con.sql("SELECT removed_by, count(*) FROM removed GROUP BY ALL").fetchall())
+    by_benchmark = dict(con.sql("SELECT decontam_benchmark, count(*) FROM removed WHERE removed_by = 'contaminated' GROUP BY ALL").fetchall())
+    taken = {(k, d): (n, copies) for k, d, n, copies in con.sql(
+        "SELECT f.kind, f.domain, count(*), count(*) FILTER (WHERE l.copy_index > 0) FROM located l JOIN fate f USING (_i) GROUP BY ALL").fetchall()}
+
+    def examples(reason: str, columns: list[str]) -> list[dict[str, Any]]:
+        return con.sql(f"SELECT {', '.join(columns)} FROM fate WHERE removed_by = $1 ORDER BY _i LIMIT 5", params=[reason]).pl().to_dicts()
+
+    return {
+        "sources": [{"indexed": per_source.get(s, (0, 0))[0], "removed": per_source.get(s, (0, 0))[1], "chosen": chosen.get(s, 0)} for s in range(len(names))],
+        "removed": {r: by_reason.get(r, 0) for r in ("exact_duplicate", "near_duplicate", "contaminated")},
+        "by_benchmark": by_benchmark,
+        "taken": taken,
+        "examples": {
+            "contaminated": examples("contaminated", ["prompt_id", "decontam_benchmark", "decontam_item", "decontam_ngram"]),
+            "near_duplicate": examples("near_duplicate", ["prompt_id", "duplicate_of"]),
+        },
+    }
