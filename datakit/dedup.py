@@ -195,24 +195,28 @@ def cluster(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys)
     if keys.ndim != 2:
         raise ValueError(f"keys must be (rows, bands), got shape {keys.shape}")
-    return cluster_columns(keys.T, keys.shape[0])
+    rows = np.arange(keys.shape[0])
+    return cluster_columns(((rows, column) for column in keys.T), keys.shape[0])
 
 
-def cluster_columns(columns: Iterable[np.ndarray], n: int) -> np.ndarray:
-    """`cluster` of a key matrix given one column at a time (each read when needed, so a corpus's
-    band keys never sit in memory at once).
+def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """`cluster` of n rows given one column at a time, as (rows, their keys in that column); rows whose
+    key no other row shares may be left out, so a caller can pass only the shared keys and never hold
+    a corpus's band keys in memory.
 
     Union-find done with arrays: each round hooks the root of every group member onto the smallest
     root in its group, then pointer-jumps until every row points at its root; rounds repeat until
     nothing moves. Only keys shared by >= 2 rows take part, which at dedup scale is a small fraction."""
     members, starts, offset = [], [], 0
-    for column in columns:
-        order = np.argsort(column)
+    for rows, column in columns:
+        if not len(column):
+            continue
+        order = np.argsort(column, kind="stable")
         sorted_keys = column[order]
-        new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]] if n else np.zeros(0, bool)
+        new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         group = np.cumsum(new) - 1
         shared = np.bincount(group)[group] >= 2
-        members.append(order[shared])
+        members.append(np.asarray(rows)[order[shared]])
         starts.append(np.flatnonzero(new[shared]) + offset)
         offset += int(shared.sum())
     member = np.concatenate(members) if members else np.zeros(0, np.int64)

@@ -18,10 +18,12 @@ memory, so a mix of 10^7 samples runs in about the memory of one of 10^5:
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +36,26 @@ import xxhash
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
-from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_json, read_manifest, shard_path, write_atomic, write_json_atomic, write_loader_card, write_shard, write_text_atomic
+from datakit.dataset import (
+    MANIFEST,
+    SHARD_DIR,
+    claim_folder,
+    folder_lock,
+    read_json,
+    read_manifest,
+    shard_path,
+    write_atomic,
+    write_json_atomic,
+    write_loader_card,
+    write_shard,
+    write_text_atomic,
+)
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
 from datakit.dedup import MinHasher, column_word_hashes, words_column
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
+from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
 from datakit.progress import StageProgress
-from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, summary
 from datakit.reader import Reject, conform, duplicate_reason, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
@@ -493,6 +508,7 @@ def _index_unit(
         sample_key=completion.hash(0) ^ pl.col("prompt_key"),
         random_key=pl.Series([_hash64(f"{source.name}\x00{p}\x00{i}", config.seed) for p, i in valid.select("prompt_id", "sample_index").iter_rows()], dtype=pl.UInt64),
     )
+    rows = rows.with_columns(shuffle_key=pl.Series(shuffle_keys(rows["random_key"].to_numpy(), 0, config.seed), dtype=pl.UInt64))
     # decontamination and MinHash are both numpy over the same hashes, which frees the GIL: one runs beside the other
     with ThreadPoolExecutor(1) as pool:
         found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: prompts["tokens"][i].to_list())
@@ -557,36 +573,65 @@ def write_index_file(frame: pl.DataFrame, path: Path) -> None:
 
 
 def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -> None:
-    """Scatter each source file's chosen rows (by output shard) and removed rows; gather the shards."""
+    """Scatter the source files' chosen rows (by output shard) and removed rows; gather the shards.
+
+    Consecutive source files share a scatter file until it holds an output shard's worth of rows, so
+    the gather reads a few files per shard however small the sources' files are."""
     work = out / WORK / "chosen"
     work.mkdir(parents=True, exist_ok=True)
     shards = max(1, -(-plan.rows_out // config.rows_per_shard))
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
-    scattered = [work / f"unit-{number:05d}.arrow" for number in range(len(units))]
+    groups = _scatter_groups([plan.chosen_count(src, unit) for src, unit in units], config.rows_per_shard)
+    scattered = [work / f"group-{number:05d}.arrow" for number in range(len(groups))]
     with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress:
-        for number, ((src, unit), done) in enumerate(zip(units, scattered)):
+        for members, done in zip(groups, scattered):
             if not done.exists():
-                source = sources[src]
-                # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
-                table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
-                write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
-                _write_chosen(done, table, plan.chosen(src, unit), source.name, config, shards)
-            progress.advance(1)
-        for shard in range(shards):
-            if not shard_path(out, shard).exists():
-                write_shard(out, shard, _gather(scattered, shard))
-            progress.advance(1)
+                chosen = []
+                for number in members:
+                    src, unit = units[number]
+                    source = sources[src]
+                    # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
+                    table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
+                    write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
+                    chosen.append(_chosen_rows(table, plan.chosen(src, unit), source.name, config))
+                _write_scattered(done, pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards)
+            progress.advance(len(members))
+        with ExitStack() as stack:
+            # the scatter files stay open across shards where the process may hold that many files open
+            kept = [_open_scattered(p, stack) for p in scattered] if _may_open(len(scattered)) else None
+            for shard in range(shards):
+                if not shard_path(out, shard).exists():
+                    with ExitStack() as files:
+                        readers = kept or [_open_scattered(p, files) for p in scattered]
+                        write_shard(out, shard, _gather(readers, shard))
+                progress.advance(1)
 
 
-def _write_chosen(path: Path, table: pa.Table, picks: pl.DataFrame, name: str, config: MixConfig, shards: int) -> None:
-    """This file's chosen rows in the mix format, as an Arrow IPC file of one record batch per output
-    shard (empty where the shard takes none of them), each sorted by output position: the gather of
-    shard k reads batch k of every file and nothing else."""
-    picks = picks.sort("position")
+def _scatter_groups(chosen: list[int], rows: int) -> list[list[int]]:
+    """Consecutive source files (by number) grouped so that each group's chosen rows stay within `rows`
+    (a file with more is a group of its own)."""
+    groups: list[list[int]] = [[]]
+    total = 0
+    for number, count in enumerate(chosen):
+        if groups[-1] and total + count > rows:
+            groups.append([])
+            total = 0
+        groups[-1].append(number)
+        total += count
+    return groups
+
+
+def _chosen_rows(table: pa.Table, picks: pl.DataFrame, name: str, config: MixConfig) -> pa.Table:
+    """A source file's chosen rows in the mix format, with their output positions."""
     rows = conversation_rows(table.take(pa.array(picks["row"].to_numpy())), name, config.empty_think_domains)
     rows = rows.append_column("copy_index", pa.array(picks["copy_index"].to_numpy(), pa.int32()))
-    rows = rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
-    bounds = np.searchsorted(picks["position"].to_numpy(), np.arange(shards + 1) * config.rows_per_shard)
+    return rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
+
+
+def _write_scattered(path: Path, rows: pa.Table, rows_per_shard: int, shards: int) -> None:
+    """Rows sorted by output position as an Arrow IPC file of one record batch per output shard (empty
+    where the shard takes none of them): the gather of shard k reads batch k of every file and nothing else."""
+    bounds = np.searchsorted(rows[POSITION].to_numpy(), np.arange(shards + 1) * rows_per_shard)
 
     def write(tmp: Path) -> None:
         with pa.ipc.new_file(tmp, SCATTER_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
@@ -600,13 +645,23 @@ def _empty_batch() -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=SCATTER_SCHEMA)
 
 
-def _gather(scattered: list[Path], shard: int) -> pa.Table:
-    """Output shard `shard`: batch `shard` of every scattered file, in output order."""
-    batches = []
-    for path in scattered:
-        with pa.memory_map(str(path)) as source:
-            batches.append(pa.ipc.open_file(source).get_batch(shard))
-    rows = pa.Table.from_batches(batches, SCATTER_SCHEMA)
+def _open_scattered(path: Path, stack: ExitStack) -> pa.ipc.RecordBatchFileReader:
+    return pa.ipc.open_file(stack.enter_context(pa.OSFile(str(path))))
+
+
+def _may_open(files: int, spare: int = 256) -> bool:
+    """Whether this process may hold `files` more files open (raising its soft limit where allowed)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if files + spare > soft and soft != hard:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft == resource.RLIM_INFINITY or files + spare <= soft
+
+
+def _gather(readers: list[pa.ipc.RecordBatchFileReader], shard: int) -> pa.Table:
+    """Output shard `shard`: batch `shard` of every scatter file, in output order."""
+    rows = pa.Table.from_batches([reader.get_batch(shard) for reader in readers], SCATTER_SCHEMA)
     return rows.sort_by(POSITION).drop_columns([POSITION]).combine_chunks()
 
 

@@ -11,10 +11,11 @@ kill plans exactly what the killed run planned.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -79,6 +80,10 @@ class Plan:
     con: duckdb.DuckDBPyConnection
     rows_out: int
     available: dict[tuple[str, str], int]  # candidate rows per (kind, domain) after removals and caps
+    chosen_per_file: dict[tuple[int, int], int]  # chosen rows per (src, unit), where any are
+
+    def chosen_count(self, src: int, unit: int) -> int:
+        return self.chosen_per_file.get((src, unit), 0)
 
     def chosen(self, src: int, unit: int) -> pl.DataFrame:
         """A source file's chosen rows: row, position, copy_index, by position."""
@@ -105,32 +110,36 @@ def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, rep
     if config.dedup.exact:
         _drop_repeated_samples(con)
     cap = f"QUALIFY row_number() OVER (PARTITION BY src, prompt_id ORDER BY random_key, _i) <= {int(config.max_per_prompt)}" if config.max_per_prompt else ""
-    con.execute(f"CREATE OR REPLACE TABLE candidate AS SELECT _i, kind, domain, random_key FROM fate WHERE removed_by IS NULL {cap}")
+    con.execute(f"CREATE OR REPLACE TABLE candidate AS SELECT _i, kind, domain, random_key, shuffle_key FROM fate WHERE removed_by IS NULL {cap}")
     available = {(k, d): n for k, d, n in con.sql("SELECT kind, domain, count(*) FROM candidate GROUP BY ALL").fetchall()}
-    picks = _shuffle(config, _fill_quotas(config, con))
-    con.register("picks_arrow", picks.to_arrow())
+    _fill_quotas(config, con)
     con.execute(
-        """CREATE OR REPLACE TABLE located AS SELECT p.position, p._i, p.copy_index, f.src, f.unit, f.row
-        FROM picks_arrow p JOIN fate f USING (_i) ORDER BY f.src, f.unit, p.position"""
+        """CREATE OR REPLACE TABLE located AS
+        SELECT row_number() OVER (ORDER BY p.shuffle_key, p._i) - 1 AS position, p._i, p.copy_index, f.src, f.unit, f.row
+        FROM picks p JOIN fate f USING (_i) ORDER BY f.src, f.unit, position"""
     )
     con.execute(f"CREATE OR REPLACE TABLE removed AS SELECT _i, src, unit, row, {', '.join(REMOVED_COLUMNS)} FROM fate WHERE removed_by IS NOT NULL ORDER BY src, unit, row")
-    for name in ("source_names_arrow", "repeated_arrow", "picks_arrow"):
+    for name in ("source_names_arrow", "repeated_arrow"):
         con.unregister(name)
-    return Plan(con, picks.height, available)
+    chosen = {(src, unit): n for src, unit, n in con.sql("SELECT src, unit, count(*) FROM located GROUP BY ALL").fetchall()}
+    return Plan(con, sum(chosen.values()), available, chosen)
 
 
 def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path) -> None:
     """Table `prompt_removed`: per removed prompt (src, prompt_id), contaminated or a duplicate of an
     earlier prompt (exact or near; the earliest source and row wins), with the reason."""
+    # a prompt is indexed once per source file it appears in (usually one): its first appearance stands
+    con.execute(f"CREATE OR REPLACE VIEW prompts AS SELECT * FROM read_parquet({index_files(index, PROMPTS)})")
     con.execute(
-        f"""CREATE OR REPLACE TABLE prompt AS
-        SELECT row_number() OVER (ORDER BY first_i) - 1 AS p, * FROM read_parquet({index_files(index, PROMPTS)})
-        QUALIFY row_number() OVER (PARTITION BY src, prompt_id ORDER BY first_i) = 1"""
+        """CREATE OR REPLACE TABLE prompt AS
+        WITH again AS (SELECT src, prompt_id, min(first_i) AS first FROM prompts GROUP BY ALL HAVING count(*) > 1)
+        SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
     )
-    con.execute("CREATE OR REPLACE TABLE clean AS SELECT row_number() OVER (ORDER BY p) - 1 AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
+    # numbered in order of first appearance: clustering keeps each component's earliest prompt
+    con.execute("CREATE OR REPLACE TABLE clean AS SELECT row_number() OVER (ORDER BY first_i) - 1 AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
     columns = (["prompt_key"] if config.dedup.exact else []) + ([f"band{b}" for b in range(config.dedup.bands)] if config.dedup.near else [])
     clean = con.sql("SELECT count(*) FROM clean").fetchall()[0][0]
-    rep = cluster_columns((_column(con, "clean", c, clean) for c in columns), clean) if columns else np.arange(clean)
+    rep = cluster_columns((_shared_keys(con, column) for column in columns), clean)
     duplicate = np.flatnonzero(rep != np.arange(clean))
     con.register("dups_arrow", pa.table({"c": duplicate, "rep": rep[duplicate]}))
     con.execute(
@@ -148,13 +157,11 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
     con.unregister("dups_arrow")
 
 
-def _column(con: duckdb.DuckDBPyConnection, table: str, column: str, rows: int) -> np.ndarray:
-    """One column of a table numbered by `c` (0..rows-1), as a numpy array in that order (placed by `c`
-    rather than sorted by it)."""
-    got = con.sql(f"SELECT c, {column} FROM {table}").fetchnumpy()
-    values = np.empty(rows, dtype=got[column].dtype)
-    values[got["c"]] = got[column]
-    return values
+def _shared_keys(con: duckdb.DuckDBPyConnection, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The clean prompts (`c`) whose key in `column` another prompt shares, with that key: the only
+    ones clustering needs, a small fraction of a corpus (DuckDB finds them within its memory cap)."""
+    got = con.sql(f"SELECT c, {column} AS key FROM clean SEMI JOIN (SELECT {column} FROM clean GROUP BY ALL HAVING count(*) > 1) USING ({column})").fetchnumpy()
+    return got["c"], got["key"]
 
 
 def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:
@@ -172,33 +179,38 @@ def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Each (kind, domain) quota's rows: the lowest random keys; drawn again (copy_index 1, 2, ...) only
-    with replacement. Columns _i, copy_index, random_key."""
+def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:
+    """Table `picks` (_i, copy_index): each (kind, domain) quota's rows, the lowest random keys; drawn
+    again (copy_index 1, 2, ...) only with replacement."""
     quotas = [(kind, domain, quota) for kind, domains in config.quotas.items() for domain, quota in domains.items()]
-    con.register("quotas_arrow", pa.table({"kind": [q[0] for q in quotas], "domain": [q[1] for q in quotas], "quota": pa.array([q[2] for q in quotas], pa.int64())}))
-    taken = con.sql(
-        """SELECT c.kind, c.domain, c._i, c.random_key FROM (
+    con.register("quotas_arrow", pa.table({"q": range(len(quotas)), "kind": [q[0] for q in quotas], "domain": [q[1] for q in quotas],
+                                           "quota": pa.array([q[2] for q in quotas], pa.int64())}))
+    con.execute(
+        """CREATE OR REPLACE TABLE taken AS SELECT q.q, c._i, c.random_key, c.shuffle_key, c.rank FROM (
             SELECT *, row_number() OVER (PARTITION BY kind, domain ORDER BY random_key, _i) AS rank FROM candidate) c
-        JOIN quotas_arrow q USING (kind, domain) WHERE c.rank <= q.quota ORDER BY c.kind, c.domain, c.rank"""
-    ).pl()
+        JOIN quotas_arrow q USING (kind, domain) WHERE c.rank <= q.quota"""
+    )
     con.unregister("quotas_arrow")
-    parts = [taken.select("_i", "random_key", copy_index=pl.lit(0, pl.Int32))]
-    if config.replacement:
-        for (kind, domain), group in taken.group_by("kind", "domain", maintain_order=True):
-            quota = next(q for k, d, q in quotas if (k, d) == (kind, domain))
-            if short := quota - group.height:
-                rng = np.random.default_rng([config.seed, xxhash.xxh64_intdigest(f"{kind}/{domain}".encode())])
-                extra = group.select("_i", "random_key")[rng.integers(0, group.height, size=short)]
-                parts.append(extra.with_columns(copy_index=(pl.int_range(pl.len()).over("_i") + 1).cast(pl.Int32)))
-    return pl.concat(parts)
+    con.execute("CREATE OR REPLACE TABLE picks AS SELECT _i, 0::INTEGER AS copy_index, shuffle_key FROM taken")
+    if not config.replacement:
+        return
+    for q, got in con.sql("SELECT q, count(*) FROM taken GROUP BY q ORDER BY q").fetchall():
+        kind, domain, quota = quotas[q]
+        if short := quota - got:
+            group = con.sql("SELECT _i, random_key FROM taken WHERE q = $1 ORDER BY rank", params=[q]).pl()
+            rng = np.random.default_rng([config.seed, xxhash.xxh64_intdigest(f"{kind}/{domain}".encode())])
+            extra = group[rng.integers(0, group.height, size=short)].with_columns(copy_index=(pl.int_range(pl.len()).over("_i") + 1).cast(pl.Int32))
+            extra = extra.with_columns(shuffle_key=pl.Series(shuffle_keys(extra["random_key"].to_numpy(), extra["copy_index"].to_numpy(), config.seed), dtype=pl.UInt64))
+            con.register("extra_arrow", extra.to_arrow())
+            con.execute("INSERT INTO picks SELECT _i, copy_index, shuffle_key FROM extra_arrow")
+            con.unregister("extra_arrow")
 
 
-def _shuffle(config: MixConfig, picks: pl.DataFrame) -> pl.DataFrame:
-    """The seeded shuffle: each output row's position, ordered by a mix of its random key and copy number."""
-    order = mix64(picks["random_key"].to_numpy() ^ mix64(picks["copy_index"].to_numpy().astype(np.uint64) + np.uint64(config.seed)))
-    picks = picks.with_columns(_order=pl.Series(order, dtype=pl.UInt64)).sort("_order", "_i")
-    return picks.select(position=pl.int_range(pl.len(), dtype=pl.Int64), _i="_i", copy_index="copy_index")
+def shuffle_keys(random_keys: np.ndarray, copy_index: np.ndarray | int, seed: int) -> np.ndarray:
+    """The seeded shuffle's sort keys: output positions follow a mix of each row's random key and copy
+    number (computed as rows are indexed, so the plan only sorts by it)."""
+    copies = np.broadcast_to(np.asarray(copy_index, dtype=np.uint64), random_keys.shape)
+    return mix64(random_keys ^ mix64(copies + np.uint64(seed)))
 
 
 def summary(plan: Plan, config: MixConfig, names: list[str]) -> dict[str, Any]:

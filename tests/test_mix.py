@@ -263,7 +263,7 @@ def test_a_plan_larger_than_its_memory_cap_spills_and_plans_the_same(tmp_path: P
         spilled.append(plan.con.sql("SELECT count(*) FROM duckdb_temporary_files()").fetchall()[0][0])
         return plan
 
-    monkeypatch.setattr(mix_plan, "MEMORY_LIMIT", "16MB")
+    monkeypatch.setattr(mix_plan, "MEMORY_LIMIT", "24MB")
     monkeypatch.setattr(mix, "plan_mix", watched)
     tight = run_mix(config(tmp_path, [source], quotas, out="tight")).report
     assert spilled[0] > 0 and tight == roomy and roomy["removed"]["exact_duplicate"] == len(again)
@@ -314,3 +314,4 @@ def test_an_answer_of_only_whitespace_is_a_reject(tmp_path: Path) -> None:
     summary = run_mix(config(tmp_path, [folder(tmp_path, "filtered", rows)], {"reasoning": {"math": 5}}))
     (reject,) = [json.loads(line) for line in (summary.output / "rejects.jsonl").read_text().splitlines()]
     assert (reject["row"], reject["field"], reject["reason"]) == (1, "answer", "empty") and summary.report["rows_out"] == 2
+
