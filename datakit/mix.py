@@ -463,6 +463,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
                 write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
                 _write_rejects(done, rejects)  # last: it marks the file indexed
             progress.advance(source.unit_rows[unit])
+    pa.default_memory_pool().release_unused()  # what reading the files left cached: the plan needs the room
     repeated = repeated_keys(con, folder)
     if not status_file.exists():
         rejects = [{**r.record(), "source": s.name} for s in sources for r in s.rejects]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from datakit.mix import MixConfig
 
-MEMORY_LIMIT = "384MB"  # DuckDB's share of the mix's memory; joins and sorts past it spill to _work/spill
+MEMORY_LIMIT = "256MB"  # DuckDB's share of the mix's memory; joins and sorts past it spill to _work/spill
 ROWS, PROMPTS = "rows", "prompts"  # the index files: _work/index/rows-NNNNN.parquet, prompts-NNNNN.parquet
 REMOVED_COLUMNS = ["removed_by", "removed_reason", "duplicate_of", "decontam_benchmark", "decontam_item", "decontam_ngram"]
 
