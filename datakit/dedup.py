@@ -207,6 +207,7 @@ def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) ->
     Union-find done with arrays: each round hooks the root of every group member onto the smallest
     root in its group, then pointer-jumps until every row points at its root; rounds repeat until
     nothing moves. Only keys shared by >= 2 rows take part, which at dedup scale is a small fraction."""
+    index = np.int32 if n < 2**31 else np.int64  # half the memory for any corpus below 2^31 rows
     members, starts, offset = [], [], 0
     for rows, column in columns:
         if not len(column):
@@ -216,13 +217,13 @@ def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) ->
         new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         group = np.cumsum(new) - 1
         shared = np.bincount(group)[group] >= 2
-        members.append(np.asarray(rows)[order[shared]])
+        members.append(np.asarray(rows, dtype=index)[order[shared]])
         starts.append(np.flatnonzero(new[shared]) + offset)
         offset += int(shared.sum())
-    member = np.concatenate(members) if members else np.zeros(0, np.int64)
+    member = np.concatenate(members) if members else np.zeros(0, index)
     start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
     size = np.diff(np.r_[start, len(member)])
-    root = np.arange(n)
+    root = np.arange(n, dtype=index)
     while len(member):
         labels = root[member]
         smallest = np.repeat(np.minimum.reduceat(labels, start), size)
