@@ -2,7 +2,7 @@
 
     python bench/mix.py                    # 10^5 samples
     python bench/mix.py --rows 1000000     # the issue's 10^6 (a few minutes on 2 cores)
-    python bench/mix.py --rows 10000000    # 10^7: ~4 GB of shards made first (~20 minutes); see below
+    python bench/mix.py --rows 10000000    # 10^7: ~4 GB of shards made first (~6 minutes), then ~9 minutes of mix; see below
 
 The synthetic corpus has four domains, two samples per prompt, 5% of prompts repeated exactly
 (other ids, changed case), 3% repeated with one word changed, and ten HumanEval prompts planted.
@@ -12,7 +12,7 @@ near duplicates (MinHash), decontaminates against HumanEval, keeps every removed
 reason, and streams file by file. Each side runs in its own process; peak RSS is its own.
 
 The data is written 10^4 rows a file as it is made, so 10^7 rows fit anywhere with the disk for them.
-The baseline holds every row in memory (~4.6 GB at 10^6): where the machine has too little it is the
+The baseline holds every row in memory (~5.5 GB at 10^6): where the machine has too little it is the
 process the kernel kills (reported as such, with no ratio), not a neighbour.
 """
 
