@@ -36,15 +36,13 @@ REMOVED_COLUMNS = ["removed_by", "removed_reason", "duplicate_of", "decontam_ben
 
 @contextmanager
 def plan_database(work: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A fresh DuckDB database in `work` (a plan is cheap to redo and deterministic, so a killed run's is dropped)."""
+    """A DuckDB database in memory that spills to `work/spill` past its cap (a plan is cheap to redo and
+    deterministic, so nothing of it is kept; it takes disk only where it spills)."""
     import duckdb
 
     work.mkdir(parents=True, exist_ok=True)
-    path = work / "plan.duckdb"
-    for stale in (path, path.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
     settings = {"memory_limit": MEMORY_LIMIT, "threads": len(os.sched_getaffinity(0)), "temp_directory": str(work / "spill"), "preserve_insertion_order": False}
-    con = duckdb.connect(str(path), config=settings)
+    con = duckdb.connect(":memory:", config=settings)
     try:
         yield con
     finally:
