@@ -451,6 +451,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
     folder.mkdir(parents=True, exist_ok=True)
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
     offsets = np.cumsum([0] + [sources[src].unit_rows[unit] for src, unit in units]).tolist()
+    hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
     with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress:
         for number, (src, unit) in enumerate(units):
             source, done = sources[src], folder / f"rejects-{number:05d}.jsonl"
@@ -458,7 +459,6 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
                 table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
                 if decontaminator is None:
                     decontaminator = load_decontaminator(config)
-                hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
                 rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
                 write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet")
                 write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
