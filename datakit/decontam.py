@@ -93,6 +93,11 @@ class Decontaminator:
             }
         self._keys = np.array(sorted(self._entries), dtype=np.uint64)
         self._lengths = sorted({length for _, _, length in self._entries.values()}, reverse=True)
+        # a first sieve by the top bits of a hash, ~16 slots a key: most n-grams of a prompt are turned
+        # away by one byte lookup, and only the few left are searched for among the keys
+        bits = max(16, int(self._keys.size).bit_length() + 4)
+        self._sieve = np.zeros(1 << bits, dtype=bool)
+        self._sieve[self._keys >> np.uint64(64 - bits)] = True
 
     def _add(self, name: str, rows: list[tuple[str, list[str]]]) -> int:
         """Index every n-gram (or whole short text) of a benchmark; returns how many distinct ones."""
@@ -129,7 +134,7 @@ class Decontaminator:
         hits: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         if self._keys.size:
             for m in self._lengths:
-                hashes, owner, start = gram_hashes(flat, lengths, m)
+                hashes, owner, start = gram_hashes(flat, lengths, m, sieve=self._sieve)
                 at = np.minimum(np.searchsorted(self._keys, hashes), self._keys.size - 1)
                 for i in np.flatnonzero(self._keys[at] == hashes).tolist():
                     t, s, entry = int(owner[i]), int(start[i]), self._entries[int(hashes[i])]

@@ -18,10 +18,12 @@ memory, so peak RSS stays under 1 GB from 10^4 to 10^7 samples (bench/mix.py):
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
@@ -52,7 +55,7 @@ from datakit.dataset import (
     write_text_atomic,
 )
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
-from datakit.dedup import MinHasher, column_word_hashes, words_column
+from datakit.dedup import MinHasher, mix64, sequence_keys, text_word_hashes, words
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
@@ -68,6 +71,7 @@ REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
 ROW_PROBLEM = ["_problem_field", "_problem_reason"]  # why a row as read cannot enter (null: it can)
 THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{answer}"
+_THINK_PARTS = THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}").split("{}")  # the text around the two
 
 # The row format TRL's SFTTrainer reads unchanged (`messages`), plus provenance.
 MIX_SCHEMA = pa.schema(
@@ -426,6 +430,12 @@ def _hash64(text: str, seed: int = 0) -> int:
     return xxhash.xxh64_intdigest(text.encode(), seed)
 
 
+def random_keys(draw_keys: np.ndarray, sample_index: np.ndarray) -> np.ndarray:
+    """Each sample's key in the seeded draw: its prompt's `draw_key` (xxh64 of source name and prompt_id,
+    seeded) mixed with its sample_index, so a sample keeps its key whatever file or order it comes in."""
+    return mix64(draw_keys ^ mix64(sample_index.astype(np.int64).astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
+
+
 @dataclass
 class Index:
     folder: Path  # per source file: rows-NNNNN.parquet and prompts-NNNNN.parquet (see datakit/mix_plan.py)
@@ -452,18 +462,24 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
     offsets = np.cumsum([0] + [sources[src].unit_rows[unit] for src, unit in units]).tolist()
     hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
+    todo = [number for number in range(len(units)) if not (folder / f"rejects-{number:05d}.jsonl").exists()]
+    if todo and decontaminator is None:
+        decontaminator = load_decontaminator(config)
+
+    def index_file(number: int) -> int:
+        src, unit = units[number]
+        source = sources[src]
+        table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
+        rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
+        write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet")
+        write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
+        _write_rejects(folder / f"rejects-{number:05d}.jsonl", rejects)  # last: it marks the file indexed
+        return source.unit_rows[unit]
+
     with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress:
-        for number, (src, unit) in enumerate(units):
-            source, done = sources[src], folder / f"rejects-{number:05d}.jsonl"
-            if not done.exists():
-                table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
-                if decontaminator is None:
-                    decontaminator = load_decontaminator(config)
-                rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
-                write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet")
-                write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
-                _write_rejects(done, rejects)  # last: it marks the file indexed
-            progress.advance(source.unit_rows[unit])
+        progress.advance(sum(s.rows for s in sources) - sum(sources[units[n][0]].unit_rows[units[n][1]] for n in todo))
+        for rows in in_parallel(index_file, todo):
+            progress.advance(rows)
     pa.default_memory_pool().release_unused()  # what reading the files left cached: the plan needs the room
     repeated = repeated_keys(con, folder)
     if not status_file.exists():
@@ -475,6 +491,26 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
         write_json_atomic(status_file, {"benchmarks": benchmarks, "rejected": len(rejects) + len(duplicates), "duplicates": len(duplicates)})
     status = json.loads(status_file.read_text())
     return Index(folder, repeated, status["benchmarks"], status["rejected"], status["duplicates"])
+
+
+def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int = 0) -> Iterator[Any]:
+    """`work(item)` for each item on `workers` threads (default `file_workers()`; reading, polars, Arrow,
+    numpy and the numba kernels let go of the GIL), results in order. The first failure, a kill
+    included, cancels what has not started and is raised once the running ones end."""
+    pool = ThreadPoolExecutor(workers or file_workers())
+    try:
+        yield from pool.map(work, items)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def file_workers() -> int:
+    """Source files a mix pass works on at once: one per core it may use, at most 4 (each holds a
+    file's rows in memory)."""
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
 def _index_unit(
@@ -493,11 +529,18 @@ def _index_unit(
     valid = frame.filter(pl.col("_field").is_null())
     # the prompt's text is split into words and hashed once per prompt, not per sample, and shared by all three uses
     firsts = valid.unique("prompt_id", keep="first", maintain_order=True)
-    prompts = firsts.select("prompt_id", "row", tokens=words_column(firsts.select(prompt_text())["messages"]))
-    prompts = prompts.with_columns(prompt_key=pl.Series([_hash64(t) for t in prompts["tokens"].list.join(" ").to_list()], dtype=pl.UInt64))
-    flat, lengths = column_word_hashes(prompts["tokens"])
+    texts = firsts.select(prompt_text())["messages"]
+    flat, lengths = text_word_hashes(texts)
+    prompts = firsts.select(
+        "prompt_id",
+        "row",
+        prompt_key=pl.Series(sequence_keys(flat, lengths), dtype=pl.UInt64),
+        # the draw's key of each sample is derived from its prompt's, hashed once per prompt
+        draw_key=pl.Series([_hash64(f"{source.name}\x00{p}", config.seed) for p in firsts["prompt_id"].to_list()], dtype=pl.UInt64),
+    )
     completion = pl.col(text) if text else pl.format("{}\n{}", "reasoning", "answer")
-    rows = valid.join(prompts.select("prompt_id", "prompt_key"), on="prompt_id", how="left", maintain_order="left").select(
+    valid = valid.join(prompts.select("prompt_id", "prompt_key", "draw_key"), on="prompt_id", how="left", maintain_order="left")
+    rows = valid.select(
         _i=(pl.col("row") + offset).cast(pl.UInt64),
         src=pl.lit(src, pl.UInt16),
         unit=pl.lit(unit, pl.UInt32),
@@ -508,12 +551,12 @@ def _index_unit(
         domain=pl.col("domain").cast(pl.String),
         # the same completion to the same prompt text, in any source
         sample_key=completion.hash(0) ^ pl.col("prompt_key"),
-        random_key=pl.Series([_hash64(f"{source.name}\x00{p}\x00{i}", config.seed) for p, i in valid.select("prompt_id", "sample_index").iter_rows()], dtype=pl.UInt64),
+        random_key=pl.Series(random_keys(valid["draw_key"].to_numpy(), valid["sample_index"].to_numpy()), dtype=pl.UInt64),
     )
     rows = rows.with_columns(shuffle_key=pl.Series(shuffle_keys(rows["random_key"].to_numpy(), 0, config.seed), dtype=pl.UInt64))
     # decontamination and MinHash are both numpy over the same hashes, which frees the GIL: one runs beside the other
     with ThreadPoolExecutor(1) as pool:
-        found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: prompts["tokens"][i].to_list())
+        found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: words(texts[i]))
         bands = hasher.hashed_band_keys(flat, lengths)
         matches = found.result()
     prompts = prompts.select(
@@ -585,28 +628,37 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
     groups = _scatter_groups([plan.chosen_count(src, unit) for src, unit in units], config.rows_per_shard)
     scattered = [work / f"group-{number:05d}.arrow" for number in range(len(groups))]
-    with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress:
-        for members, done in zip(groups, scattered):
-            if not done.exists():
-                chosen = []
-                for number in members:
-                    src, unit = units[number]
-                    source = sources[src]
-                    # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
-                    table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
-                    write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
-                    chosen.append(_chosen_rows(table, plan.chosen(src, unit), source.name, config))
-                _write_scattered(done, pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards)
-            progress.advance(len(members))
+    def scatter(group: int) -> int:
+        """A group's source files: removed rows into removed/, chosen rows into one scatter file."""
+        if not scattered[group].exists():
+            chosen = []
+            for number in groups[group]:
+                src, unit = units[number]
+                source = sources[src]
+                # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
+                table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
+                write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
+                chosen.append(_chosen_rows(table, plan.chosen(src, unit), source.name, config))
+            _write_scattered(scattered[group], pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards)
+        return len(groups[group])
+
+    def gather(part: range) -> int:
+        """Output shards `part`, each from its batch of every scatter file (opened once for the part)."""
         with ExitStack() as stack:
-            # the scatter files stay open across shards where the process may hold that many files open
-            kept = [_open_scattered(p, stack) for p in scattered] if _may_open(len(scattered)) else None
-            for shard in range(shards):
+            readers = [_open_scattered(p, stack) for p in scattered]
+            for shard in part:
                 if not shard_path(out, shard).exists():
-                    with ExitStack() as files:
-                        readers = kept or [_open_scattered(p, files) for p in scattered]
-                        write_shard(out, shard, _gather(readers, shard))
-                progress.advance(1)
+                    write_shard(out, shard, _gather(readers, shard))
+        return len(part)
+
+    with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress:
+        for files in in_parallel(scatter, range(len(groups))):
+            progress.advance(files)
+        # every gathering thread holds every scatter file open: one thread where the process may not
+        workers = file_workers() if _may_open(len(scattered) * file_workers()) else 1
+        step = max(1, shards // (4 * workers))  # a few parts a thread: the bar moves, files are opened rarely
+        for written in in_parallel(gather, [range(lo, min(lo + step, shards)) for lo in range(0, shards, step)], workers):
+            progress.advance(written)
 
 
 def _scatter_groups(chosen: list[int], rows: int) -> list[list[int]]:
@@ -670,21 +722,42 @@ def _gather(readers: list[pa.ipc.RecordBatchFileReader], shard: int) -> pa.Table
 def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]) -> pa.Table:
     """Samples as TRL conversations: the prompt's turns, then the assistant turn R1-style,
     "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" (an empty think block where there is no reasoning, for a
-    simple query (`think_mode` empty; a folder without the column has none) and for `empty_think_domains`)."""
+    simple query (`think_mode` empty; a folder without the column has none) and for `empty_think_domains`).
+    The wide text columns stay in Arrow (no copy into polars and back); polars sees the narrow ones."""
     extra = [c for c in ("think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict") if c in table.column_names]
-    frame = pl.from_arrow(table.select(READ_COLUMNS + extra))
-    simple = (pl.col("think_mode") == "empty").fill_null(False) if "think_mode" in frame.columns else pl.lit(False)
-    thought = pl.when(pl.col("domain").is_in(empty_think_domains) | simple).then(pl.lit("")).otherwise(pl.col("reasoning").str.strip_chars())
-    content = pl.format(THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}"), thought, pl.col("answer").str.strip_chars())
-    turn = pl.struct(role=pl.lit("assistant"), content=content)
-    frame = frame.select(
-        pl.col("messages").list.concat(pl.concat_list(turn)),
-        *("prompt_id", "sample_index", "domain", "kind", "language", "source"),
-        mix_source=pl.lit(name),
-        generator="generator",
-        verified_by=verified_by(frame.columns),
-    )
-    return frame.to_arrow()
+    narrow = pl.from_arrow(table.select(["domain", *extra]))
+    simple = (pl.col("think_mode") == "empty").fill_null(False) if "think_mode" in narrow.columns else pl.lit(False)
+    flags = narrow.select(plain=pl.col("domain").is_in(empty_think_domains) | simple, verified_by=verified_by(narrow.columns))
+    thought = pc.if_else(flags["plain"].to_arrow(), "", pc.utf8_trim(table["reasoning"], _WHITESPACE))
+    before, between, after = _THINK_PARTS
+    content = pc.binary_join_element_wise(before, thought, between, pc.utf8_trim(table["answer"], _WHITESPACE), after, "")
+    columns = {
+        "messages": _append_turn(table["messages"], "assistant", content),
+        **{c: table[c] for c in ("prompt_id", "sample_index", "domain", "kind", "language", "source")},
+        "mix_source": pa.repeat(name, table.num_rows),
+        "generator": table["generator"],
+        "verified_by": flags["verified_by"].to_arrow(),
+    }
+    return pa.table(columns)
+
+
+def _append_turn(messages: pa.ChunkedArray, role: str, content: pa.ChunkedArray | pa.Array) -> pa.ListArray:
+    """Each row's list of turns with one more turn at its end, built on the Arrow buffers."""
+    turns = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    content = content.combine_chunks() if isinstance(content, pa.ChunkedArray) else content
+    offsets = turns.offsets.to_numpy()
+    offsets = offsets - offsets[0]
+    earlier = pc.list_flatten(turns)
+    added = pa.StructArray.from_arrays([pa.repeat(role, len(turns)), content.cast(pa.string())], fields=list(MESSAGE))
+    grown = offsets + np.arange(len(offsets))  # one more turn a row
+    order = np.empty(int(grown[-1]), dtype=np.int64)
+    last = grown[1:] - 1
+    is_new = np.zeros(len(order), dtype=bool)
+    is_new[last] = True
+    order[~is_new] = np.arange(len(earlier))
+    order[last] = len(earlier) + np.arange(len(turns))
+    values = pa.concat_arrays([earlier.cast(MESSAGE), added]).take(pa.array(order))
+    return pa.ListArray.from_arrays(pa.array(grown, pa.int32()), values, type=pa.list_(MESSAGE))
 
 
 def _removed_rows(table: pa.Table, removed: pl.DataFrame, config: MixConfig, name: str) -> pa.Table:

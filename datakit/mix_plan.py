@@ -86,12 +86,12 @@ class Plan:
     def chosen(self, src: int, unit: int) -> pl.DataFrame:
         """A source file's chosen rows: row, position, copy_index, by position."""
         query = "SELECT row, position, copy_index FROM located WHERE src = $1 AND unit = $2 ORDER BY position"
-        return self.con.sql(query, params=[src, unit]).pl()
+        return self.con.cursor().sql(query, params=[src, unit]).pl()  # a cursor of its own: callers run on threads
 
     def removed(self, src: int, unit: int) -> pl.DataFrame:
         """A source file's removed rows: row and why, by row."""
         query = f"SELECT row, {', '.join(REMOVED_COLUMNS)} FROM removed WHERE src = $1 AND unit = $2 ORDER BY row"
-        return self.con.sql(query, params=[src, unit]).pl()
+        return self.con.cursor().sql(query, params=[src, unit]).pl()
 
 
 def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, repeated: pl.DataFrame, names: list[str]) -> Plan:

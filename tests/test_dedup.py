@@ -155,23 +155,49 @@ def test_cluster_matches_a_plain_union_find(seed: int) -> None:
 
 
 def test_the_column_path_gives_the_words_hashes_and_band_keys_of_the_python_path() -> None:
-    """The mix splits and hashes a whole file's prompts with polars (ASCII ones) and numpy; what it
-    gets must be exactly `words`, `word_hashes` and `band_keys`, whatever the script."""
+    """The mix splits and hashes a whole file's prompts at once (ASCII ones by a compiled scan of the
+    bytes); what it gets must be exactly `word_hashes` of `words` and `band_keys`, whatever the script."""
     import polars as pl
 
-    from datakit.dedup import column_word_hashes, word_hashes, words_column
+    from datakit.dedup import text_word_hashes, word_hashes
 
     texts = [
         text(1), "Hello,   WORLD!!\tx_y 3.14", "", " ... !!! ", "Ｆｕｌｌ-width café ½ x²",
         "हिन्दी में लिखिए", "İstanbul ǅemal ΣΊΣΥΦΟΣ", "what is 2+2?\n" * 3, text(2, 5), "tab\tnew\nline\x1fsep",
+        "Z" * 40 + " [a]`b{c}@d~e^f_g", None, "x" * 1000,
     ]
-    tokens = words_column(pl.Series(texts))
-    assert tokens.to_list() == [words(t) for t in texts]
-    flat, lengths = column_word_hashes(tokens)
-    expected_flat, expected_lengths = word_hashes([words(t) for t in texts])
-    assert np.array_equal(flat, expected_flat) and np.array_equal(lengths, expected_lengths)
+    series = pl.Series(texts, dtype=pl.String)
+    for batch in (series, series.slice(3, 6), series.slice(5, 1), series.filter(series.is_null() | (series == "")), series.slice(0, 0)):
+        flat, lengths = text_word_hashes(batch)
+        expected_flat, expected_lengths = word_hashes([words(t or "") for t in batch.to_list()])
+        assert np.array_equal(flat, expected_flat) and np.array_equal(lengths, expected_lengths), batch.to_list()
+    flat, lengths = text_word_hashes(series)
     hasher = MinHasher(seed=5)
-    assert np.array_equal(hasher.hashed_band_keys(flat, lengths), hasher.band_keys(texts))
+    assert np.array_equal(hasher.hashed_band_keys(flat, lengths), hasher.band_keys([t or "" for t in texts]))
+
+
+def test_the_compiled_xxh64_is_xxhash_for_any_bytes() -> None:
+    """The ASCII scan hashes words with its own xxh64: it must give xxhash's value for every length
+    (each branch: below 4, 4-7, 8-31 and 32+ bytes, and the tails after 32-byte stripes)."""
+    from xxhash import xxh64_intdigest
+
+    from datakit.dedup import _xxh64
+
+    rng = np.random.default_rng(0)
+    for size in [*range(72), 100, 127, 128, 129, 1000]:
+        for _ in range(5):
+            data = rng.integers(0, 256, size=size, dtype=np.uint8)
+            padded = np.concatenate([rng.integers(0, 256, size=3, dtype=np.uint8), data, rng.integers(0, 256, size=3, dtype=np.uint8)])
+            assert _xxh64(padded, 3, 3 + size) == xxh64_intdigest(data.tobytes())
+
+
+def test_sequence_keys_tell_word_sequences_apart() -> None:
+    from datakit.dedup import sequence_keys, word_hashes
+
+    texts = [["a", "b"], ["b", "a"], ["a", "b"], [], ["ab"], ["a", "b", "c"], []]
+    keys = sequence_keys(*word_hashes(texts)).tolist()
+    assert keys[0] == keys[2] and keys[3] == keys[6]
+    assert len({keys[i] for i in (0, 1, 3, 4, 5)}) == 5
 
 
 def test_a_batch_has_the_signatures_of_its_texts_taken_one_by_one() -> None:
@@ -181,3 +207,39 @@ def test_a_batch_has_the_signatures_of_its_texts_taken_one_by_one() -> None:
     batch = hasher.signatures(texts)
     assert batch.shape == (len(texts), 112) and sum(map(len, map(words, texts))) > 8 * 1024
     assert np.array_equal(batch, np.vstack([hasher.signatures([t]) for t in texts]))
+
+
+def reference_gram_hashes(flat: list[int], lengths: list[int], m: int, whole_if_shorter: bool) -> list[tuple[int, int, int]]:
+    """`gram_hashes` written out in Python integers, one gram at a time: (hash, text, start)."""
+    from datakit.dedup import _LENGTH, _POSITION, mix64
+
+    mask, out, at = (1 << 64) - 1, [], 0
+    for t, n in enumerate(lengths):
+        grams = [(s, m) for s in range(n - m + 1)] if n >= m else [(0, n)] if whole_if_shorter and n else []
+        for s, size in grams:
+            h = size * int(_LENGTH) & mask
+            for j in range(size):
+                h = (h + flat[at + s + j] * int(_POSITION[j])) & mask
+            out.append((int(mix64(np.array([h], dtype=np.uint64))[0]), t, s))
+        at += n
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gram_hashes_are_the_written_out_formula_and_a_sieve_only_drops(seed: int) -> None:
+    """The compiled gram hashes (dedup, decontamination) against the formula in plain Python, for every
+    gram length and texts shorter, equal to and longer than it; a sieve keeps exactly the grams whose
+    top bits it marks."""
+    from datakit.dedup import gram_hashes
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 12, size=30)
+    flat = rng.integers(0, 2**64, size=int(lengths.sum()), dtype=np.uint64)
+    for m in (1, 3, 5, 8):
+        for whole in (False, True):
+            hashes, text, start = gram_hashes(flat, lengths, m, whole)
+            expected = reference_gram_hashes(flat.tolist(), lengths.tolist(), m, whole)
+            assert list(zip(hashes.tolist(), text.tolist(), start.tolist())) == expected
+            sieve = rng.random(1 << 4) < 0.5
+            kept = gram_hashes(flat, lengths, m, whole, sieve=sieve)
+            assert list(zip(*(a.tolist() for a in kept))) == [g for g in expected if sieve[g[0] >> 60]]
