@@ -1,7 +1,8 @@
 """`datakit mix`: assemble the SFT corpus (R1: ~600K reasoning + ~200K non-reasoning) from filtered samples.
 
-Three passes over the sources, each reading one file at a time; no pass holds a per-row table in
-memory, so peak RSS stays under 1 GB from 10^4 to 10^7 samples (bench/mix.py):
+Three passes over the sources, each reading a few files at a time (one a core, on threads, at most
+4); no pass holds a per-row table in memory, so peak RSS stays under 1 GB from 10^4 to 10^7 samples
+(bench/mix.py):
 
 1. index: per source file, per row its location, domain, kind and hashes, and per prompt its exact
    key, MinHash bands and any benchmark n-gram it shares (decontamination), written to
@@ -22,9 +23,10 @@ import os
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -69,6 +71,7 @@ SFT_ROLES = ("system", "user", "assistant")
 WORK = "_work"  # scratch space of a running mix; removed when it completes
 REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
+CONVERSATION_EXTRAS = ["think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict"]  # read where present
 ROW_PROBLEM = ["_problem_field", "_problem_reason"]  # why a row as read cannot enter (null: it can)
 THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{answer}"
 _THINK_PARTS = THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}").split("{}")  # the text around the two
@@ -224,12 +227,14 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
     with plan_database(out / WORK) as con:
         index = build_index(config, sources, out / WORK, decontaminator, con)
         plan = plan_mix(config, con, index.folder, index.repeated, [s.name for s in sources])
-        write_mix(config, sources, plan, out)
         report = build_report(config, sources, plan, index)
+        with ThreadPoolExecutor(1) as drawing:
+            plot = drawing.submit(write_plot, out, report)  # drawn while the shards are written
+            write_mix(config, sources, plan, out)
+            plots = [plot.result()]
     if config.prompt_completion:
         write_prompt_completion(out)
     write_json_atomic(out / "report.json", report)
-    plots = [write_plot(out, report)]
     write_json_atomic(out / "removed" / MANIFEST, {**manifest, "stage": "mix/removed", "complete": True})
     split = {PROMPT_COMPLETION: f"{PROMPT_COMPLETION}/{SHARD_DIR}/*.parquet"} if config.prompt_completion else {}
     write_loader_card(out, "mix", {"default": f"{SHARD_DIR}/*.parquet", **split, "removed": f"removed/{SHARD_DIR}/*.parquet"})
@@ -495,14 +500,18 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
 
 def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int = 0) -> Iterator[Any]:
     """`work(item)` for each item on `workers` threads (default `file_workers()`; reading, polars, Arrow,
-    numpy and the numba kernels let go of the GIL), results in order. The first failure, a kill
-    included, cancels what has not started and is raised once the running ones end."""
-    pool = ThreadPoolExecutor(workers or file_workers())
+    numpy and the numba kernels let go of the GIL), results as they complete. An item is handed out
+    only when a thread is free, so a failure or a kill starts nothing more: the running items end,
+    then it is raised."""
+    workers = workers or file_workers()
+    pool, running = ThreadPoolExecutor(workers), set()
     try:
-        yield from pool.map(work, items)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+        for item in items:
+            if len(running) == workers:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+            running.add(pool.submit(work, item))
+        yield from (future.result() for future in as_completed(running))
     finally:
         pool.shutdown(wait=True)
 
@@ -610,8 +619,9 @@ def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
 
 def write_index_file(frame: pl.DataFrame, path: Path) -> None:
     """A scratch Parquet file of the index, written atomically like every shard (through pyarrow, whose
-    write errors are OSErrors a full disk can be told by); lz4, as it is read back once, soon."""
-    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4"))
+    write errors are OSErrors a full disk can be told by); lz4, as it is read back once, soon, and no
+    dictionaries: its columns are hashes and ids, all distinct (half the time to write, smaller)."""
+    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4", use_dictionary=False))
 
 
 # --- pass 3: write ----------------------------------------------------------------------------------
@@ -628,6 +638,7 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
     groups = _scatter_groups([plan.chosen_count(src, unit) for src, unit in units], config.rows_per_shard)
     scattered = [work / f"group-{number:05d}.arrow" for number in range(len(groups))]
+
     def scatter(group: int) -> int:
         """A group's source files: removed rows into removed/, chosen rows into one scatter file."""
         if not scattered[group].exists():
@@ -635,30 +646,35 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
             for number in groups[group]:
                 src, unit = units[number]
                 source = sources[src]
-                # not `completion`: the conversation is built from reasoning and answer, and it is the widest column
-                table = source.read(unit, [c for c in source.columns[unit] if c != "completion"])
+                # what a conversation is built from (not `completion`, the widest column: reasoning and answer are)
+                table = source.read(unit, READ_COLUMNS + [c for c in CONVERSATION_EXTRAS if c in source.columns[unit]])
                 write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
                 chosen.append(_chosen_rows(table, plan.chosen(src, unit), source.name, config))
             _write_scattered(scattered[group], pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards)
         return len(groups[group])
 
-    def gather(part: range) -> int:
-        """Output shards `part`, each from its batch of every scatter file (opened once for the part)."""
-        with ExitStack() as stack:
-            readers = [_open_scattered(p, stack) for p in scattered]
-            for shard in part:
-                if not shard_path(out, shard).exists():
-                    write_shard(out, shard, _gather(readers, shard))
-        return len(part)
+    # each gathering thread opens every scatter file once, for all its shards, where the process may hold
+    # that many files open; elsewhere one thread opens them anew for each shard
+    keep_open = _may_open(len(scattered) * file_workers())
+    local = threading.local()
 
-    with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress:
+    def gather(shard: int) -> None:
+        """Output shard `shard`: its batch of every scatter file."""
+        if shard_path(out, shard).exists():
+            return
+        if keep_open:
+            if not hasattr(local, "readers"):
+                local.readers = [_open_scattered(p, opened) for p in scattered]
+            write_shard(out, shard, _gather(local.readers, shard))
+            return
+        with ExitStack() as files:
+            write_shard(out, shard, _gather([_open_scattered(p, files) for p in scattered], shard))
+
+    with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress, ExitStack() as opened:
         for files in in_parallel(scatter, range(len(groups))):
             progress.advance(files)
-        # every gathering thread holds every scatter file open: one thread where the process may not
-        workers = file_workers() if _may_open(len(scattered) * file_workers()) else 1
-        step = max(1, shards // (4 * workers))  # a few parts a thread: the bar moves, files are opened rarely
-        for written in in_parallel(gather, [range(lo, min(lo + step, shards)) for lo in range(0, shards, step)], workers):
-            progress.advance(written)
+        for _ in in_parallel(gather, range(shards), file_workers() if keep_open else 1):
+            progress.advance(1)
 
 
 def _scatter_groups(chosen: list[int], rows: int) -> list[list[int]]:
@@ -724,13 +740,14 @@ def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]
     "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" (an empty think block where there is no reasoning, for a
     simple query (`think_mode` empty; a folder without the column has none) and for `empty_think_domains`).
     The wide text columns stay in Arrow (no copy into polars and back); polars sees the narrow ones."""
-    extra = [c for c in ("think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict") if c in table.column_names]
+    extra = [c for c in CONVERSATION_EXTRAS if c in table.column_names]
     narrow = pl.from_arrow(table.select(["domain", *extra]))
     simple = (pl.col("think_mode") == "empty").fill_null(False) if "think_mode" in narrow.columns else pl.lit(False)
     flags = narrow.select(plain=pl.col("domain").is_in(empty_think_domains) | simple, verified_by=verified_by(narrow.columns))
-    thought = pc.if_else(flags["plain"].to_arrow(), "", pc.utf8_trim(table["reasoning"], _WHITESPACE))
-    before, between, after = _THINK_PARTS
-    content = pc.binary_join_element_wise(before, thought, between, pc.utf8_trim(table["answer"], _WHITESPACE), after, "")
+    reasoning, answer = (pc.utf8_trim(table[c].cast(pa.large_string()), _WHITESPACE) for c in ("reasoning", "answer"))
+    thought = pc.if_else(flags["plain"].to_arrow(), pa.scalar("", pa.large_string()), reasoning)
+    before, between, after, nothing = (pa.scalar(text, pa.large_string()) for text in (*_THINK_PARTS, ""))
+    content = pc.binary_join_element_wise(before, thought, between, answer, after, nothing)
     columns = {
         "messages": _append_turn(table["messages"], "assistant", content),
         **{c: table[c] for c in ("prompt_id", "sample_index", "domain", "kind", "language", "source")},

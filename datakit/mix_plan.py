@@ -133,12 +133,12 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
         WITH again AS (SELECT src, prompt_id, min(first_i) AS first FROM prompts GROUP BY ALL HAVING count(*) > 1)
         SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
     )
-    # numbered in order of first appearance: clustering keeps each component's earliest prompt
-    con.execute("CREATE OR REPLACE TABLE clean AS SELECT row_number() OVER (ORDER BY first_i) - 1 AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
+    # numbered by the row of their first appearance (no sort): clustering keeps each component's earliest prompt
+    con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
     columns = (["prompt_key"] if config.dedup.exact else []) + ([f"band{b}" for b in range(config.dedup.bands)] if config.dedup.near else [])
-    clean = con.sql("SELECT count(*) FROM clean").fetchall()[0][0]
-    rep = cluster_columns((_shared_keys(con, column) for column in columns), clean)
-    duplicate = np.flatnonzero(rep != np.arange(clean))
+    numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
+    rep = cluster_columns((_shared_keys(con, column) for column in columns), numbers)
+    duplicate = np.flatnonzero(rep != np.arange(numbers))
     con.register("dups_arrow", pa.table({"c": duplicate, "rep": rep[duplicate]}))
     con.execute(
         f"""CREATE OR REPLACE TABLE prompt_removed AS

@@ -346,13 +346,15 @@ main()
 
 
 def test_ctrl_c_while_mix_gathers_its_shards_is_one_line_and_a_re_run_resumes(whole: dict[str, Path], tmp_path: Path) -> None:
-    """mix has no server to hold, so the SIGINT comes from inside, right after its second output shard."""
+    """mix has no server to hold, so the SIGINT comes from inside, right after its second output shard.
+    Shards are gathered on parallel threads: the ones another thread had started are finished, the rest
+    are not begun."""
     out = tmp_path / "out"
     args = mix_args(whole["filter"] / "accepted", out, whole["recipe"])
     proc = subprocess.run([sys.executable, "-c", CTRL_C_AT_SHARD, *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "CTRL_C_AT_SHARD": "1"}, start_new_session=True)
     assert proc.returncode == 130 and proc.stderr.strip() == INTERRUPTED, proc.stderr
-    assert shard_count(out) == 2 and no_temp_files(out)
+    assert 2 <= shard_count(out) < shard_count(whole["mix"]) and no_temp_files(out)
     rerun = cli(*args)
     assert rerun.returncode == 0, rerun.stderr
     assert rows(out).equals(rows(whole["mix"]))

@@ -317,3 +317,30 @@ def test_an_answer_of_only_whitespace_is_a_reject(tmp_path: Path) -> None:
     (reject,) = [json.loads(line) for line in (summary.output / "rejects.jsonl").read_text().splitlines()]
     assert (reject["row"], reject["field"], reject["reason"]) == (1, "answer", "empty") and summary.report["rows_out"] == 2
 
+
+
+def test_conversation_rows_append_the_r1_turn_to_each_rows_own_turns() -> None:
+    """The assistant turn is built on Arrow buffers: each row keeps its own earlier turns (any number,
+    any roles), gets "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" with both stripped as str.strip()
+    does, and an empty think block for a simple query or an empty-think domain; a table sliced out of
+    a larger one, or with large_string text, comes out the same."""
+    from datakit.mix import conversation_rows
+
+    turns = [[{"role": "user", "content": "q0"}],
+             [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "q1b"}],
+             [{"role": "user", "content": "hello"}], [{"role": "user", "content": "a poem"}]]
+    rows = [{**math_rows(1, 1)[0], "prompt_id": f"p{i}", "messages": t} for i, t in enumerate(turns)]
+    rows[0].update(reasoning="\u3000 think \x1c", answer=" 42\n")
+    rows[2].update(think_mode="empty", domain="qa")
+    rows[3].update(domain="writing", reasoning="drafts")
+    table = pa.Table.from_pylist([{"think_mode": None, **r} for r in rows])
+
+    def expected(row: dict[str, Any]) -> str:
+        plain = row.get("think_mode") == "empty" or row["domain"] == "writing"
+        return f"<think>\n{'' if plain else row['reasoning'].strip()}\n</think>\n\n{row['answer'].strip()}"
+
+    wide = table.set_column(table.schema.get_field_index("reasoning"), "reasoning", table["reasoning"].cast(pa.large_string()))
+    for batch, picked in ((table, rows), (table.slice(1, 2), rows[1:3]), (wide, rows)):
+        got = conversation_rows(batch, "src", ["writing"]).to_pylist()
+        assert [r["messages"] for r in got] == [r["messages"] + [{"role": "assistant", "content": expected(r)}] for r in picked]
+        assert [(r["prompt_id"], r["mix_source"], r["verified_by"]) for r in got] == [(r["prompt_id"], "src", "none") for r in picked]
