@@ -1,6 +1,7 @@
 """Near-duplicate detection: normalised words, MinHash LSH band keys, and connected components over them.
 
-Everything is vectorised over a batch with numpy (MinHash's inner loop compiled with numba), and every
+Everything works on a batch at once: numpy, and numba for the inner loops (splitting and hashing ASCII
+words, n-gram hashes, MinHash), which let go of the GIL so callers can run batches on threads. Every
 hash is derived from fixed constants (xxh64 and splitmix64, never Python's salted `hash()`), so keys
 computed in different processes or runs can be compared.
 """

@@ -1,7 +1,7 @@
 """`datakit mix`: assemble the SFT corpus (R1: ~600K reasoning + ~200K non-reasoning) from filtered samples.
 
 Three passes over the sources, each reading a few files at a time (one a core, on threads, at most
-4); no pass holds a per-row table in memory, so peak RSS stays under 1 GB from 10^4 to 10^7 samples
+4, fewer where files or rows are large); no pass holds a per-row table in memory, so peak RSS stays under 1 GB from 10^4 to 10^7 samples
 (bench/mix.py):
 
 1. index: per source file, per row its location, domain, kind and hashes, and per prompt its exact
@@ -69,6 +69,7 @@ from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
 
 SFT_ROLES = ("system", "user", "assistant")
 WORK = "_work"  # scratch space of a running mix; removed when it completes
+ROW_MEMORY = 512 * 2**20  # rows a pass's threads may hold at once (each a source file, a scatter group or a shard)
 REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
 CONVERSATION_EXTRAS = ["think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict"]  # read where present
@@ -282,6 +283,7 @@ class Source:
     report: dict[str, Any] | None
     sft: SftImport | None = None  # an SFT set, turned into sample rows as each unit is read
     unit_rows: list[int] = field(default_factory=list)  # each unit's row count
+    unit_bytes: list[int] = field(default_factory=list)  # each unit's size uncompressed (Parquet metadata), all columns
     rejects: list[Reject] = field(default_factory=list)  # a JSONL source's lines that are not sample rows
     lines: list[int] = field(default_factory=list)  # a JSONL source: the line of each row of its one unit
 
@@ -294,9 +296,9 @@ class Source:
             return sft_samples(raw, self.sft, self.path).select(columns)
         wanted = [c for c in columns if c not in ROW_PROBLEM]
         table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted))
-        fields = [problems[i][0] if i in problems else None for i in range(table.num_rows)]
-        reasons = [problems[i][1] if i in problems else None for i in range(table.num_rows)]
-        table = table.append_column(ROW_PROBLEM[0], pa.array(fields, pa.string())).append_column(ROW_PROBLEM[1], pa.array(reasons, pa.string()))
+        for name, part in zip(ROW_PROBLEM, (0, 1)):
+            values = [problems[i][part] if i in problems else None for i in range(table.num_rows)] if problems else pa.nulls(table.num_rows, pa.string())
+            table = table.append_column(name, pa.array(values, pa.string()))
         return table.select(columns)
 
     def where(self, unit: int) -> str:
@@ -332,7 +334,7 @@ def open_source(spec: MixSource) -> Source:
         units = _hub_units(spec)
     if not units:
         raise DatakitError(f"{spec.path}: no samples found (no Parquet shards)")
-    unit_rows, columns = [], []
+    unit_rows, unit_bytes, columns = [], [], []
     for unit in units:
         schema = unit.schema if isinstance(unit, pa.Table) else _read_schema(unit)
         columns.append(READ_COLUMNS + ROW_PROBLEM if spec.sft else list(schema.names) + ROW_PROBLEM)
@@ -341,12 +343,18 @@ def open_source(spec: MixSource) -> Source:
             where = unit if isinstance(unit, Path) else spec.path
             what = "the `sft:` import names" if spec.sft else "the sample schema (see data/README.md)"
             raise DatakitError(f"{where}: source {name!r} lacks column(s) {missing} {what}")
-        unit_rows.append(unit.num_rows if isinstance(unit, pa.Table) else pq.ParquetFile(unit).metadata.num_rows)
+        if isinstance(unit, pa.Table):
+            unit_rows.append(unit.num_rows)
+            unit_bytes.append(unit.nbytes)
+        else:
+            meta = pq.ParquetFile(unit).metadata
+            unit_rows.append(meta.num_rows)
+            unit_bytes.append(sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)))
     if path.is_file() and path.suffix in (".jsonl", ".json"):
         return Source(name, spec.path, units, columns, sum(unit_rows) + len(read.rejects), fingerprint((path.name, path.stat().st_size, path.stat().st_mtime_ns)),
-                      manifest, report, spec.sft, unit_rows, rejects=read.rejects, lines=[number for _, _, number in read.origin])
+                      manifest, report, spec.sft, unit_rows, unit_bytes, rejects=read.rejects, lines=[number for _, _, number in read.origin])
     digest = fingerprint([(str(u.name), u.stat().st_size, int(u.stat().st_mtime)) if isinstance(u, Path) else u.num_rows for u in units])
-    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows)
+    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows, unit_bytes)
 
 
 def sft_columns(imp: SftImport) -> list[str]:
@@ -483,7 +491,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
 
     with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress:
         progress.advance(sum(s.rows for s in sources) - sum(sources[units[n][0]].unit_rows[units[n][1]] for n in todo))
-        for rows in in_parallel(index_file, todo):
+        for rows in in_parallel(index_file, todo, file_workers(largest_file(sources))):
             progress.advance(rows)
     pa.default_memory_pool().release_unused()  # what reading the files left cached: the plan needs the room
     repeated = repeated_keys(con, folder)
@@ -498,12 +506,10 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
     return Index(folder, repeated, status["benchmarks"], status["rejected"], status["duplicates"])
 
 
-def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int = 0) -> Iterator[Any]:
-    """`work(item)` for each item on `workers` threads (default `file_workers()`; reading, polars, Arrow,
-    numpy and the numba kernels let go of the GIL), results as they complete. An item is handed out
-    only when a thread is free, so a failure or a kill starts nothing more: the running items end,
-    then it is raised."""
-    workers = workers or file_workers()
+def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """`work(item)` for each item on `workers` threads (reading, polars, Arrow, numpy and the numba
+    kernels let go of the GIL), results as they complete. An item is handed out only when a thread is
+    free, so a failure or a kill starts nothing more: the running items end, then it is raised."""
     pool, running = ThreadPoolExecutor(workers), set()
     try:
         for item in items:
@@ -516,10 +522,16 @@ def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int =
         pool.shutdown(wait=True)
 
 
-def file_workers() -> int:
-    """Source files a mix pass works on at once: one per core it may use, at most 4 (each holds a
-    file's rows in memory)."""
-    return max(1, min(len(os.sched_getaffinity(0)), 4))
+def largest_file(sources: list[Source]) -> int:
+    """The most bytes one source file holds uncompressed (what a thread reading it holds)."""
+    return max(size for source in sources for size in source.unit_bytes)
+
+
+def file_workers(task_bytes: int) -> int:
+    """Threads a mix pass runs: one per core it may use, at most 4, and fewer where each task holds
+    `task_bytes` of rows and together they would hold more than ROW_MEMORY (R1-length rows, large files)."""
+    cores = max(1, min(len(os.sched_getaffinity(0)), 4))
+    return max(1, min(cores, ROW_MEMORY // max(task_bytes, 1)))
 
 
 def _index_unit(
@@ -653,9 +665,13 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
             _write_scattered(scattered[group], pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards)
         return len(groups[group])
 
+    # a scatter task holds a source file and up to a shard's rows, a gather task a shard
+    row_bytes = max(sum(s.unit_bytes) // max(sum(s.unit_rows), 1) for s in sources)
+    shard_bytes = config.rows_per_shard * row_bytes
+    workers = file_workers(shard_bytes)
     # each gathering thread opens every scatter file once, for all its shards, where the process may hold
     # that many files open; elsewhere one thread opens them anew for each shard
-    keep_open = _may_open(len(scattered) * file_workers())
+    keep_open = _may_open(len(scattered) * workers)
     local = threading.local()
 
     def gather(shard: int) -> None:
@@ -671,9 +687,9 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
             write_shard(out, shard, _gather([_open_scattered(p, files) for p in scattered], shard))
 
     with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress, ExitStack() as opened:
-        for files in in_parallel(scatter, range(len(groups))):
+        for files in in_parallel(scatter, range(len(groups)), file_workers(shard_bytes + largest_file(sources))):
             progress.advance(files)
-        for _ in in_parallel(gather, range(shards), file_workers() if keep_open else 1):
+        for _ in in_parallel(gather, range(shards), workers if keep_open else 1):
             progress.advance(1)
 
 

@@ -225,11 +225,12 @@ def test_a_crash_while_indexing_resumes_from_the_files_already_indexed(tmp_path:
     quotas = {"reasoning": {"math": 15}, "non_reasoning": {"writing": 3}}
     run_mix(config(tmp_path, [source], quotas, out="whole"))
 
-    real, indexed = mix._index_unit, []
+    real, indexed, killed = mix._index_unit, [], []
 
     def crashing(*args: Any) -> Any:
         indexed.append(args[3])  # the unit
-        if len(indexed) == 4:  # files are indexed on parallel threads: the fourth to start is killed
+        if len(indexed) == 4 and not killed:  # files are indexed on parallel threads: the fourth to start is killed
+            killed.append(args[3])
             raise KeyboardInterrupt("killed")
         return real(*args)
 
@@ -344,3 +345,31 @@ def test_conversation_rows_append_the_r1_turn_to_each_rows_own_turns() -> None:
         got = conversation_rows(batch, "src", ["writing"]).to_pylist()
         assert [r["messages"] for r in got] == [r["messages"] + [{"role": "assistant", "content": expected(r)}] for r in picked]
         assert [(r["prompt_id"], r["mix_source"], r["verified_by"]) for r in got] == [(r["prompt_id"], "src", "none") for r in picked]
+
+
+def test_threads_are_fewer_where_each_would_hold_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One thread a core, at most 4, and only as many as ROW_MEMORY holds of what each task keeps in memory."""
+    import datakit.mix as mix
+
+    monkeypatch.setattr(mix.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert mix.file_workers(1000) == 4
+    assert mix.file_workers(mix.ROW_MEMORY // 2) == 2
+    assert mix.file_workers(mix.ROW_MEMORY * 3) == 1
+    monkeypatch.setattr(mix.os, "sched_getaffinity", lambda pid: {0})
+    assert mix.file_workers(1000) == 1
+
+
+def test_the_mix_is_the_same_on_one_thread_and_on_four(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are indexed, scattered and gathered on parallel threads: how many must change nothing."""
+    import datakit.mix as mix
+
+    source = folder(tmp_path, "filtered", math_rows(30, 2) + writing_rows(7), per_shard=4)  # 17 files
+    quotas = {"reasoning": {"math": 40}, "non_reasoning": {"writing": 5}}
+    outputs = []
+    for cores in (1, 4):
+        monkeypatch.setattr(mix.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        report = run_mix(config(tmp_path, [source], quotas, out=f"on{cores}", rows_per_shard=7)).report
+        outputs.append((report, *(pl.from_arrow(read_table(tmp_path / f"on{cores}" / part)) for part in ("", "removed"))))
+    (one, *one_rows), (four, *four_rows) = outputs
+    assert one == four and one["rows_out"] == 45
+    assert all(a.equals(b) for a, b in zip(one_rows, four_rows))
