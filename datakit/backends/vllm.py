@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,16 @@ from datakit.backends import Generation, LocalBackend, PromptResult, SamplingPar
 from datakit.errors import DatakitError
 from datakit.models import resolve_model
 from datakit.reasoning import ends_with_open_think
+
+
+def _give_llvmlite_a_dict() -> None:
+    """vLLM's CPU platform, starting, scans `vars()` of every module global for kernels to override.
+    llvmlite's lazy library object (loaded with numba, which mix's dedup uses, so present when
+    `datakit run` reaches eval) answers any attribute, `__dict__` included, with a C-function wrapper,
+    and the scan crashes on it. An empty real dict under that name is what the scan expects."""
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    if ffi is not None and hasattr(ffi.lib, "_fntab"):
+        ffi.lib._fntab.setdefault("__dict__", {})
 
 
 class VLLMBackend(LocalBackend):
@@ -30,6 +41,7 @@ class VLLMBackend(LocalBackend):
         self.options = options
         self.chunk_prompts = options.batch_prompts
         self.prefill_think = prefill_think
+        _give_llvmlite_a_dict()
         self.llm = LLM(
             model=resolve_model(model),
             tensor_parallel_size=options.tensor_parallel_size,
