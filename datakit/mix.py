@@ -575,7 +575,7 @@ def _index_unit(
         random_key=pl.Series(random_keys(valid["draw_key"].to_numpy(), valid["sample_index"].to_numpy()), dtype=pl.UInt64),
     )
     rows = rows.with_columns(shuffle_key=pl.Series(shuffle_keys(rows["random_key"].to_numpy(), 0, config.seed), dtype=pl.UInt64))
-    # decontamination and MinHash are both numpy over the same hashes, which frees the GIL: one runs beside the other
+    # decontamination and MinHash both work on the same hashes in compiled code that frees the GIL: one runs beside the other
     with ThreadPoolExecutor(1) as pool:
         found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: words(texts[i]))
         bands = hasher.hashed_band_keys(flat, lengths)
