@@ -38,24 +38,29 @@ def text_word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     string per word: ASCII texts (most of a corpus) are split and hashed by a compiled scan of their
     bytes (NFKC and lower-casing leave ASCII as ASCII, and there letters/digits are [a-z0-9]); any
     other text goes through `words` itself."""
-    array = texts.fill_null("").to_arrow().cast(pa.large_string())
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    _, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    flat = np.empty(int(offsets[-1] - offsets[0]) // 2 + len(array) + 1, dtype=np.uint64)  # a word takes a byte and a gap
-    lengths = np.empty(len(array), dtype=np.int64)
+    data, offsets = _utf8_buffers(texts)
+    flat = np.empty(int(offsets[-1] - offsets[0]) // 2 + len(texts) + 1, dtype=np.uint64)  # a word takes a byte and a gap
+    lengths = np.empty(len(texts), dtype=np.int64)
     flat = flat[: _ascii_word_hashes(data, offsets, flat, lengths)]
     others = np.flatnonzero(lengths < 0)  # texts that are not pure ASCII
     if not len(others):
         return flat, lengths
     other_flat, lengths[others] = word_hashes([words(t) for t in texts.fill_null("").gather(others).to_list()])
-    is_other = np.zeros(len(array), dtype=bool)
+    is_other = np.zeros(len(texts), dtype=bool)
     is_other[others] = True
     from_other = np.repeat(is_other, lengths)
     merged = np.empty(len(from_other), dtype=np.uint64)
     merged[~from_other], merged[from_other] = flat, other_flat
     return merged, lengths
+
+
+def _utf8_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of all texts (null: empty) and each text's start in them (one more: the end)."""
+    array = texts.fill_null("").to_arrow().cast(pa.large_string())
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    return (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)), offsets
 
 
 def sequence_keys(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -66,7 +71,7 @@ def sequence_keys(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return _sequence_keys(np.ascontiguousarray(flat).view(np.uint8), starts * 8)
 
 
-# xxh64 (seed 0), compiled, for the ASCII scan: equal to xxhash's for any bytes (tests/test_dedup.py)
+# xxh64, compiled, for the scans below: equal to xxhash's for any bytes and seed (tests/test_dedup.py)
 _XXH_P1, _XXH_P2, _XXH_P3 = np.uint64(0x9E3779B185EBCA87), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)
 _XXH_P4, _XXH_P5 = np.uint64(0x85EBCA77C2B2AE63), np.uint64(0x27D4EB2F165667C5)
 
@@ -90,11 +95,11 @@ def _xxh_round(acc: np.uint64, lane: np.uint64) -> np.uint64:
 
 
 @numba.njit(nogil=True, cache=True)
-def _xxh64(data: np.ndarray, lo: int, hi: int) -> np.uint64:
-    """xxh64 with seed 0 of data[lo:hi] (uint8)."""
+def _xxh64(data: np.ndarray, lo: int, hi: int, seed: np.uint64 = np.uint64(0)) -> np.uint64:
+    """xxh64 of data[lo:hi] (uint8)."""
     i = lo
     if hi - lo >= 32:
-        v1, v2, v3, v4 = _XXH_P1 + _XXH_P2, _XXH_P2, np.uint64(0), np.uint64(0) - _XXH_P1
+        v1, v2, v3, v4 = seed + _XXH_P1 + _XXH_P2, seed + _XXH_P2, seed, seed - _XXH_P1
         while i + 32 <= hi:
             v1 = _xxh_round(v1, _read_le(data, i, 8))
             v2 = _xxh_round(v2, _read_le(data, i + 8, 8))
@@ -105,7 +110,7 @@ def _xxh64(data: np.ndarray, lo: int, hi: int) -> np.uint64:
         for v in (v1, v2, v3, v4):
             h = (h ^ _xxh_round(np.uint64(0), v)) * _XXH_P1 + _XXH_P4
     else:
-        h = _XXH_P5
+        h = seed + _XXH_P5
     h += np.uint64(hi - lo)
     while i + 8 <= hi:
         h = _rotl(h ^ _xxh_round(np.uint64(0), _read_le(data, i, 8)), 27) * _XXH_P1 + _XXH_P4
@@ -159,6 +164,28 @@ def _ascii_word_hashes(data: np.ndarray, offsets: np.ndarray, flat: np.ndarray, 
             else:
                 i += 1
     return filled
+
+
+def prefixed_keys(texts: pl.Series, prefix: str, seed: int) -> np.ndarray:
+    """xxh64 (seeded) of `prefix` + each text, as xxhash gives it for the UTF-8 bytes: one key per
+    text without a Python string each (a mix's draw keys, one per prompt)."""
+    data, offsets = _utf8_buffers(texts)
+    return _prefixed_keys(data, offsets, np.frombuffer(prefix.encode(), dtype=np.uint8), np.uint64(seed))
+
+
+@numba.njit(nogil=True, cache=True)
+def _prefixed_keys(data: np.ndarray, offsets: np.ndarray, prefix: np.ndarray, seed: np.uint64) -> np.ndarray:
+    longest = 0
+    for t in range(len(offsets) - 1):
+        longest = max(longest, offsets[t + 1] - offsets[t])
+    joined = np.empty(len(prefix) + longest, dtype=np.uint8)
+    joined[: len(prefix)] = prefix
+    keys = np.empty(len(offsets) - 1, dtype=np.uint64)
+    for t in range(len(keys)):
+        size = offsets[t + 1] - offsets[t]
+        joined[len(prefix) : len(prefix) + size] = data[offsets[t] : offsets[t + 1]]
+        keys[t] = _xxh64(joined, 0, len(prefix) + size, seed)
+    return keys
 
 
 @numba.njit(nogil=True, cache=True)

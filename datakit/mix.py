@@ -38,7 +38,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import xxhash
 
 from datakit import __version__
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
@@ -57,12 +56,12 @@ from datakit.dataset import (
     write_text_atomic,
 )
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
-from datakit.dedup import MinHasher, mix64, sequence_keys, text_word_hashes, words
+from datakit.dedup import MinHasher, mix64, prefixed_keys, sequence_keys, text_word_hashes, words
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
 from datakit.progress import StageProgress
-from datakit.reader import Reject, conform, duplicate_reason, language_problem, read_jsonl
+from datakit.reader import FIELDS, Reject, conform, duplicate_reason, holds, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
@@ -74,6 +73,9 @@ REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
 CONVERSATION_EXTRAS = ["think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict"]  # read where present
 ROW_PROBLEM = ["_problem_field", "_problem_reason"]  # why a row as read cannot enter (null: it can)
+# read by the index only to check its rows where `completion` is there (the widest column but one):
+# left unread where the file's schema and statistics show it can hold no bad value
+CHECK_UNREAD = ["reasoning"]
 THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{answer}"
 _THINK_PARTS = THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}").split("{}")  # the text around the two
 
@@ -284,19 +286,22 @@ class Source:
     sft: SftImport | None = None  # an SFT set, turned into sample rows as each unit is read
     unit_rows: list[int] = field(default_factory=list)  # each unit's row count
     unit_bytes: list[int] = field(default_factory=list)  # each unit's size uncompressed (Parquet metadata), all columns
+    sound: list[set[str]] = field(default_factory=list)  # each unit's CHECK_UNREAD columns that can hold no bad value
     rejects: list[Reject] = field(default_factory=list)  # a JSONL source's lines that are not sample rows
     lines: list[int] = field(default_factory=list)  # a JSONL source: the line of each row of its one unit
 
     def read(self, unit: int, columns: list[str]) -> pa.Table:
-        """One unit's rows in the sample schema's types, with ROW_PROBLEM naming the first bad field of
-        a row (whose bad value reads as null); the row numbers are the file's."""
+        """One unit's rows in the sample schema's types (a bad value reads as null); asked for
+        ROW_PROBLEM, the rows are checked and it names each bad row's first bad field (the row numbers
+        are the file's). Rows indexed before are not checked again."""
         item = self.units[unit]
         if self.sft is not None:
             raw = item if isinstance(item, pa.Table) else pq.read_table(item, columns=sft_columns(self.sft))
             return sft_samples(raw, self.sft, self.path).select(columns)
         wanted = [c for c in columns if c not in ROW_PROBLEM]
-        table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted))
-        for name, part in zip(ROW_PROBLEM, (0, 1)):
+        check = len(wanted) < len(columns)
+        table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted, use_threads=False), check)
+        for name, part in zip(ROW_PROBLEM, (0, 1)) if check else ():
             values = [problems[i][part] if i in problems else None for i in range(table.num_rows)] if problems else pa.nulls(table.num_rows, pa.string())
             table = table.append_column(name, pa.array(values, pa.string()))
         return table.select(columns)
@@ -334,7 +339,7 @@ def open_source(spec: MixSource) -> Source:
         units = _hub_units(spec)
     if not units:
         raise DatakitError(f"{spec.path}: no samples found (no Parquet shards)")
-    unit_rows, unit_bytes, columns = [], [], []
+    unit_rows, unit_bytes, sound, columns = [], [], [], []
     for unit in units:
         schema = unit.schema if isinstance(unit, pa.Table) else _read_schema(unit)
         columns.append(READ_COLUMNS + ROW_PROBLEM if spec.sft else list(schema.names) + ROW_PROBLEM)
@@ -346,15 +351,30 @@ def open_source(spec: MixSource) -> Source:
         if isinstance(unit, pa.Table):
             unit_rows.append(unit.num_rows)
             unit_bytes.append(unit.nbytes)
+            nulls: dict[str, int | None] = {c: unit.column(c).null_count for c in CHECK_UNREAD if c in schema.names}
         else:
             meta = pq.ParquetFile(unit).metadata
             unit_rows.append(meta.num_rows)
             unit_bytes.append(sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)))
+            nulls = {c: _parquet_nulls(meta, c) for c in CHECK_UNREAD if c in schema.names}
+        sound.append(set() if spec.sft else {c for c, n in nulls.items() if n == 0 and holds(schema.field(c).type, FIELDS[c].type)})
     if path.is_file() and path.suffix in (".jsonl", ".json"):
         return Source(name, spec.path, units, columns, sum(unit_rows) + len(read.rejects), fingerprint((path.name, path.stat().st_size, path.stat().st_mtime_ns)),
-                      manifest, report, spec.sft, unit_rows, unit_bytes, rejects=read.rejects, lines=[number for _, _, number in read.origin])
+                      manifest, report, spec.sft, unit_rows, unit_bytes, sound, rejects=read.rejects, lines=[number for _, _, number in read.origin])
     digest = fingerprint([(str(u.name), u.stat().st_size, int(u.stat().st_mtime)) if isinstance(u, Path) else u.num_rows for u in units])
-    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows, unit_bytes)
+    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows, unit_bytes, sound)
+
+
+def _parquet_nulls(meta: pq.FileMetaData, column: str) -> int | None:
+    """A top-level column's nulls by the row groups' statistics (None where a group has none)."""
+    total = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stats = next((group.column(j).statistics for j in range(group.num_columns) if group.column(j).path_in_schema == column), None)
+        if stats is None or not stats.has_null_count:
+            return None
+        total += stats.null_count
+    return total
 
 
 def sft_columns(imp: SftImport) -> list[str]:
@@ -439,10 +459,6 @@ def prompt_text() -> pl.Expr:
     return pl.col("messages").list.eval(user.str.replace_all(R1_MATH_INSTRUCTION, "", literal=True)).list.join("\n")
 
 
-def _hash64(text: str, seed: int = 0) -> int:
-    return xxhash.xxh64_intdigest(text.encode(), seed)
-
-
 def random_keys(draw_keys: np.ndarray, sample_index: np.ndarray) -> np.ndarray:
     """Each sample's key in the seeded draw: its prompt's `draw_key` (xxh64 of source name and prompt_id,
     seeded) mixed with its sample_index, so a sample keeps its key whatever file or order it comes in."""
@@ -482,7 +498,8 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
     def index_file(number: int) -> int:
         src, unit = units[number]
         source = sources[src]
-        table = source.read(unit, READ_COLUMNS + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
+        unread = source.sound[unit] if "completion" in source.columns[unit] else set()
+        table = source.read(unit, [c for c in READ_COLUMNS if c not in unread] + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
         rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
         write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet")
         write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
@@ -543,7 +560,10 @@ def _index_unit(
     frame = pl.from_arrow(table.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, text or "reasoning"]))
     frame = frame.with_row_index("row").with_columns(_row_problem())
     rejects = []
-    for i, problem, reason in frame.filter(pl.col("_field").is_not_null()).select("row", "_field", "_reason").iter_rows():
+    bad = frame.filter(pl.col("_field").is_not_null()).select("row", "_field", "_reason")
+    if bad.height and not set(READ_COLUMNS) <= set(table.column_names):  # a rejected row is kept whole
+        table = source.read(unit, READ_COLUMNS + [c for c in table.column_names if c not in READ_COLUMNS])
+    for i, problem, reason in bad.iter_rows():
         unit_name, number = source.position(unit, i)
         raw = json.dumps({k: v for k, v in table.slice(i, 1).to_pylist()[0].items() if k not in ROW_PROBLEM}, ensure_ascii=False, default=str)
         rejects.append({"file": source.where(unit), unit_name: number, "field": problem, "reason": reason, "raw": raw, "source": source.name})
@@ -557,7 +577,7 @@ def _index_unit(
         "row",
         prompt_key=pl.Series(sequence_keys(flat, lengths), dtype=pl.UInt64),
         # the draw's key of each sample is derived from its prompt's, hashed once per prompt
-        draw_key=pl.Series([_hash64(f"{source.name}\x00{p}", config.seed) for p in firsts["prompt_id"].to_list()], dtype=pl.UInt64),
+        draw_key=pl.Series(prefixed_keys(firsts["prompt_id"], f"{source.name}\x00", config.seed), dtype=pl.UInt64),
     )
     completion = pl.col(text) if text else pl.format("{}\n{}", "reasoning", "answer")
     valid = valid.join(prompts.select("prompt_id", "prompt_key", "draw_key"), on="prompt_id", how="left", maintain_order="left")

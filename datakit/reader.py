@@ -278,10 +278,10 @@ def check_schema(schema: pa.Schema, where: str) -> None:
             )
 
 
-def conform(table: pa.Table) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
+def conform(table: pa.Table, check: bool = True) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
     """A table's schema columns in their schema types, and per bad row (0-based) its first (field,
     reason); a bad value reads as null. Columns already of their type are only counted for nulls
-    and checked on their distinct values."""
+    and checked on their distinct values (`check`: rows read before and found sound need neither)."""
     problems: dict[int, tuple[str, str]] = {}
     for name in table.column_names:
         f = FIELDS.get(name)
@@ -298,6 +298,8 @@ def conform(table: pa.Table) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
                     values.append(None)
             column = pa.chunked_array([pa.array(values, f.type)])
             table = table.set_column(table.column_names.index(name), name, column)
+        if not check:
+            continue
         if not f.nullable and column.null_count:
             for i in pl.from_arrow(column.is_null()).arg_true().to_list():  # type: ignore[union-attr]
                 problems.setdefault(i, (name, "null, but the sample schema requires a value"))

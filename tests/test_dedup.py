@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import polars as pl
 import pytest
 
 from datakit.dedup import MinHasher, cluster, words
@@ -185,10 +186,25 @@ def test_the_compiled_xxh64_is_xxhash_for_any_bytes() -> None:
 
     rng = np.random.default_rng(0)
     for size in [*range(72), 100, 127, 128, 129, 1000]:
-        for _ in range(5):
+        for seed in (0, 7, 2**64 - 1):
             data = rng.integers(0, 256, size=size, dtype=np.uint8)
             padded = np.concatenate([rng.integers(0, 256, size=3, dtype=np.uint8), data, rng.integers(0, 256, size=3, dtype=np.uint8)])
-            assert _xxh64(padded, 3, 3 + size) == xxh64_intdigest(data.tobytes())
+            assert _xxh64(padded, 3, 3 + size, np.uint64(seed)) == xxh64_intdigest(data.tobytes(), seed)
+        assert _xxh64(data, 0, size) == xxh64_intdigest(data.tobytes())  # seed 0 when none is given
+
+
+def test_prefixed_keys_are_xxhash_of_prefix_and_text() -> None:
+    """The mix's draw keys: xxh64 of a source's name and each prompt id, as xxhash gives it for the
+    Python string, for any text (non-ASCII, empty, long, null as empty) and a sliced column."""
+    from xxhash import xxh64_intdigest
+
+    from datakit.dedup import prefixed_keys
+
+    texts = ["p1", "", "é中🙂", "x" * 200, None, "tail"]
+    for prefix, seed in (("src\x00", 0), ("ünï\x00", 12345), ("", 3)):
+        expected = [xxh64_intdigest((prefix + (t or "")).encode(), seed) for t in texts]
+        assert prefixed_keys(pl.Series(texts), prefix, seed).tolist() == expected
+        assert prefixed_keys(pl.Series(texts).slice(2, 3), prefix, seed).tolist() == expected[2:5]
 
 
 def test_sequence_keys_tell_word_sequences_apart() -> None:

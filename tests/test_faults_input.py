@@ -137,6 +137,25 @@ def test_mix_sets_a_bad_line_aside_and_mixes_the_rest(tmp_path: Path, case: str,
         assert rejects[0]["source"] == "samples.jsonl"
 
 
+def test_mix_reads_reasoning_only_where_a_file_may_hold_a_bad_one(tmp_path: Path) -> None:
+    """Beside `completion`, the index reads `reasoning` only to check it, and skips it where the
+    file's Parquet statistics show no null there: a file with a null still has that row rejected,
+    and a row rejected for another field keeps its reasoning in `raw` (nothing of it is lost)."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist([good(0, 0), {**good(0, 1), "reasoning": None}]), folder / "a.parquet")
+    pq.write_table(pa.Table.from_pylist([good(1, 0), {**good(1, 1), "language": "xx-invalid"}]), folder / "b.parquet")
+    from datakit.mix import open_source
+
+    assert open_source(MixSource(path=str(folder))).sound == [set(), {"reasoning"}]
+    summary = run_mix(mix_config(tmp_path, [MixSource(path=str(folder))]))
+    assert summary.report["rows_rejected"] == 2 and summary.report["rows_out"] == 2
+    by_file = {Path(r["file"]).name: r for r in rejects_of(summary.output)}
+    assert (by_file["a.parquet"]["row"], by_file["a.parquet"]["field"]) == (1, "reasoning")
+    assert (by_file["b.parquet"]["row"], by_file["b.parquet"]["field"]) == (1, "language")
+    assert json.loads(by_file["b.parquet"]["raw"])["reasoning"] == good(1, 1)["reasoning"]
+
+
 def mix_config(tmp_path: Path, sources: list[MixSource]) -> MixConfig:
     return MixConfig(sources=sources, output=str(tmp_path / "mix"), quotas={"reasoning": {"math": 100}},
                      decontamination=DecontaminationConfig(benchmarks=[]), progress=False)
