@@ -740,7 +740,7 @@ def _write_scattered(path: Path, rows: pa.Table, rows_per_shard: int, shards: in
     bounds = np.searchsorted(rows[POSITION].to_numpy(), np.arange(shards + 1) * rows_per_shard)
 
     def write(tmp: Path) -> None:
-        with pa.ipc.new_file(tmp, SCATTER_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)) as writer:
+        with pa.ipc.new_file(tmp, SCATTER_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
             for lo, hi in pairwise(bounds):
                 writer.write_batch(rows.slice(lo, hi - lo).combine_chunks().to_batches()[0] if hi > lo else _empty_batch())
 

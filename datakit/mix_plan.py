@@ -73,32 +73,20 @@ def repeated_keys(con: duckdb.DuckDBPyConnection, index: Path) -> pl.DataFrame:
 @dataclass
 class Plan:
     """The plan, held in the database: table `fate` (every valid row, with removed_by... where removed)
-    and table `located` (one row per output row: position, _i, copy_index, src, unit, row), also held
-    here (as large as the output) by source file, for the write pass."""
+    and table `located` (one row per output row: position, _i, copy_index, src, unit, row)."""
 
     con: duckdb.DuckDBPyConnection
+    rows_out: int
     available: dict[tuple[str, str], int]  # candidate rows per (kind, domain) after removals and caps
-    located: pl.DataFrame  # src, unit, row, position, copy_index, by src, unit and position
-
-    def __post_init__(self) -> None:
-        self._file_keys = _file_key(self.located["src"].to_numpy(), self.located["unit"].to_numpy())
-
-    @property
-    def rows_out(self) -> int:
-        return self.located.height
-
-    def _span(self, src: int, unit: int) -> tuple[int, int]:
-        lo, hi = np.searchsorted(self._file_keys, _file_key(np.array([src, src]), np.array([unit, unit + 1])))
-        return int(lo), int(hi)
+    chosen_per_file: dict[tuple[int, int], int]  # chosen rows per (src, unit), where any are
 
     def chosen_count(self, src: int, unit: int) -> int:
-        lo, hi = self._span(src, unit)
-        return hi - lo
+        return self.chosen_per_file.get((src, unit), 0)
 
     def chosen(self, src: int, unit: int) -> pl.DataFrame:
         """A source file's chosen rows: row, position, copy_index, by position."""
-        lo, hi = self._span(src, unit)
-        return self.located.slice(lo, hi - lo).select("row", "position", "copy_index")
+        query = "SELECT row, position, copy_index FROM located WHERE src = $1 AND unit = $2 ORDER BY position"
+        return self.con.cursor().sql(query, params=[src, unit]).pl()  # a cursor of its own: callers run on threads
 
     def removed(self, src: int, unit: int) -> pl.DataFrame:
         """A source file's removed rows: row and why, by row."""
@@ -131,12 +119,8 @@ def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, rep
     con.execute(f"CREATE OR REPLACE TABLE removed AS SELECT _i, src, unit, row, {', '.join(REMOVED_COLUMNS)} FROM fate WHERE removed_by IS NOT NULL ORDER BY src, unit, row")
     for name in ("source_names_arrow", "repeated_arrow"):
         con.unregister(name)
-    return Plan(con, available, con.sql("SELECT src, unit, row, position, copy_index FROM located ORDER BY src, unit, position").pl())
-
-
-def _file_key(src: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """One sortable number per (source, file)."""
-    return src.astype(np.int64) * 2**32 + unit.astype(np.int64)
+    chosen = {(src, unit): n for src, unit, n in con.sql("SELECT src, unit, count(*) FROM located GROUP BY ALL").fetchall()}
+    return Plan(con, sum(chosen.values()), available, chosen)
 
 
 def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path) -> None:
