@@ -293,7 +293,7 @@ class Source:
     def read(self, unit: int, columns: list[str]) -> pa.Table:
         """One unit's rows in the sample schema's types (a bad value reads as null); asked for
         ROW_PROBLEM, the rows are checked and it names each bad row's first bad field (the row numbers
-        are the file's). Rows indexed before are not checked again."""
+        are the file's). The write pass does not ask: the index has checked the same rows."""
         item = self.units[unit]
         if self.sft is not None:
             raw = item if isinstance(item, pa.Table) else pq.read_table(item, columns=sft_columns(self.sft))

@@ -138,7 +138,7 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
     columns = (["prompt_key"] if config.dedup.exact else []) + ([f"band{b}" for b in range(config.dedup.bands)] if config.dedup.near else [])
     numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
     rep = cluster_columns((_shared_keys(con, column) for column in columns), numbers)
-    duplicate = np.flatnonzero(rep != np.arange(numbers))
+    duplicate = np.flatnonzero(rep != np.arange(numbers, dtype=rep.dtype))
     con.register("dups_arrow", pa.table({"c": duplicate, "rep": rep[duplicate]}))
     con.execute(
         f"""CREATE OR REPLACE TABLE prompt_removed AS
