@@ -299,7 +299,7 @@ class Source:
             raw = item if isinstance(item, pa.Table) else pq.read_table(item, columns=sft_columns(self.sft))
             return sft_samples(raw, self.sft, self.path).select(columns)
         wanted = [c for c in columns if c not in ROW_PROBLEM]
-        check = len(wanted) < len(columns)
+        check = any(c in ROW_PROBLEM for c in columns)
         table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted, use_threads=False), check)
         for name, part in zip(ROW_PROBLEM, (0, 1)) if check else ():
             values = [problems[i][part] if i in problems else None for i in range(table.num_rows)] if problems else pa.nulls(table.num_rows, pa.string())
