@@ -12,10 +12,11 @@ import fcntl
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,11 +34,11 @@ def shard_path(folder: Path, index: int) -> Path:
     return folder / SHARD_DIR / f"part-{index:05d}.parquet"
 
 
-def write_shard(folder: Path, index: int, table: pa.Table) -> Path:
+def write_shard(folder: Path, index: int, table: pa.Table, settle: Settler | None = None) -> Path:
     """Write one finished work unit; a kill during the write leaves only a temp file, which the
     re-run of that unit overwrites."""
     final = shard_path(folder, index)
-    return write_atomic(final, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    return write_atomic(final, lambda tmp: pq.write_table(table, tmp, compression="zstd"), settle=settle)
 
 
 def completed_shards(folder: Path) -> set[int]:
@@ -246,15 +247,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, settle: Settler | None = None) -> None:
     """Readers see the old file or the new one, never half of one; workers sharing a folder may race,
     hence a temp name of this process's own."""
-    write_atomic(path, lambda tmp: tmp.write_text(text), path.with_name(f".{path.name}.{os.getpid()}.tmp"))
+    write_atomic(path, lambda tmp: tmp.write_text(text), path.with_name(f".{path.name}.{os.getpid()}.tmp"), settle)
 
 
-def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None = None) -> Path:
-    """`write` the file at `tmp` (default: .NAME.tmp beside it), then rename it to `path`: readers see
-    the old file or the new one; a killed write leaves a temp file that the re-run overwrites.
+def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None = None, settle: Settler | None = None) -> Path:
+    """`write` the file at `tmp` (default: .NAME.tmp beside it), then fsync and rename it to `path`
+    (here, or by `settle` off this thread): readers see the old file or the new one, and a file in
+    place survives a crash of the machine; a killed write leaves a temp file that the re-run overwrites.
 
     On any failure (a full disk, no permission, Ctrl-C) the temp file is removed, so the folder holds
     only finished files and a re-run starts clean; an OSError is raised again naming `path` (write
@@ -263,20 +265,73 @@ def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None =
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
+        if settle is None:
+            _put_in_place(tmp, path)
+        else:
+            settle(tmp, path)
     except BaseException as e:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename in (None, str(tmp)):
-            raise OSError(e.errno, os.strerror(e.errno) if e.errno else str(e), str(path)) from e
-        raise
+        _failed_write(tmp, path, e)
     return path
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _put_in_place(tmp: Path, path: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+    os.replace(tmp, path)
+
+
+def _failed_write(tmp: Path, path: Path, error: BaseException) -> NoReturn:
+    """Remove the temp file, and raise `error` again (an OSError naming `path`)."""
+    with suppress(OSError):
+        tmp.unlink(missing_ok=True)
+    if isinstance(error, OSError) and error.filename in (None, str(tmp)):
+        raise OSError(error.errno, os.strerror(error.errno) if error.errno else str(error), str(path)) from error
+    raise error
+
+
+class Settler:
+    """Puts written files in place off the writers' threads: one background thread fsyncs each temp file
+    and renames it, in the order handed over, so a pass's threads go on computing while the disk
+    catches up (an fsync waits about 2 ms a MB on a VM disk: seconds over a mix). A file is in place
+    once settled, so what marks a unit done is handed over after the unit's other files. After a
+    failure nothing more is put in place; `close` (the end of the `with`) waits for the rest and
+    raises the first failure, as does any later hand-over."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="settle")
+        self._failure: BaseException | None = None
+
+    def __call__(self, tmp: Path, path: Path) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._pool.submit(self._settle, tmp, path)
+
+    def _settle(self, tmp: Path, path: Path) -> None:
+        if self._failure is not None:
+            tmp.unlink(missing_ok=True)
+            return
+        try:
+            _put_in_place(tmp, path)
+        except BaseException as e:
+            try:
+                _failed_write(tmp, path, e)
+            except BaseException as named:
+                self._failure = named
+                raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._failure is not None:
+            raise self._failure
+
+    def __enter__(self) -> Settler:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:  # what is already written is put in place; the error that ended the pass is the one raised
+            self._pool.shutdown(wait=True)

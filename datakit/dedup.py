@@ -386,18 +386,21 @@ def cluster(keys: np.ndarray) -> np.ndarray:
     if keys.ndim != 2:
         raise ValueError(f"keys must be (rows, bands), got shape {keys.shape}")
     rows = np.arange(keys.shape[0])
-    return cluster_columns(((rows, column) for column in keys.T), keys.shape[0])
+    root = np.arange(keys.shape[0])
+    joined, earliest = cluster_columns((rows, column) for column in keys.T)
+    root[joined] = earliest
+    return root
 
 
-def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-    """`cluster` of n rows given one column at a time, as (rows, their keys in that column); rows whose
-    key no other row shares may be left out, so a caller can pass only the shared keys and never hold
-    a corpus's band keys in memory.
+def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """`cluster` given one column at a time, as (rows, their keys in that column), answered as the rows
+    not the earliest of their component, with that earliest row (both sorted by row). Rows whose key no
+    other row shares may be left out, so a caller can pass only the shared keys; the memory used is
+    that of the rows that share a key (at dedup scale a small fraction), never of the whole corpus.
 
-    Union-find done with arrays: each round hooks the root of every group member onto the smallest
-    root in its group, then pointer-jumps until every row points at its root; rounds repeat until
-    nothing moves. Only keys shared by >= 2 rows take part, which at dedup scale is a small fraction."""
-    index = np.int32 if n < 2**31 else np.int64  # half the memory for any corpus below 2^31 rows
+    Union-find done with arrays over those rows, numbered densely: each round hooks the root of every
+    group member onto the smallest root in its group, then pointer-jumps until every row points at its
+    root; rounds repeat until nothing moves."""
     members, starts, offset = [], [], 0
     for rows, column in columns:
         if not len(column):
@@ -407,14 +410,19 @@ def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) ->
         new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         group = np.cumsum(new) - 1
         shared = np.bincount(group)[group] >= 2
-        members.append(np.asarray(rows, dtype=index)[order[shared]])
+        members.append(np.asarray(rows, dtype=np.int64)[order[shared]])
         starts.append(np.flatnonzero(new[shared]) + offset)
         offset += int(shared.sum())
-    member = np.concatenate(members) if members else np.zeros(0, index)
-    start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+    if not members:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    # dense numbers keep the order of rows, so the smallest number is the earliest row
+    ids, member = np.unique(np.concatenate(members), return_inverse=True)
+    index = np.int32 if len(ids) < 2**31 else np.int64
+    member = member.astype(index)
+    start = np.concatenate(starts)
     size = np.diff(np.r_[start, len(member)])
-    root = np.arange(n, dtype=index)
-    while len(member):
+    root = np.arange(len(ids), dtype=index)
+    while True:
         labels = root[member]
         smallest = np.repeat(np.minimum.reduceat(labels, start), size)
         moved = smallest < labels
@@ -426,4 +434,5 @@ def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) ->
             if np.array_equal(jumped, root):
                 break
             root = jumped
-    return root
+    joined = np.flatnonzero(root != np.arange(len(ids), dtype=index))
+    return ids[joined], ids[root[joined]]

@@ -44,6 +44,7 @@ from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import (
     MANIFEST,
     SHARD_DIR,
+    Settler,
     claim_folder,
     folder_lock,
     read_json,
@@ -501,12 +502,12 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
         unread = source.sound[unit] if "completion" in source.columns[unit] else set()
         table = source.read(unit, [c for c in READ_COLUMNS if c not in unread] + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
         rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
-        write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet")
-        write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet")
-        _write_rejects(folder / f"rejects-{number:05d}.jsonl", rejects)  # last: it marks the file indexed
+        write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet", settle)
+        write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet", settle)
+        _write_rejects(folder / f"rejects-{number:05d}.jsonl", rejects, settle)  # last: it marks the file indexed
         return source.unit_rows[unit]
 
-    with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress:
+    with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress, Settler() as settle:
         progress.advance(sum(s.rows for s in sources) - sum(sources[units[n][0]].unit_rows[units[n][1]] for n in todo))
         for rows in in_parallel(index_file, todo, file_workers(largest_file(sources))):
             progress.advance(rows)
@@ -645,15 +646,15 @@ def _repeated_rejects(repeated: pl.DataFrame, sources: list[Source]) -> list[dic
     return rejects
 
 
-def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
+def _write_rejects(path: Path, rejects: list[dict[str, Any]], settle: Settler | None = None) -> None:
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects), settle)
 
 
-def write_index_file(frame: pl.DataFrame, path: Path) -> None:
+def write_index_file(frame: pl.DataFrame, path: Path, settle: Settler) -> None:
     """A scratch Parquet file of the index, written atomically like every shard (through pyarrow, whose
     write errors are OSErrors a full disk can be told by); lz4, as it is read back once, soon, and no
     dictionaries: its columns are hashes and ids, all distinct (half the time to write, smaller)."""
-    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4", use_dictionary=False))
+    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4", use_dictionary=False), settle=settle)
 
 
 # --- pass 3: write ----------------------------------------------------------------------------------
@@ -680,9 +681,9 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
                 source = sources[src]
                 # what a conversation is built from (not `completion`, the widest column: reasoning and answer are)
                 table = source.read(unit, READ_COLUMNS + [c for c in CONVERSATION_EXTRAS if c in source.columns[unit]])
-                write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name))
+                write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name), settle)
                 chosen.append(_chosen_rows(table, plan.chosen(src, unit), source.name, config))
-            _write_scattered(scattered[group], pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards)
+            _write_scattered(scattered[group], pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards, settle)
         return len(groups[group])
 
     # a scatter task holds a source file and up to a shard's rows, a gather task a shard
@@ -701,16 +702,18 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
         if keep_open:
             if not hasattr(local, "readers"):
                 local.readers = [_open_scattered(p, opened) for p in scattered]
-            write_shard(out, shard, _gather(local.readers, shard))
+            write_shard(out, shard, _gather(local.readers, shard), settle)
             return
         with ExitStack() as files:
-            write_shard(out, shard, _gather([_open_scattered(p, files) for p in scattered], shard))
+            write_shard(out, shard, _gather([_open_scattered(p, files) for p in scattered], shard), settle)
 
     with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress, ExitStack() as opened:
-        for files in in_parallel(scatter, range(len(groups)), file_workers(shard_bytes + largest_file(sources))):
-            progress.advance(files)
-        for _ in in_parallel(gather, range(shards), workers if keep_open else 1):
-            progress.advance(1)
+        with Settler() as settle:  # the scatter files are in place before any gather opens them
+            for files in in_parallel(scatter, range(len(groups)), file_workers(shard_bytes + largest_file(sources))):
+                progress.advance(files)
+        with Settler() as settle:
+            for _ in in_parallel(gather, range(shards), workers if keep_open else 1):
+                progress.advance(1)
 
 
 def _scatter_groups(chosen: list[int], rows: int) -> list[list[int]]:
@@ -734,7 +737,7 @@ def _chosen_rows(table: pa.Table, picks: pl.DataFrame, name: str, config: MixCon
     return rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
 
 
-def _write_scattered(path: Path, rows: pa.Table, rows_per_shard: int, shards: int) -> None:
+def _write_scattered(path: Path, rows: pa.Table, rows_per_shard: int, shards: int, settle: Settler) -> None:
     """Rows sorted by output position as an Arrow IPC file of one record batch per output shard (empty
     where the shard takes none of them): the gather of shard k reads batch k of every file and nothing else."""
     bounds = np.searchsorted(rows[POSITION].to_numpy(), np.arange(shards + 1) * rows_per_shard)
@@ -744,7 +747,7 @@ def _write_scattered(path: Path, rows: pa.Table, rows_per_shard: int, shards: in
             for lo, hi in pairwise(bounds):
                 writer.write_batch(rows.slice(lo, hi - lo).combine_chunks().to_batches()[0] if hi > lo else _empty_batch())
 
-    write_atomic(path, write)
+    write_atomic(path, write, settle=settle)
 
 
 def _empty_batch() -> pa.RecordBatch:

@@ -136,10 +136,8 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
     # numbered by the row of their first appearance (no sort): clustering keeps each component's earliest prompt
     con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
     columns = (["prompt_key"] if config.dedup.exact else []) + ([f"band{b}" for b in range(config.dedup.bands)] if config.dedup.near else [])
-    numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
-    rep = cluster_columns((_shared_keys(con, column) for column in columns), numbers)
-    duplicate = np.flatnonzero(rep != np.arange(numbers, dtype=rep.dtype))
-    con.register("dups_arrow", pa.table({"c": duplicate, "rep": rep[duplicate]}))
+    duplicate, rep = cluster_columns(_shared_keys(con, column) for column in columns)
+    con.register("dups_arrow", pa.table({"c": pa.array(duplicate, pa.uint64()), "rep": pa.array(rep, pa.uint64())}))
     con.execute(
         f"""CREATE OR REPLACE TABLE prompt_removed AS
         SELECT src, prompt_id, 'contaminated' AS removed_by,

@@ -225,6 +225,24 @@ def test_a_file_size_limit_is_told_like_a_full_disk(stage: str, whole: dict[str,
     assert output_rows(stage, out).equals(output_rows(stage, whole[stage]))
 
 
+def test_a_file_that_cannot_be_put_in_place_off_the_thread_stops_what_follows_and_is_named(tmp_path: Path) -> None:
+    """The mix fsyncs and renames its files on a background thread (datakit.dataset.Settler), in the
+    order written, a unit's marker last: once one fails, nothing after it may land (a marker of a unit
+    whose rows are missing would make a re-run skip them), no temp file is left, and the error names
+    the file, at the next hand-over or at the end."""
+    from datakit.dataset import Settler, write_text_atomic
+
+    blocker = tmp_path / "rows.txt"
+    (blocker / "inside").mkdir(parents=True)  # a non-empty folder where the file should go: the rename fails
+    with pytest.raises(OSError) as raised, Settler() as settle:
+        write_text_atomic(tmp_path / "first.txt", "1", settle)
+        write_text_atomic(blocker, "2", settle)
+        write_text_atomic(tmp_path / "marker.txt", "3", settle)
+    assert raised.value.filename == str(blocker)
+    assert (tmp_path / "first.txt").read_text() == "1" and not (tmp_path / "marker.txt").exists()
+    assert no_temp_files(tmp_path)
+
+
 # --- permissions and unreadable files ------------------------------------------------------------------
 
 
@@ -333,8 +351,8 @@ import datakit.mix as mix
 from datakit.cli import main
 write_shard, wanted = mix.write_shard, int(os.environ["CTRL_C_AT_SHARD"])
 
-def write_then_ctrl_c(folder, index, table):  # a terminal's Ctrl-C: SIGINT to the whole process group
-    path = write_shard(folder, index, table)
+def write_then_ctrl_c(folder, index, table, settle=None):  # a terminal's Ctrl-C: SIGINT to the whole process group
+    path = write_shard(folder, index, table, settle)
     if index == wanted and folder.name != "removed":
         os.killpg(0, signal.SIGINT)
     return path

@@ -202,11 +202,11 @@ def test_a_crash_mid_run_then_a_re_run_gives_the_uninterrupted_result(tmp_path: 
 
     real, calls = mix.write_shard, []
 
-    def crashing(folder: Path, index: int, table: pa.Table) -> Path:
+    def crashing(folder: Path, index: int, table: pa.Table, settle: Any) -> Path:
         calls.append(folder.name)
         if calls.count(crash_at if crash_at == "removed" else "crashed") == 3:
             raise KeyboardInterrupt("killed")
-        return real(folder, index, table)
+        return real(folder, index, table, settle)
 
     monkeypatch.setattr(mix, "write_shard", crashing)
     with pytest.raises(KeyboardInterrupt):
