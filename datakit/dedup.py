@@ -387,20 +387,22 @@ def cluster(keys: np.ndarray) -> np.ndarray:
         raise ValueError(f"keys must be (rows, bands), got shape {keys.shape}")
     rows = np.arange(keys.shape[0])
     root = np.arange(keys.shape[0])
-    joined, earliest = cluster_columns((rows, column) for column in keys.T)
+    joined, earliest = cluster_columns(((rows, column) for column in keys.T), keys.shape[0])
     root[joined] = earliest
     return root
 
 
-def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """`cluster` given one column at a time, as (rows, their keys in that column), answered as the rows
-    not the earliest of their component, with that earliest row (both sorted by row). Rows whose key no
-    other row shares may be left out, so a caller can pass only the shared keys; the memory used is
-    that of the rows that share a key (at dedup scale a small fraction), never of the whole corpus.
+def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`cluster` of rows numbered below n, given one column at a time as (rows, their keys in that
+    column), answered as the rows that are not the earliest of their component, with that earliest
+    row. Rows whose key no other row shares may be left out, so a caller can pass only the shared
+    keys and never hold a corpus's band keys in memory.
 
-    Union-find done with arrays over those rows, numbered densely: each round hooks the root of every
-    group member onto the smallest root in its group, then pointer-jumps until every row points at its
-    root; rounds repeat until nothing moves."""
+    Union-find done with arrays: each round hooks the root of every group member onto the smallest
+    root in its group, then pointer-jumps until every row points at its root; rounds repeat until
+    nothing moves. Only keys shared by >= 2 rows take part, which at dedup scale is a small fraction;
+    the one array of n is 32-bit below 2^31 rows (40 MB at 10^7)."""
+    index = np.int32 if n < 2**31 else np.int64
     members, starts, offset = [], [], 0
     for rows, column in columns:
         if not len(column):
@@ -410,19 +412,14 @@ def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[n
         new = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
         group = np.cumsum(new) - 1
         shared = np.bincount(group)[group] >= 2
-        members.append(np.asarray(rows, dtype=np.int64)[order[shared]])
+        members.append(np.asarray(rows)[order[shared]].astype(index))
         starts.append(np.flatnonzero(new[shared]) + offset)
         offset += int(shared.sum())
-    if not members:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # dense numbers keep the order of rows, so the smallest number is the earliest row
-    ids, member = np.unique(np.concatenate(members), return_inverse=True)
-    index = np.int32 if len(ids) < 2**31 else np.int64
-    member = member.astype(index)
-    start = np.concatenate(starts)
+    member = np.concatenate(members) if members else np.zeros(0, index)
+    start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
     size = np.diff(np.r_[start, len(member)])
-    root = np.arange(len(ids), dtype=index)
-    while True:
+    root = np.arange(n, dtype=index)
+    while len(member):
         labels = root[member]
         smallest = np.repeat(np.minimum.reduceat(labels, start), size)
         moved = smallest < labels
@@ -434,5 +431,7 @@ def cluster_columns(columns: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[n
             if np.array_equal(jumped, root):
                 break
             root = jumped
-    joined = np.flatnonzero(root != np.arange(len(ids), dtype=index))
-    return ids[joined], ids[root[joined]]
+    # a joined row is one of the members: its root is found there, not by comparing all n
+    joined = np.unique(member)
+    joined = joined[root[joined] != joined]
+    return joined, root[joined]

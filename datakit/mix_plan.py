@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 MEMORY_LIMIT = "256MB"  # DuckDB's share of the mix's memory; joins and sorts past it spill to _work/spill
 ROWS, PROMPTS = "rows", "prompts"  # the index files: _work/index/rows-NNNNN.parquet, prompts-NNNNN.parquet
+KEY_BUCKET_BITS = 12  # a quota's draw ranks only the candidates whose key shares the top bits of its last one
 REMOVED_COLUMNS = ["removed_by", "removed_reason", "duplicate_of", "decontam_benchmark", "decontam_item", "decontam_ngram"]
 
 
@@ -135,8 +136,8 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
     )
     # numbered by the row of their first appearance (no sort): clustering keeps each component's earliest prompt
     con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
-    columns = (["prompt_key"] if config.dedup.exact else []) + ([f"band{b}" for b in range(config.dedup.bands)] if config.dedup.near else [])
-    duplicate, rep = cluster_columns(_shared_keys(con, column) for column in columns)
+    numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
+    duplicate, rep = cluster_columns(_shared_columns(con, config), numbers)
     con.register("dups_arrow", pa.table({"c": pa.array(duplicate, pa.uint64()), "rep": pa.array(rep, pa.uint64())}))
     con.execute(
         f"""CREATE OR REPLACE TABLE prompt_removed AS
@@ -153,10 +154,30 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
     con.unregister("dups_arrow")
 
 
-def _shared_keys(con: duckdb.DuckDBPyConnection, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """The clean prompts (`c`) whose key in `column` another prompt shares, with that key: the only
-    ones clustering needs, a small fraction of a corpus (DuckDB finds them within its memory cap)."""
-    got = con.sql(f"SELECT c, {column} AS key FROM clean SEMI JOIN (SELECT {column} FROM clean GROUP BY ALL HAVING count(*) > 1) USING ({column})").fetchnumpy()
+def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per key column clustering reads (the exact key, then each MinHash band), the clean prompts whose
+    key another prompt shares. An exact duplicate has its original's bands: with exact dedup on, the
+    bands are searched without the exact duplicates, for the same components from far fewer rows."""
+    prompts = "clean"
+    if config.dedup.exact:
+        rows, keys = _shared_keys(con, "prompt_key", prompts)
+        yield rows, keys
+        order = np.lexsort((rows, keys))
+        rows, keys = rows[order], keys[order]
+        later = rows[1:][keys[1:] == keys[:-1]]  # all of a key's rows but its first
+        con.register("exact_duplicates_arrow", pa.table({"c": pa.array(later, pa.uint64())}))
+        prompts = "(SELECT * FROM clean ANTI JOIN exact_duplicates_arrow USING (c))"
+    for band in range(config.dedup.bands) if config.dedup.near else ():
+        yield _shared_keys(con, f"band{band}", prompts)
+    if config.dedup.exact:
+        con.unregister("exact_duplicates_arrow")
+
+
+def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> tuple[np.ndarray, np.ndarray]:
+    """The `prompts` (`c`) whose key in `column` another of them shares, with that key: the only ones
+    clustering needs, a small fraction of a corpus (DuckDB finds them within its memory cap)."""
+    query = f"SELECT c, {column} AS key FROM {prompts} SEMI JOIN (SELECT {column} FROM {prompts} GROUP BY ALL HAVING count(*) > 1) USING ({column})"
+    got = con.sql(query).fetchnumpy()
     return got["c"], got["key"]
 
 
@@ -181,25 +202,54 @@ def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:
     quotas = [(kind, domain, quota) for kind, domains in config.quotas.items() for domain, quota in domains.items()]
     con.register("quotas_arrow", pa.table({"q": range(len(quotas)), "kind": [q[0] for q in quotas], "domain": [q[1] for q in quotas],
                                            "quota": pa.array([q[2] for q in quotas], pa.int64())}))
+    # Taking the lowest keys needs no sort of a whole group: its keys' top bits, counted, show below
+    # which bucket every row is taken and in which one the quota ends; only that bucket is ranked.
+    shift = 64 - KEY_BUCKET_BITS
+    counts = con.sql(f"SELECT q.q, c.random_key >> {shift} AS bucket, count(*) AS n FROM candidate c JOIN quotas_arrow q USING (kind, domain) GROUP BY ALL").pl()
+    cuts = _quota_cuts(counts, [quota for _, _, quota in quotas])
+    con.register("cuts_arrow", cuts.to_arrow())
     con.execute(
-        """CREATE OR REPLACE TABLE taken AS SELECT q.q, c._i, c.random_key, c.shuffle_key, c.rank FROM (
-            SELECT *, row_number() OVER (PARTITION BY kind, domain ORDER BY random_key, _i) AS rank FROM candidate) c
-        JOIN quotas_arrow q USING (kind, domain) WHERE c.rank <= q.quota"""
+        f"""CREATE OR REPLACE TABLE taken AS
+        SELECT q.q, c._i, c.random_key, c.shuffle_key FROM candidate c JOIN quotas_arrow q USING (kind, domain) JOIN cuts_arrow x USING (q)
+        WHERE c.random_key >> {shift} < x.bucket
+        UNION ALL
+        SELECT q, _i, random_key, shuffle_key FROM (
+            SELECT q.q, c._i, c.random_key, c.shuffle_key, x.rest,
+                   row_number() OVER (PARTITION BY q.q ORDER BY c.random_key, c._i) AS rank
+            FROM candidate c JOIN quotas_arrow q USING (kind, domain) JOIN cuts_arrow x USING (q)
+            WHERE c.random_key >> {shift} = x.bucket)
+        WHERE rank <= rest"""
     )
-    con.unregister("quotas_arrow")
+    for name in ("quotas_arrow", "cuts_arrow"):
+        con.unregister(name)
     con.execute("CREATE OR REPLACE TABLE picks AS SELECT _i, 0::INTEGER AS copy_index, shuffle_key FROM taken")
     if not config.replacement:
         return
     for q, got in con.sql("SELECT q, count(*) FROM taken GROUP BY q ORDER BY q").fetchall():
         kind, domain, quota = quotas[q]
         if short := quota - got:
-            group = con.sql("SELECT _i, random_key FROM taken WHERE q = $1 ORDER BY rank", params=[q]).pl()
+            group = con.sql("SELECT _i, random_key FROM taken WHERE q = $1 ORDER BY random_key, _i", params=[q]).pl()
             rng = np.random.default_rng([config.seed, xxhash.xxh64_intdigest(f"{kind}/{domain}".encode())])
             extra = group[rng.integers(0, group.height, size=short)].with_columns(copy_index=(pl.int_range(pl.len()).over("_i") + 1).cast(pl.Int32))
             extra = extra.with_columns(shuffle_key=pl.Series(shuffle_keys(extra["random_key"].to_numpy(), extra["copy_index"].to_numpy(), config.seed), dtype=pl.UInt64))
             con.register("extra_arrow", extra.to_arrow())
             con.execute("INSERT INTO picks SELECT _i, copy_index, shuffle_key FROM extra_arrow")
             con.unregister("extra_arrow")
+
+
+def _quota_cuts(counts: pl.DataFrame, quotas: list[int]) -> pl.DataFrame:
+    """Per quota `q`, from its candidates counted by key bucket: the `bucket` below which all are taken
+    and how many of that bucket's lowest keys complete the quota (`rest`); a quota that takes every
+    candidate gets a bucket above all."""
+    cuts = []
+    for (q,), group in counts.sort("bucket").group_by(["q"], maintain_order=True):
+        before = np.cumsum(group["n"].to_numpy()) - group["n"].to_numpy()  # candidates in lower buckets
+        ending = np.flatnonzero(before + group["n"].to_numpy() >= quotas[q])
+        if len(ending):
+            cuts.append((q, int(group["bucket"][int(ending[0])]), quotas[q] - int(before[ending[0]])))
+        else:
+            cuts.append((q, 1 << KEY_BUCKET_BITS, 0))
+    return pl.DataFrame(cuts, schema={"q": pl.Int64, "bucket": pl.UInt64, "rest": pl.Int64}, orient="row")
 
 
 def shuffle_keys(random_keys: np.ndarray, copy_index: np.ndarray | int, seed: int) -> np.ndarray:

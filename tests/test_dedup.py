@@ -155,22 +155,6 @@ def test_cluster_matches_a_plain_union_find(seed: int) -> None:
     assert cluster(keys).tolist() == reference_components(keys)
 
 
-def test_cluster_columns_holds_only_the_rows_that_share_a_key() -> None:
-    """The mix numbers prompts by their row among up to 10^7+ samples and passes only the shared keys:
-    the answer (and the memory) is about those rows alone, however large their numbers."""
-    from datakit.dedup import cluster_columns
-
-    far = 2**40  # an array this long could not be allocated
-    columns = [
-        (np.array([far + 9, far, 7, far + 3]), np.array([1, 1, 2, 2], np.uint64)),  # far+9 ~ far, 7 ~ far+3
-        (np.array([far + 3, far + 9]), np.array([5, 5], np.uint64)),  # joins the two groups
-        (np.array([], np.int64), np.array([], np.uint64)),
-    ]
-    joined, earliest = cluster_columns(iter(columns))
-    assert joined.tolist() == [far, far + 3, far + 9] and earliest.tolist() == [7, 7, 7]
-    assert [a.tolist() for a in cluster_columns(iter([]))] == [[], []]
-
-
 def test_the_column_path_gives_the_words_hashes_and_band_keys_of_the_python_path() -> None:
     """The mix splits and hashes a whole file's prompts at once (ASCII ones by a compiled scan of the
     bytes); what it gets must be exactly `word_hashes` of `words` and `band_keys`, whatever the script."""
