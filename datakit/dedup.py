@@ -299,23 +299,28 @@ def _gram_hashes(
 def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, a: np.ndarray, b: np.ndarray, sig: np.ndarray) -> None:
     """Row t of `sig` set to the minimum, over text t's shingles (its `m`-grams, or the whole text when
     shorter; the top 31 bits of `_gram_hash`), of every permutation h -> (a*h + b) mod (2^31 - 1).
-    Compiled, in one pass with no temporaries: ~6x numpy's speed.
+    Compiled, in one pass with no temporaries.
 
     The mod is done without division, by folding the high bits down twice (a*h + b < 2^62, then < 2^32),
     and is left at most p+1 rather than reduced below p: p and p+1 stand for 0 and 1, still a fixed
-    function of h, which is all MinHash needs."""
-    prime, shift = np.uint64(_PRIME), np.uint64(31)
+    function of h, which is all MinHash needs. a and h are below 2^31, so a*h is a 32x32-bit product
+    and each minimum fits 32 bits: said so in the types, the loop over permutations runs in SIMD lanes
+    (about twice the speed of the same loop in 64-bit arithmetic, the same values)."""
+    prime, shift, none = np.uint64(_PRIME), np.uint64(31), np.uint32(0xFFFFFFFF)  # no shingle: above any value
+    a32 = a.astype(np.uint32)
+    low = np.empty(len(a), dtype=np.uint32)
     for t in range(len(starts) - 1):
-        sig[t, :] = _EMPTY  # a text without words keeps it
+        low[:] = none
         count, size = _grams_of(starts, t, m, True)
         for s in range(count):
-            h = _gram_hash(flat, starts[t] + s, size) >> np.uint64(33)
+            h = np.uint64(np.uint32(_gram_hash(flat, starts[t] + s, size) >> np.uint64(33)))
             for j in range(len(a)):
-                x = a[j] * h + b[j]
+                x = np.uint64(a32[j]) * h + b[j]
                 x = (x & prime) + (x >> shift)
                 x = (x & prime) + (x >> shift)
-                if x < sig[t, j]:
-                    sig[t, j] = x
+                low[j] = min(low[j], np.uint32(x))
+        for j in range(len(a)):
+            sig[t, j] = _EMPTY if low[j] == none else np.uint64(low[j])  # a text without words keeps _EMPTY
 
 
 class MinHasher:

@@ -232,6 +232,7 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
         index = build_index(config, sources, out / WORK, decontaminator, con)
         plan = plan_mix(config, con, index.folder, index.repeated, [s.name for s in sources])
         report = build_report(config, sources, plan, index)
+        plan.keep_only_what_writing_reads()
         with ThreadPoolExecutor(1) as drawing:
             plot = drawing.submit(write_plot, out, report)  # drawn while the shards are written
             write_mix(config, sources, plan, out)

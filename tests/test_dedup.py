@@ -131,6 +131,28 @@ def test_cluster_is_transitive_with_the_earliest_row_as_representative() -> None
     assert cluster(np.zeros((0, 3), np.uint64)).tolist() == []
 
 
+def test_minhash_signatures_are_the_plain_formula() -> None:
+    """The compiled kernel (32-bit lanes, the mod folded) against the formula in Python integers: per
+    permutation, the least (a*h + b) folded mod 2^31 - 1 over a text's shingle hashes h (top 31 bits)."""
+    from datakit.dedup import gram_hashes, word_hashes
+
+    hasher = MinHasher()
+    texts = [text(3), "one two", "", "a b c d e", text(4, 12), "same same same same same same", text(5) * 3]
+    flat, lengths = word_hashes([words(t) for t in texts])
+    signatures = hasher.hashed_signatures(flat, lengths)
+    hashes, owner, _ = gram_hashes(flat, lengths, hasher.shingle, whole_if_shorter=True)
+
+    def fold(x: int) -> int:
+        for _ in range(2):
+            x = (x & (2**31 - 1)) + (x >> 31)
+        return x
+
+    for t in range(len(texts)):
+        shingles = [h >> 33 for h in hashes[owner == t].tolist()]
+        expected = [min((fold(a * h + b) for h in shingles), default=2**64 - 1) for a, b in zip(hasher._a.tolist(), hasher._b.tolist())]
+        assert signatures[t].tolist() == expected, texts[t]
+
+
 def reference_components(keys: np.ndarray) -> list[int]:
     """Plain union-find, for comparison."""
     parent = list(range(len(keys)))
