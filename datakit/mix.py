@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -490,8 +489,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
     killed run indexes only the files it had not finished), then set aside repeated keys."""
     folder, status_file = work / "index", work / "status.json"
     folder.mkdir(parents=True, exist_ok=True)
-    units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
-    offsets = np.cumsum([0] + [sources[src].unit_rows[unit] for src, unit in units]).tolist()
+    units, offsets = source_files(sources)
     hasher = MinHasher(config.dedup.shingle, config.dedup.bands, config.dedup.rows)  # same duplicates whatever the seed
     todo = [number for number in range(len(units)) if not (folder / f"rejects-{number:05d}.jsonl").exists()]
     if todo and decontaminator is None:
@@ -523,6 +521,13 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
         write_json_atomic(status_file, {"benchmarks": benchmarks, "rejected": len(rejects) + len(duplicates), "duplicates": len(duplicates)})
     status = json.loads(status_file.read_text())
     return Index(folder, repeated, status["benchmarks"], status["rejected"], status["duplicates"])
+
+
+def source_files(sources: list[Source]) -> tuple[list[tuple[int, int]], list[int]]:
+    """Every source file as (src, unit), in the order rows are numbered, and the number (`_i`) of
+    each one's first row (one more: the end)."""
+    units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
+    return units, np.cumsum([0] + [sources[src].unit_rows[unit] for src, unit in units]).tolist()
 
 
 def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
@@ -664,27 +669,32 @@ def write_index_file(frame: pl.DataFrame, path: Path, settle: Settler) -> None:
 def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -> None:
     """Scatter the source files' chosen rows (by output shard) and removed rows; gather the shards.
 
-    Consecutive source files share a scatter file until it holds an output shard's worth of rows, so
-    the gather reads a few files per shard however small the sources' files are."""
+    Consecutive source files form a group until it holds a shard's worth of rows to write, so the
+    plan is looked up, and removed rows are written, once per group, and the gather reads a few files
+    per shard however small the sources' files are."""
     work = out / WORK / "chosen"
     work.mkdir(parents=True, exist_ok=True)
     shards = max(1, -(-plan.rows_out // config.rows_per_shard))
-    units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
-    groups = _scatter_groups([plan.chosen_count(src, unit) for src, unit in units], config.rows_per_shard)
+    units, offsets = source_files(sources)
+    groups = _scatter_groups([plan.written_count(src, unit) for src, unit in units], config.rows_per_shard)
     scattered = [work / f"group-{number:05d}.arrow" for number in range(len(groups))]
 
     def scatter(group: int) -> int:
-        """A group's source files: removed rows into removed/, chosen rows into one scatter file."""
+        """A group's source files: removed rows into one shard of removed/, chosen rows into one scatter file."""
         if not scattered[group].exists():
-            chosen = []
-            for number in groups[group]:
+            numbers = groups[group]
+            picks, dropped = plan.chosen(offsets[numbers[0]], offsets[numbers[-1] + 1]), plan.removed(offsets[numbers[0]], offsets[numbers[-1] + 1])
+            chosen, removed = [], []
+            for number in numbers:
                 src, unit = units[number]
                 source = sources[src]
+                mine = pl.col("_i").is_between(offsets[number], offsets[number + 1], closed="left")
                 # what a conversation is built from (not `completion`, the widest column: reasoning and answer are)
                 table = source.read(unit, READ_COLUMNS + [c for c in CONVERSATION_EXTRAS if c in source.columns[unit]])
-                write_shard(out / "removed", number, _removed_rows(table, plan.removed(src, unit), config, source.name), settle)
-                chosen.append(_chosen_rows(table, plan.chosen(src, unit), source.name, config))
-            _write_scattered(scattered[group], pa.concat_tables(chosen).sort_by(POSITION), config.rows_per_shard, shards, settle)
+                removed.append(_removed_rows(table, dropped.filter(mine), config, source.name))
+                chosen.append(_chosen_rows(table, picks.filter(mine), source.name, config))
+            write_shard(out / "removed", group, pa.concat_tables(removed), settle)
+            _write_scattered(scattered[group], chosen, config.rows_per_shard, shards, settle)
         return len(groups[group])
 
     # a scatter task holds a source file and up to a shard's rows, a gather task a shard
@@ -717,12 +727,12 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
                 progress.advance(1)
 
 
-def _scatter_groups(chosen: list[int], rows: int) -> list[list[int]]:
-    """Consecutive source files (by number) grouped so that each group's chosen rows stay within `rows`
+def _scatter_groups(written: list[int], rows: int) -> list[list[int]]:
+    """Consecutive source files (by number) grouped so that the rows each group writes stay within `rows`
     (a file with more is a group of its own)."""
     groups: list[list[int]] = [[]]
     total = 0
-    for number, count in enumerate(chosen):
+    for number, count in enumerate(written):
         if groups[-1] and total + count > rows:
             groups.append([])
             total = 0
@@ -738,15 +748,17 @@ def _chosen_rows(table: pa.Table, picks: pl.DataFrame, name: str, config: MixCon
     return rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
 
 
-def _write_scattered(path: Path, rows: pa.Table, rows_per_shard: int, shards: int, settle: Settler) -> None:
-    """Rows sorted by output position as an Arrow IPC file of one record batch per output shard (empty
-    where the shard takes none of them): the gather of shard k reads batch k of every file and nothing else."""
-    bounds = np.searchsorted(rows[POSITION].to_numpy(), np.arange(shards + 1) * rows_per_shard)
+def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, shards: int, settle: Settler) -> None:
+    """Chosen rows (tables each sorted by output position) as an Arrow IPC file of one record batch per
+    output shard (empty where the shard takes none of them): the gather of shard k reads batch k of
+    every file and nothing else, and puts the rows in order."""
+    bounds = [np.searchsorted(part[POSITION].to_numpy(), np.arange(shards + 1) * rows_per_shard) for part in parts]
 
     def write(tmp: Path) -> None:
         with pa.ipc.new_file(tmp, SCATTER_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
-            for lo, hi in pairwise(bounds):
-                writer.write_batch(rows.slice(lo, hi - lo).combine_chunks().to_batches()[0] if hi > lo else _empty_batch())
+            for shard in range(shards):
+                pieces = [part.slice(at[shard], at[shard + 1] - at[shard]) for part, at in zip(parts, bounds) if at[shard + 1] > at[shard]]
+                writer.write_batch(pa.concat_tables(pieces).combine_chunks().to_batches()[0] if pieces else _empty_batch())
 
     write_atomic(path, write, settle=settle)
 

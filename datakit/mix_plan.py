@@ -80,15 +80,16 @@ class Plan:
     con: duckdb.DuckDBPyConnection
     rows_out: int
     available: dict[tuple[str, str], int]  # candidate rows per (kind, domain) after removals and caps
-    chosen_per_file: dict[tuple[int, int], int]  # chosen rows per (src, unit), where any are
+    written_per_file: dict[tuple[int, int], int]  # chosen and removed rows per (src, unit), where any are
 
-    def chosen_count(self, src: int, unit: int) -> int:
-        return self.chosen_per_file.get((src, unit), 0)
+    def written_count(self, src: int, unit: int) -> int:
+        return self.written_per_file.get((src, unit), 0)
 
-    def chosen(self, src: int, unit: int) -> pl.DataFrame:
-        """A source file's chosen rows: row, position, copy_index, by position."""
-        query = "SELECT row, position, copy_index FROM located WHERE src = $1 AND unit = $2 ORDER BY position"
-        return self.con.cursor().sql(query, params=[src, unit]).pl()  # a cursor of its own: callers run on threads
+    def chosen(self, first: int, end: int) -> pl.DataFrame:
+        """The chosen rows among the rows numbered [first, end) (`_i`, so consecutive files): _i, row,
+        position, copy_index; by file, then position."""
+        query = "SELECT _i, row, position, copy_index FROM located WHERE _i >= $1 AND _i < $2 ORDER BY src, unit, position"
+        return self.con.cursor().sql(query, params=[first, end]).pl()  # a cursor of its own: callers run on threads
 
     def keep_only_what_writing_reads(self) -> None:
         """Once the report is drawn, the write pass reads `located` and `removed` alone, a file's rows at
@@ -98,10 +99,10 @@ class Plan:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute(f"SET memory_limit = '{WRITING_MEMORY_LIMIT}'")
 
-    def removed(self, src: int, unit: int) -> pl.DataFrame:
-        """A source file's removed rows: row and why, by row."""
-        query = f"SELECT row, {', '.join(REMOVED_COLUMNS)} FROM removed WHERE src = $1 AND unit = $2 ORDER BY row"
-        return self.con.cursor().sql(query, params=[src, unit]).pl()
+    def removed(self, first: int, end: int) -> pl.DataFrame:
+        """The removed rows among the rows numbered [first, end): _i, row and why, by _i."""
+        query = f"SELECT _i, row, {', '.join(REMOVED_COLUMNS)} FROM removed WHERE _i >= $1 AND _i < $2 ORDER BY _i"
+        return self.con.cursor().sql(query, params=[first, end]).pl()
 
 
 def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, repeated: pl.DataFrame, names: list[str]) -> Plan:
@@ -129,8 +130,9 @@ def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, rep
     con.execute(f"CREATE OR REPLACE TABLE removed AS SELECT _i, src, unit, row, {', '.join(REMOVED_COLUMNS)} FROM fate WHERE removed_by IS NOT NULL ORDER BY src, unit, row")
     for name in ("source_names_arrow", "repeated_arrow"):
         con.unregister(name)
-    chosen = {(src, unit): n for src, unit, n in con.sql("SELECT src, unit, count(*) FROM located GROUP BY ALL").fetchall()}
-    return Plan(con, sum(chosen.values()), available, chosen)
+    rows_out = con.sql("SELECT count(*) FROM located").fetchall()[0][0]
+    written = con.sql("SELECT src, unit, count(*) FROM (SELECT src, unit FROM located UNION ALL SELECT src, unit FROM removed) GROUP BY ALL").fetchall()
+    return Plan(con, rows_out, available, {(src, unit): n for src, unit, n in written})
 
 
 def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path) -> None:
