@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from datakit.mix import MixConfig
 
 MEMORY_LIMIT = "256MB"  # DuckDB's share of the mix's memory; joins and sorts past it spill to _work/spill
-WRITING_MEMORY_LIMIT = "64MB"  # its share while the rows are written: it only looks up each file's plan
+WRITING_MEMORY_LIMIT = "64MB"  # its share while the rows are written: it only looks up each group of files' plan
 ROWS, PROMPTS = "rows", "prompts"  # the index files: _work/index/rows-NNNNN.parquet, prompts-NNNNN.parquet
 KEY_BUCKET_BITS = 12  # a quota's draw ranks only the candidates whose key shares the top bits of its last one
 REMOVED_COLUMNS = ["removed_by", "removed_reason", "duplicate_of", "decontam_benchmark", "decontam_item", "decontam_ngram"]
@@ -92,9 +92,9 @@ class Plan:
         return self.con.cursor().sql(query, params=[first, end]).pl()  # a cursor of its own: callers run on threads
 
     def keep_only_what_writing_reads(self) -> None:
-        """Once the report is drawn, the write pass reads `located` and `removed` alone, a file's rows at
-        a time: the rest is dropped and DuckDB's cap lowered, so what it holds goes to its spill files
-        and the memory to the writing threads (~170 MB at 10^7 samples)."""
+        """Once the report is drawn, the write pass reads `located` and `removed` alone, a group of files'
+        rows at a time: the rest is dropped and DuckDB's cap lowered, so what it holds goes to its spill
+        files and the memory to the writing threads (~170 MB at 10^7 samples)."""
         for table in ("fate", "candidate", "taken", "picks", "prompt", "clean", "prompt_removed", "repeats"):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute(f"SET memory_limit = '{WRITING_MEMORY_LIMIT}'")
