@@ -89,7 +89,7 @@ class Plan:
         """The chosen rows among the rows numbered [first, end) (`_i`, so consecutive files): _i, row,
         position, copy_index; by file, then position."""
         query = "SELECT _i, row, position, copy_index FROM located WHERE _i >= $1 AND _i < $2 ORDER BY src, unit, position"
-        return self.con.cursor().sql(query, params=[first, end]).pl()  # a cursor of its own: callers run on threads
+        return self._fetch(query, first, end)
 
     def keep_only_what_writing_reads(self) -> None:
         """Once the report is drawn, the write pass reads `located` and `removed` alone, a group of files'
@@ -102,7 +102,13 @@ class Plan:
     def removed(self, first: int, end: int) -> pl.DataFrame:
         """The removed rows among the rows numbered [first, end): _i, row and why, by _i."""
         query = f"SELECT _i, row, {', '.join(REMOVED_COLUMNS)} FROM removed WHERE _i >= $1 AND _i < $2 ORDER BY _i"
-        return self.con.cursor().sql(query, params=[first, end]).pl()
+        return self._fetch(query, first, end)
+
+    def _fetch(self, query: str, *params: int) -> pl.DataFrame:
+        """`query` on a cursor of its own (callers run on threads), closed at once: a cursor left to the
+        garbage collector keeps the database, and the spill files it has open, alive after the mix."""
+        with self.con.cursor() as cursor:
+            return cursor.sql(query, params=list(params)).pl()
 
 
 def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, repeated: pl.DataFrame, names: list[str]) -> Plan:
