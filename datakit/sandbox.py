@@ -24,6 +24,7 @@ import base64
 import contextlib
 import functools
 import json
+import math
 import os
 import secrets
 import select
@@ -451,7 +452,7 @@ class Sandbox:
             self.proc.stdout.close()  # type: ignore[union-attr]
             self.proc.stderr.close()  # type: ignore[union-attr]
             self.proc = None
-        for fd in self._fds:
+        for fd in list(self._fds):  # a copy: closing one takes it off the list
             self._close_fd(fd)
         if self.cgroup is not None:
             self.cgroup.remove()
@@ -485,7 +486,7 @@ class Sandbox:
             now = time.monotonic()
             if now >= deadline:
                 raise SandboxError(f"no reply within {wait_s:.0f}s")
-            for fd in select.select([*readers, *self._drains], [], [], deadline - now)[0]:
+            for fd in readable([*readers, *self._drains], deadline - now):
                 if fd in readers:
                     try:
                         readers[fd].feed()
@@ -521,6 +522,15 @@ def _hidden_dirs() -> tuple[tuple[str, tuple[str, ...]], ...]:
                     keep.append(path)
                 break
     return tuple((top, tuple(keep)) for top, keep in sorted(hidden.items()))
+
+
+def readable(fds: list[int], wait_s: float) -> list[int]:
+    """Those of `fds` ready to read (or closed at the other end) within `wait_s` seconds; poll(), not
+    select(), which fails for a descriptor past 1023 (a process may hold more files than that)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(max(0, math.ceil(wait_s * 1000)))]
 
 
 def _launch(mode: str, config: dict[str, Any], workdir: str, fds: list[int]) -> subprocess.Popen[bytes]:

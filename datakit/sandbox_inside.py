@@ -186,10 +186,26 @@ def from_plain(obj: Any, depth: int = 0) -> Any:
 # --- the harness (PID 1) --------------------------------------------------------------------------
 
 
+def _renumber_low(config: dict[str, Any]) -> None:
+    """The host's pipes and cgroup files under the lowest free numbers: they come with the host's
+    numbers, past 1024 where the host holds many files, and select() takes none past 1023."""
+
+    def low(fd: int) -> int:
+        new = os.dup(fd)
+        os.set_inheritable(new, True)
+        os.close(fd)
+        return new
+
+    for name in ("harness_in", "harness_out", "judge_in", "judge_out"):
+        config[name] = low(config[name])
+    config["cgroup_fds"] = [low(fd) for fd in config["cgroup_fds"]]
+
+
 def harness() -> NoReturn:
     """Sandbox entry point: mounts, the judge, then the host's requests until it says finish."""
     config = json.loads(sys.argv[3])
     _close_stdin()
+    _renumber_low(config)
     reply = config["harness_out"]
     libc = ctypes.CDLL(None, use_errno=True)
     try:

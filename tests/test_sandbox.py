@@ -4,9 +4,12 @@ no secrets, no process left behind, nosuid and no_new_privs; and both ways of ru
 from __future__ import annotations
 
 import os
+import resource
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +69,37 @@ def test_stdin_stdout_and_exit_codes():
     assert (failing.code, failing.stdout) == (3, b"partial\n")
     crashing = run("raise ValueError('bad input')\n")
     assert crashing.code == 1 and "ValueError: bad input" in crashing.stderr
+
+
+def test_a_closed_sandbox_leaves_no_file_open_in_the_caller():
+    """A long filter run opens a sandbox per sample: each must give back every pipe and cgroup file it
+    opened, or the process runs out of descriptors (and select() of fds past 1024) hundreds of samples in."""
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        assert run("print(input())\n", b"x\n").stdout == b"x\n"
+    assert set(os.listdir("/proc/self/fd")) - before == set()
+
+
+HOLDING_MANY_FILES = """
+import os, resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+from datakit.sandbox import Sandbox, isolation
+with Sandbox() as box:
+    box.load("python", "print(int(input()) * 2)")
+    print(isolation(), box.run_case(b"21", 100).stdout.decode().strip(), max(held))
+"""
+
+
+@pytest.mark.skipif(resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 2048, reason="the hard limit on open files is too low to hold 1100")
+def test_a_process_holding_over_1024_files_still_runs_sandboxes():
+    """select() refuses descriptors past 1023: a host with many files open (a mix raises its limit)
+    must still start, isolate and hear its sandboxes."""
+    done = subprocess.run([sys.executable, "-c", HOLDING_MANY_FILES], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mode, doubled, highest = done.stdout.split()
+    assert (mode, doubled) == (isolation(), "42") and int(highest) > 1024
 
 
 def test_main_guard_runs_for_stdin_programs():
