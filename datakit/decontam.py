@@ -132,6 +132,7 @@ class Decontaminator:
         several uses); `words_of(i)` gives text i's words, asked only to confirm a hit."""
         best: list[tuple[int, int, int] | None] = [None] * len(lengths)  # (start, -length, prompt): earliest, then longest
         hits: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        split: dict[int, list[str]] = {}  # a contaminated text shares many n-grams: it is split once
         if self._keys.size:
             for m in self._lengths:
                 hashes, owner, start = gram_hashes(flat, lengths, m, sieve=self._sieve)
@@ -139,7 +140,9 @@ class Decontaminator:
                 for i in np.flatnonzero(self._keys[at] == hashes).tolist():
                     t, s, entry = int(owner[i]), int(start[i]), self._entries[int(hashes[i])]
                     source, at_source, _ = entry
-                    if words_of(t)[s : s + m] != self._texts[source][2][at_source : at_source + m]:
+                    if t not in split:
+                        split[t] = words_of(t)
+                    if split[t][s : s + m] != self._texts[source][2][at_source : at_source + m]:
                         continue  # a 64-bit hash collision, not a shared n-gram
                     key = (s, -m, t)
                     if best[t] is None or key < best[t]:

@@ -95,7 +95,7 @@ class Plan:
         """Once the report is drawn, the write pass reads `located` and `removed` alone, a group of files'
         rows at a time: the rest is dropped and DuckDB's cap lowered, so what it holds goes to its spill
         files and the memory to the writing threads (~170 MB at 10^7 samples)."""
-        for table in ("fate", "candidate", "taken", "picks", "prompt", "clean", "prompt_removed", "repeats"):
+        for table in ("fate", "candidate", "taken", "picks", "prompt", "clean", "bands", "prompt_removed", "repeats"):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute(f"SET memory_limit = '{WRITING_MEMORY_LIMIT}'")
 
@@ -152,7 +152,7 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
         SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
     )
     # numbered by the row of their first appearance (no sort): clustering keeps each component's earliest prompt
-    con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, * FROM prompt WHERE decontam_benchmark IS NULL")
+    con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, src, prompt_id, prompt_key FROM prompt WHERE decontam_benchmark IS NULL")
     numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
     duplicate, rep = cluster_columns(_shared_columns(con, config), numbers)
     con.register("dups_arrow", pa.table({"c": pa.array(duplicate, pa.uint64()), "rep": pa.array(rep, pa.uint64())}))
@@ -174,20 +174,26 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
 def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per key column clustering reads (the exact key, then each MinHash band), the clean prompts whose
     key another prompt shares. An exact duplicate has its original's bands: with exact dedup on, the
-    bands are searched without the exact duplicates, for the same components from far fewer rows."""
-    prompts = "clean"
+    bands are searched without the exact duplicates, for the same components from far fewer rows
+    (table `bands`, made once for all bands)."""
+    later = np.empty(0, np.uint64)
     if config.dedup.exact:
-        rows, keys = _shared_keys(con, "prompt_key", prompts)
+        rows, keys = _shared_keys(con, "prompt_key", "clean")
         yield rows, keys
         order = np.lexsort((rows, keys))
         rows, keys = rows[order], keys[order]
         later = rows[1:][keys[1:] == keys[:-1]]  # all of a key's rows but its first
-        con.register("exact_duplicates_arrow", pa.table({"c": pa.array(later, pa.uint64())}))
-        prompts = "(SELECT * FROM clean ANTI JOIN exact_duplicates_arrow USING (c))"
-    for band in range(config.dedup.bands) if config.dedup.near else ():
-        yield _shared_keys(con, f"band{band}", prompts)
-    if config.dedup.exact:
-        con.unregister("exact_duplicates_arrow")
+    if not config.dedup.near:
+        return
+    con.register("exact_duplicates_arrow", pa.table({"c": pa.array(later, pa.uint64())}))
+    columns = ", ".join(f"band{band}" for band in range(config.dedup.bands))
+    con.execute(
+        f"""CREATE OR REPLACE TABLE bands AS SELECT first_i AS c, {columns} FROM prompt
+        WHERE decontam_benchmark IS NULL AND first_i NOT IN (SELECT c FROM exact_duplicates_arrow)"""
+    )
+    con.unregister("exact_duplicates_arrow")
+    for band in range(config.dedup.bands):
+        yield _shared_keys(con, f"band{band}", "bands")
 
 
 def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> tuple[np.ndarray, np.ndarray]:
