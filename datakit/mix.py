@@ -63,7 +63,7 @@ from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
 from datakit.progress import StageProgress
-from datakit.reader import FIELDS, Reject, conform, duplicate_reason, holds, language_problem, read_jsonl
+from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
@@ -290,6 +290,7 @@ class Source:
     unit_rows: list[int] = field(default_factory=list)  # each unit's row count
     unit_bytes: list[int] = field(default_factory=list)  # each unit's size uncompressed (Parquet metadata), all columns
     sound: list[set[str]] = field(default_factory=list)  # each unit's CHECK_UNREAD columns that can hold no bad value
+    typed: list[bool] = field(default_factory=list)  # each unit: a Parquet file whose schema columns all hold their types
     rejects: list[Reject] = field(default_factory=list)  # a JSONL source's lines that are not sample rows
     lines: list[int] = field(default_factory=list)  # a JSONL source: the line of each row of its one unit
 
@@ -304,10 +305,21 @@ class Source:
         wanted = [c for c in columns if c not in ROW_PROBLEM]
         check = any(c in ROW_PROBLEM for c in columns)
         table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted, use_threads=False), check)
-        for name, part in zip(ROW_PROBLEM, (0, 1)) if check else ():
-            values = [problems[i][part] if i in problems else None for i in range(table.num_rows)] if problems else pa.nulls(table.num_rows, pa.string())
+        for name, values in zip(ROW_PROBLEM, _problem_values(problems, table.num_rows)) if check else ():
             table = table.append_column(name, pa.array(values, pa.string()))
         return table.select(columns)
+
+    def read_frame(self, unit: int, columns: list[str]) -> pl.DataFrame:
+        """`read` as a polars frame. A Parquet file whose schema columns all hold their types is read by
+        polars itself, in half pyarrow's time and with nothing to copy into polars after."""
+        item = self.units[unit]
+        if self.sft is not None or not self.typed[unit]:
+            return pl.from_arrow(self.read(unit, columns))  # type: ignore[return-value]
+        frame = pl.read_parquet(item, columns=[c for c in columns if c not in ROW_PROBLEM], parallel="none", hive_partitioning=False, glob=False)
+        if any(c in ROW_PROBLEM for c in columns):
+            values = _problem_values(check_frame(frame), frame.height)
+            frame = frame.with_columns(pl.Series(name, column, pl.String) for name, column in zip(ROW_PROBLEM, values))
+        return frame.select(columns)
 
     def where(self, unit: int) -> str:
         item = self.units[unit]
@@ -316,6 +328,11 @@ class Source:
     def position(self, unit: int, row: int) -> tuple[str, int]:
         """("line", 1-based line) of a JSONL source's row, else ("row", 0-based row of the unit)."""
         return ("line", self.lines[row]) if self.lines else ("row", row)
+
+
+def _problem_values(problems: dict[int, tuple[str, str]], rows: int) -> tuple[list[str | None], list[str | None]]:
+    """The ROW_PROBLEM columns' values (field, reason) of `rows` rows, from `conform`'s problems."""
+    return tuple([problems[i][part] if i in problems else None for i in range(rows)] for part in (0, 1))  # type: ignore[return-value]
 
 
 def open_source(spec: MixSource) -> Source:
@@ -342,7 +359,7 @@ def open_source(spec: MixSource) -> Source:
         units = _hub_units(spec)
     if not units:
         raise DatakitError(f"{spec.path}: no samples found (no Parquet shards)")
-    unit_rows, unit_bytes, sound, columns = [], [], [], []
+    unit_rows, unit_bytes, sound, typed, columns = [], [], [], [], []
     for unit in units:
         schema = unit.schema if isinstance(unit, pa.Table) else _read_schema(unit)
         columns.append(READ_COLUMNS + ROW_PROBLEM if spec.sft else list(schema.names) + ROW_PROBLEM)
@@ -361,11 +378,12 @@ def open_source(spec: MixSource) -> Source:
             unit_bytes.append(sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)))
             nulls = {c: _parquet_nulls(meta, c) for c in CHECK_UNREAD if c in schema.names}
         sound.append(set() if spec.sft else {c for c, n in nulls.items() if n == 0 and holds(schema.field(c).type, FIELDS[c].type)})
+        typed.append(isinstance(unit, Path) and all(holds(schema.field(c).type, FIELDS[c].type) for c in schema.names if c in FIELDS))
     if path.is_file() and path.suffix in (".jsonl", ".json"):
         return Source(name, spec.path, units, columns, sum(unit_rows) + len(read.rejects), fingerprint((path.name, path.stat().st_size, path.stat().st_mtime_ns)),
-                      manifest, report, spec.sft, unit_rows, unit_bytes, sound, rejects=read.rejects, lines=[number for _, _, number in read.origin])
+                      manifest, report, spec.sft, unit_rows, unit_bytes, sound, typed, rejects=read.rejects, lines=[number for _, _, number in read.origin])
     digest = fingerprint([(str(u.name), u.stat().st_size, int(u.stat().st_mtime)) if isinstance(u, Path) else u.num_rows for u in units])
-    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows, unit_bytes, sound)
+    return Source(name, spec.path, units, columns, sum(unit_rows), digest, manifest, report, spec.sft, unit_rows, unit_bytes, sound, typed)
 
 
 def _parquet_nulls(meta: pq.FileMetaData, column: str) -> int | None:
@@ -501,8 +519,8 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
         src, unit = units[number]
         source = sources[src]
         unread = source.sound[unit] if "completion" in source.columns[unit] else set()
-        table = source.read(unit, [c for c in READ_COLUMNS if c not in unread] + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
-        rows, prompts, rejects = _index_unit(config, src, source, unit, table, decontaminator, hasher, offsets[number])
+        frame = source.read_frame(unit, [c for c in READ_COLUMNS if c not in unread] + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
+        rows, prompts, rejects = _index_unit(config, src, source, unit, frame, decontaminator, hasher, offsets[number])
         write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet", settle)
         write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet", settle)
         _write_rejects(folder / f"rejects-{number:05d}.jsonl", rejects, settle)  # last: it marks the file indexed
@@ -561,20 +579,21 @@ def file_workers(task_bytes: int) -> int:
 
 
 def _index_unit(
-    config: MixConfig, src: int, source: Source, unit: int, table: pa.Table, decontaminator: Decontaminator, hasher: MinHasher, offset: int
+    config: MixConfig, src: int, source: Source, unit: int, read: pl.DataFrame, decontaminator: Decontaminator, hasher: MinHasher, offset: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
-    """Index one file's rows, column-wise; a malformed row becomes a reject naming its file, row and
-    field. Rows are numbered from `offset` (`_i`: the row's place among all sources' rows)."""
-    text = "completion" if "completion" in table.column_names else None
-    frame = pl.from_arrow(table.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, text or "reasoning"]))
+    """Index one file's rows (as `Source.read_frame` read them), column-wise; a malformed row becomes a
+    reject naming its file, row and field. Rows are numbered from `offset` (`_i`: the row's place
+    among all sources' rows)."""
+    text = "completion" if "completion" in read.columns else None
+    frame = read.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, text or "reasoning"])
     frame = frame.with_row_index("row").with_columns(_row_problem())
     rejects = []
     bad = frame.filter(pl.col("_field").is_not_null()).select("row", "_field", "_reason")
-    if bad.height and not set(READ_COLUMNS) <= set(table.column_names):  # a rejected row is kept whole
-        table = source.read(unit, READ_COLUMNS + [c for c in table.column_names if c not in READ_COLUMNS])
+    if bad.height and not set(READ_COLUMNS) <= set(read.columns):  # a rejected row is kept whole
+        read = source.read_frame(unit, READ_COLUMNS + [c for c in read.columns if c not in READ_COLUMNS])
     for i, problem, reason in bad.iter_rows():
         unit_name, number = source.position(unit, i)
-        raw = json.dumps({k: v for k, v in table.slice(i, 1).to_pylist()[0].items() if k not in ROW_PROBLEM}, ensure_ascii=False, default=str)
+        raw = json.dumps({k: v for k, v in read.row(i, named=True).items() if k not in ROW_PROBLEM}, ensure_ascii=False, default=str)
         rejects.append({"file": source.where(unit), unit_name: number, "field": problem, "reason": reason, "raw": raw, "source": source.name})
     valid = frame.filter(pl.col("_field").is_null())
     # the prompt's text is split into words and hashed once per prompt, not per sample, and shared by all three uses

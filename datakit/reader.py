@@ -298,25 +298,40 @@ def conform(table: pa.Table, check: bool = True) -> tuple[pa.Table, dict[int, tu
                     values.append(None)
             column = pa.chunked_array([pa.array(values, f.type)])
             table = table.set_column(table.column_names.index(name), name, column)
-        if not check:
-            continue
-        if not f.nullable and column.null_count:
-            for i in pl.from_arrow(column.is_null()).arg_true().to_list():  # type: ignore[union-attr]
-                problems.setdefault(i, (name, "null, but the sample schema requires a value"))
-        _check_values(column, name, problems)
+        if check:
+            check_column(column, name, problems)
     return table, problems
 
 
-def _check_values(column: pa.ChunkedArray, name: str, problems: dict[int, tuple[str, str]]) -> None:
+def check_frame(frame: pl.DataFrame) -> dict[int, tuple[str, str]]:
+    """`conform`'s checks of a polars frame whose schema columns already hold their types (a typed
+    Parquet file read by polars): per bad row (0-based) its first (field, reason)."""
+    problems: dict[int, tuple[str, str]] = {}
+    for name in frame.columns:
+        if name in FIELDS:
+            check_column(frame[name], name, problems)
+    return problems
+
+
+def check_column(column: pa.ChunkedArray | pl.Series, name: str, problems: dict[int, tuple[str, str]]) -> None:
+    """A schema column's nulls where the schema requires a value, then its VALUE_CHECKS; an Arrow
+    column is handed to polars only where there is something to look at."""
+    arrow = isinstance(column, pa.ChunkedArray)
+    if not FIELDS[name].nullable and (column.null_count if arrow else column.null_count()):
+        nulls = pl.from_arrow(column.is_null()) if arrow else column.is_null()
+        for i in nulls.arg_true().to_list():  # type: ignore[union-attr]
+            problems.setdefault(i, (name, "null, but the sample schema requires a value"))
+    if name in VALUE_CHECKS:
+        _check_values(pl.from_arrow(column) if arrow else column, name, problems)  # type: ignore[arg-type]
+
+
+def _check_values(series: pl.Series, name: str, problems: dict[int, tuple[str, str]]) -> None:
     """VALUE_CHECKS over a column: each distinct value once (messages: by length and null turns)."""
-    if name not in VALUE_CHECKS:
-        return
-    series = pl.from_arrow(column)
     if name == "messages":
         empty = series.list.len() == 0
         broken = series.list.eval(pl.element().struct.field("role").is_null() | pl.element().struct.field("content").is_null()).list.any()
         for i in (empty | broken).fill_null(False).arg_true().to_list():
-            problems.setdefault(i, (name, _messages_problem(column[i].as_py()) or "bad turns"))
+            problems.setdefault(i, (name, _messages_problem(series.slice(i, 1).to_list()[0]) or "bad turns"))
         return
     bad = {v: p for v in series.drop_nulls().unique().to_list() if (p := VALUE_CHECKS[name](v))}
     if bad:

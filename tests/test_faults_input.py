@@ -156,6 +156,31 @@ def test_mix_reads_reasoning_only_where_a_file_may_hold_a_bad_one(tmp_path: Path
     assert json.loads(by_file["b.parquet"]["raw"])["reasoning"] == good(1, 1)["reasoning"]
 
 
+def test_the_mix_index_reads_a_typed_file_through_polars_with_the_same_checks(tmp_path: Path) -> None:
+    """The index reads a Parquet file whose columns hold their schema types with polars, not pyarrow:
+    every bad value is still found, with the same field and reason; a file of other types goes through
+    pyarrow, value by value."""
+    from datakit.mix import READ_COLUMNS, ROW_PROBLEM, open_source
+
+    rows = [good(0, 0), {**good(0, 1), "messages": []}, {**good(1, 0), "messages": [{"role": "user", "content": None}]},
+            {**good(1, 1), "completion": None}, {**good(2, 0), "kind": "thinking"}, {**good(2, 1), "language": "xx-invalid"},
+            {**good(2, 1), "sample_index": 2, "messages": [{"role": None, "content": "hi"}, {"role": "user", "content": "2 + 2?"}]}]
+    nullable = pa.schema([f.with_nullable(True) for f in SAMPLE_SCHEMA])  # the schema's types, with room for the bad nulls
+    pq.write_table(pa.Table.from_pylist(rows, schema=nullable), tmp_path / "typed.parquet")
+    pq.write_table(pa.Table.from_pylist([{**r, "sample_index": str(r["sample_index"])} for r in rows]), tmp_path / "text_index.parquet")
+    columns = READ_COLUMNS + ["completion", *ROW_PROBLEM]
+    for name, typed in (("typed.parquet", True), ("text_index.parquet", False)):
+        source = open_source(MixSource(path=str(tmp_path / name)))
+        assert source.typed == [typed]
+        frame = source.read_frame(0, columns)
+        assert frame.equals(pl.from_arrow(source.read(0, columns)))
+        assert frame.select(ROW_PROBLEM).rows() == [
+            (None, None), ("messages", "expected a non-empty list of {role, content} turns"), ("messages", "turn 0: expected {role: str, content: str}"),
+            ("completion", "null, but the sample schema requires a value"), ("kind", "expected one of reasoning, non_reasoning, got 'thinking'"),
+            ("language", frame["_problem_reason"][5]), ("messages", "turn 0: expected {role: str, content: str}")]
+        assert frame["_problem_reason"][5].startswith("unknown language code 'xx-invalid'")
+
+
 def mix_config(tmp_path: Path, sources: list[MixSource]) -> MixConfig:
     return MixConfig(sources=sources, output=str(tmp_path / "mix"), quotas={"reasoning": {"math": 100}},
                      decontamination=DecontaminationConfig(benchmarks=[]), progress=False)
