@@ -711,7 +711,7 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
                 source = sources[src]
                 mine = pl.col("_i").is_between(offsets[number], offsets[number + 1], closed="left")
                 # what a conversation is built from (not `completion`, the widest column: reasoning and answer are)
-                table = source.read(unit, READ_COLUMNS + [c for c in CONVERSATION_EXTRAS if c in source.columns[unit]])
+                table = source.read_frame(unit, READ_COLUMNS + [c for c in CONVERSATION_EXTRAS if c in source.columns[unit]])
                 removed.append(_removed_rows(table, dropped.filter(mine), config, source.name))
                 chosen.append(_chosen_rows(table, picks.filter(mine), source.name, config))
             write_shard(out / "removed", group, pa.concat_tables(removed), settle)
@@ -762,11 +762,16 @@ def _scatter_groups(written: list[int], rows: int) -> list[list[int]]:
     return groups
 
 
-def _chosen_rows(table: pa.Table, picks: pl.DataFrame, name: str, config: MixConfig) -> pa.Table:
+def _chosen_rows(table: pl.DataFrame, picks: pl.DataFrame, name: str, config: MixConfig) -> pa.Table:
     """A source file's chosen rows in the mix format, with their output positions."""
-    rows = conversation_rows(table.take(pa.array(picks["row"].to_numpy())), name, config.empty_think_domains)
+    rows = conversation_rows(_arrow_rows(table, picks["row"]), name, config.empty_think_domains)
     rows = rows.append_column("copy_index", pa.array(picks["copy_index"].to_numpy(), pa.int32()))
     return rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
+
+
+def _arrow_rows(table: pl.DataFrame, rows: pl.Series) -> pa.Table:
+    """Rows of a source file as read by polars, handed to Arrow as they are (string views: no copy)."""
+    return table[rows.cast(pl.Int64).to_numpy()].to_arrow(compat_level=pl.CompatLevel.newest())
 
 
 def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, shards: int, settle: Settler) -> None:
@@ -851,10 +856,10 @@ def _append_turn(messages: pa.ChunkedArray, role: str, content: pa.ChunkedArray 
     return pa.ListArray.from_arrays(pa.array(grown, pa.int32()), values, type=pa.list_(MESSAGE))
 
 
-def _removed_rows(table: pa.Table, removed: pl.DataFrame, config: MixConfig, name: str) -> pa.Table:
+def _removed_rows(table: pl.DataFrame, removed: pl.DataFrame, config: MixConfig, name: str) -> pa.Table:
     """The removed rows as they would have entered the mix (one schema, whatever the source's
     extra columns), tagged with why and by what."""
-    rows = conversation_rows(table.take(pa.array(removed["row"].to_numpy(), pa.int64())), name, config.empty_think_domains)
+    rows = conversation_rows(_arrow_rows(table, removed["row"]), name, config.empty_think_domains)
     rows = rows.append_column("copy_index", pa.array([0] * rows.num_rows, pa.int32()))
     for f in REMOVED_FIELDS:
         rows = rows.append_column(f, removed[f.name].to_arrow().cast(f.type))
