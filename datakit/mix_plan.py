@@ -125,13 +125,12 @@ def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, rep
     if config.dedup.exact:
         _drop_repeated_samples(con)
     cap = f"QUALIFY row_number() OVER (PARTITION BY src, prompt_id ORDER BY random_key, _i) <= {int(config.max_per_prompt)}" if config.max_per_prompt else ""
-    con.execute(f"CREATE OR REPLACE TABLE candidate AS SELECT _i, kind, domain, random_key, shuffle_key FROM fate WHERE removed_by IS NULL {cap}")
+    con.execute(f"CREATE OR REPLACE TABLE candidate AS SELECT _i, kind, domain, random_key, shuffle_key, src, unit, row FROM fate WHERE removed_by IS NULL {cap}")
     available = {(k, d): n for k, d, n in con.sql("SELECT kind, domain, count(*) FROM candidate GROUP BY ALL").fetchall()}
     _fill_quotas(config, con)
     con.execute(
         """CREATE OR REPLACE TABLE located AS
-        SELECT row_number() OVER (ORDER BY p.shuffle_key, p._i) - 1 AS position, p._i, p.copy_index, f.src, f.unit, f.row
-        FROM picks p JOIN fate f USING (_i) ORDER BY f.src, f.unit, position"""
+        SELECT row_number() OVER (ORDER BY shuffle_key, _i) - 1 AS position, _i, copy_index, src, unit, row FROM picks ORDER BY src, unit, position"""
     )
     con.execute(f"CREATE OR REPLACE TABLE removed AS SELECT _i, src, unit, row, {', '.join(REMOVED_COLUMNS)} FROM fate WHERE removed_by IS NOT NULL ORDER BY src, unit, row")
     for name in ("source_names_arrow", "repeated_arrow"):
@@ -220,8 +219,8 @@ def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:
-    """Table `picks` (_i, copy_index): each (kind, domain) quota's rows, the lowest random keys; drawn
-    again (copy_index 1, 2, ...) only with replacement."""
+    """Table `picks` (_i, copy_index, shuffle_key, and the row's src, unit, row): each (kind, domain)
+    quota's rows, the lowest random keys; drawn again (copy_index 1, 2, ...) only with replacement."""
     quotas = [(kind, domain, quota) for kind, domains in config.quotas.items() for domain, quota in domains.items()]
     con.register("quotas_arrow", pa.table({"q": range(len(quotas)), "kind": [q[0] for q in quotas], "domain": [q[1] for q in quotas],
                                            "quota": pa.array([q[2] for q in quotas], pa.int64())}))
@@ -233,11 +232,11 @@ def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:
     con.register("cuts_arrow", cuts.to_arrow())
     con.execute(
         f"""CREATE OR REPLACE TABLE taken AS
-        SELECT q.q, c._i, c.random_key, c.shuffle_key FROM candidate c JOIN quotas_arrow q USING (kind, domain) JOIN cuts_arrow x USING (q)
+        SELECT q.q, c._i, c.random_key, c.shuffle_key, c.src, c.unit, c.row FROM candidate c JOIN quotas_arrow q USING (kind, domain) JOIN cuts_arrow x USING (q)
         WHERE c.random_key >> {shift} < x.bucket
         UNION ALL
-        SELECT q, _i, random_key, shuffle_key FROM (
-            SELECT q.q, c._i, c.random_key, c.shuffle_key, x.rest,
+        SELECT q, _i, random_key, shuffle_key, src, unit, row FROM (
+            SELECT q.q, c._i, c.random_key, c.shuffle_key, c.src, c.unit, c.row, x.rest,
                    row_number() OVER (PARTITION BY q.q ORDER BY c.random_key, c._i) AS rank
             FROM candidate c JOIN quotas_arrow q USING (kind, domain) JOIN cuts_arrow x USING (q)
             WHERE c.random_key >> {shift} = x.bucket)
@@ -245,18 +244,18 @@ def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:
     )
     for name in ("quotas_arrow", "cuts_arrow"):
         con.unregister(name)
-    con.execute("CREATE OR REPLACE TABLE picks AS SELECT _i, 0::INTEGER AS copy_index, shuffle_key FROM taken")
+    con.execute("CREATE OR REPLACE TABLE picks AS SELECT _i, 0::INTEGER AS copy_index, shuffle_key, src, unit, row FROM taken")
     if not config.replacement:
         return
     for q, got in con.sql("SELECT q, count(*) FROM taken GROUP BY q ORDER BY q").fetchall():
         kind, domain, quota = quotas[q]
         if short := quota - got:
-            group = con.sql("SELECT _i, random_key FROM taken WHERE q = $1 ORDER BY random_key, _i", params=[q]).pl()
+            group = con.sql("SELECT _i, random_key, src, unit, row FROM taken WHERE q = $1 ORDER BY random_key, _i", params=[q]).pl()
             rng = np.random.default_rng([config.seed, xxhash.xxh64_intdigest(f"{kind}/{domain}".encode())])
             extra = group[rng.integers(0, group.height, size=short)].with_columns(copy_index=(pl.int_range(pl.len()).over("_i") + 1).cast(pl.Int32))
             extra = extra.with_columns(shuffle_key=pl.Series(shuffle_keys(extra["random_key"].to_numpy(), extra["copy_index"].to_numpy(), config.seed), dtype=pl.UInt64))
             con.register("extra_arrow", extra.to_arrow())
-            con.execute("INSERT INTO picks SELECT _i, copy_index, shuffle_key FROM extra_arrow")
+            con.execute("INSERT INTO picks SELECT _i, copy_index, shuffle_key, src, unit, row FROM extra_arrow")
             con.unregister("extra_arrow")
 
 
