@@ -2,7 +2,7 @@
 
     python bench/mix.py                    # 10^5 samples
     python bench/mix.py --rows 1000000     # the 10^6 (~3 minutes on 2 cores, most of it making the data)
-    python bench/mix.py --rows 10000000    # 10^7: ~4 GB of shards made first (~10 minutes), then the mix (~6 minutes on 2 cores); see below
+    python bench/mix.py --rows 10000000    # 10^7: ~4 GB of shards made first (~10 minutes), then the mix (~4 minutes on 2 cores); see below
 
 The synthetic corpus has four domains, two samples per prompt, 5% of prompts repeated exactly
 (other ids, changed case), 3% repeated with one word changed, and ten HumanEval prompts planted.
