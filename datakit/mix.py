@@ -332,6 +332,8 @@ class Source:
 
 def _problem_values(problems: dict[int, tuple[str, str]], rows: int) -> tuple[list[str | None], list[str | None]]:
     """The ROW_PROBLEM columns' values (field, reason) of `rows` rows, from `conform`'s problems."""
+    if not problems:  # the usual file: no row looked at one by one
+        return [None] * rows, [None] * rows
     return tuple([problems[i][part] if i in problems else None for i in range(rows)] for part in (0, 1))  # type: ignore[return-value]
 
 
