@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from itertools import zip_longest
@@ -243,20 +244,21 @@ def card_configs(configs: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+def write_json_atomic(path: Path, data: Any, sync: bool = True) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", sync=sync)
 
 
-def write_text_atomic(path: Path, text: str, settle: Settler | None = None) -> None:
+def write_text_atomic(path: Path, text: str, settle: Settler | None = None, sync: bool = True) -> None:
     """Readers see the old file or the new one, never half of one; workers sharing a folder may race,
     hence a temp name of this process's own."""
-    write_atomic(path, lambda tmp: tmp.write_text(text), path.with_name(f".{path.name}.{os.getpid()}.tmp"), settle)
+    write_atomic(path, lambda tmp: tmp.write_text(text), path.with_name(f".{path.name}.{os.getpid()}.tmp"), settle, sync)
 
 
-def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None = None, settle: Settler | None = None) -> Path:
+def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None = None, settle: Settler | None = None, sync: bool = True) -> Path:
     """`write` the file at `tmp` (default: .NAME.tmp beside it), then fsync and rename it to `path`
     (here, or by `settle` off this thread): readers see the old file or the new one, and a file in
     place survives a crash of the machine; a killed write leaves a temp file that the re-run overwrites.
+    `sync=False` (scratch files of this boot, see `scratch_needs_sync`) skips the fsync, and with it the disk.
 
     On any failure (a full disk, no permission, Ctrl-C) the temp file is removed, so the folder holds
     only finished files and a re-run starts clean; an OSError is raised again naming `path` (write
@@ -266,21 +268,57 @@ def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None =
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         if settle is None:
-            _put_in_place(tmp, path)
+            _put_in_place(tmp, path, sync)
         else:
-            settle(tmp, path)
+            settle(tmp, path, sync)
     except BaseException as e:
         _failed_write(tmp, path, e)
     return path
 
 
-def _put_in_place(tmp: Path, path: Path) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _put_in_place(tmp: Path, path: Path, sync: bool = True) -> None:
+    if sync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     os.replace(tmp, path)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux's id of the running boot, new at each
+SCRATCH_BOOT = ".boot"  # in a scratch folder: the boot its files were written in
+
+
+def scratch_needs_sync(folder: Path) -> bool:
+    """Whether the scratch files of a run in `folder` (files a stage deletes when it completes) need
+    fsync: not where the machine names its boot. A killed process leaves its written files whole in
+    the page cache; only a crash of the machine can leave a renamed file torn, and the next boot has
+    another id. So a scratch folder records the boot it is filled in (`claim_scratch`), and one filled
+    in another boot, or by a run that did not record it, is emptied here, before it is trusted."""
+    boot = _boot()
+    if boot is None:  # every scratch file is synced, so what a crashed run left can be kept
+        return True
+    record = folder / SCRATCH_BOOT
+    if folder.exists() and not (record.exists() and record.read_text() == boot):
+        shutil.rmtree(folder)
+    return False
+
+
+def claim_scratch(folder: Path) -> None:
+    """Make the scratch folder and record the boot its files are written in (see `scratch_needs_sync`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    boot = _boot()
+    if boot is not None and not (folder / SCRATCH_BOOT).exists():
+        write_text_atomic(folder / SCRATCH_BOOT, boot, sync=False)
+
+
+def _boot() -> str | None:
+    """This boot's id, where the machine has one (Linux)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return None
 
 
 def _failed_write(tmp: Path, path: Path, error: BaseException) -> NoReturn:
@@ -304,17 +342,17 @@ class Settler:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="settle")
         self._failure: BaseException | None = None
 
-    def __call__(self, tmp: Path, path: Path) -> None:
+    def __call__(self, tmp: Path, path: Path, sync: bool = True) -> None:
         if self._failure is not None:
             raise self._failure
-        self._pool.submit(self._settle, tmp, path)
+        self._pool.submit(self._settle, tmp, path, sync)
 
-    def _settle(self, tmp: Path, path: Path) -> None:
+    def _settle(self, tmp: Path, path: Path, sync: bool) -> None:
         if self._failure is not None:
             tmp.unlink(missing_ok=True)
             return
         try:
-            _put_in_place(tmp, path)
+            _put_in_place(tmp, path, sync)
         except BaseException as e:
             try:
                 _failed_write(tmp, path, e)

@@ -14,8 +14,12 @@ bench/mix.py: 0.65 GB at 10^6 samples, 0.75 GB at 10^7):
 3. write: each source file once, in groups of consecutive files holding about a shard's worth of
    rows to write: a group's chosen rows (turned into TRL's conversational format) into a scratch file
    of one batch per output shard, its removed rows into one shard of removed/ with the reason; then
-   each output shard gathers its batches. Every file is written atomically (fsynced and renamed on a
-   background thread, in order) and skipped on a re-run.
+   each output shard gathers its batches. Every file is written atomically (renamed on a background
+   thread, in order) and skipped on a re-run.
+
+What the mix writes is fsynced; its scratch files (`_work/`, deleted when it completes) are not, as
+they need never reach the disk: a killed run leaves them whole, and after a crash of the machine
+`_work/` belongs to another boot and is emptied (dataset.scratch_needs_sync).
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ from datakit.dataset import (
     SHARD_DIR,
     Settler,
     claim_folder,
+    claim_scratch,
     folder_lock,
     read_json,
     read_manifest,
+    scratch_needs_sync,
     shard_path,
     write_atomic,
     write_json_atomic,
@@ -215,6 +221,7 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
     previous = claim_folder(out, "mix", run_hash, {"config": hashed_view(config)}, "a source's rows changed")
     if previous and previous.get("complete"):
         return MixSummary(out, json.loads((out / "report.json").read_text()), 0.0, already_complete=True)
+    sync = scratch_needs_sync(out / WORK)  # what the passes leave in _work/ is deleted at the end: it need not reach the disk
     # a benchmark that cannot be loaded (require_all) stops the run before anything is written
     decontaminator = None if (out / WORK / "status.json").exists() else load_decontaminator(config)
     manifest = {
@@ -228,15 +235,16 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
         "complete": False,
     }
     write_json_atomic(out / MANIFEST, manifest)
+    claim_scratch(out / WORK)
 
     with plan_database(out / WORK) as con:
-        index = build_index(config, sources, out / WORK, decontaminator, con)
+        index = build_index(config, sources, out / WORK, decontaminator, con, sync)
         plan = plan_mix(config, con, index.folder, index.repeated, [s.name for s in sources])
         report = build_report(config, sources, plan, index)
         plan.keep_only_what_writing_reads()
         with ThreadPoolExecutor(1) as drawing:
             plot = drawing.submit(write_plot, out, report)  # drawn while the shards are written
-            write_mix(config, sources, plan, out)
+            write_mix(config, sources, plan, out, sync)
             plots = [plot.result()]
     if config.prompt_completion:
         write_prompt_completion(out)
@@ -506,9 +514,10 @@ def load_decontaminator(config: MixConfig) -> Decontaminator:
     return decontaminator
 
 
-def build_index(config: MixConfig, sources: list[Source], work: Path, decontaminator: Decontaminator | None, con: Any) -> Index:
+def build_index(config: MixConfig, sources: list[Source], work: Path, decontaminator: Decontaminator | None, con: Any, sync: bool) -> Index:
     """Index every source file into `work/index/` (each file's index written once it is complete, so a
-    killed run indexes only the files it had not finished), then set aside repeated keys."""
+    killed run indexes only the files it had not finished; fsynced only where `sync`), then set aside
+    repeated keys."""
     folder, status_file = work / "index", work / "status.json"
     folder.mkdir(parents=True, exist_ok=True)
     units, offsets = source_files(sources)
@@ -523,14 +532,15 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
         unread = source.sound[unit] if "completion" in source.columns[unit] else set()
         frame = source.read_frame(unit, [c for c in READ_COLUMNS if c not in unread] + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
         rows, prompts, rejects = _index_unit(config, src, source, unit, frame, decontaminator, hasher, offsets[number])
-        write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet", settle)
-        write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet", settle)
-        _write_rejects(folder / f"rejects-{number:05d}.jsonl", rejects, settle)  # last: it marks the file indexed
+        write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet", settle, sync)
+        write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet", settle, sync)
+        _write_rejects(folder / f"rejects-{number:05d}.jsonl", rejects, settle, sync)  # last: it marks the file indexed
         return source.unit_rows[unit]
 
     with StageProgress("indexing", total=sum(s.rows for s in sources), unit="rows", enabled=config.progress) as progress, Settler() as settle:
         progress.advance(sum(s.rows for s in sources) - sum(sources[units[n][0]].unit_rows[units[n][1]] for n in todo))
-        for rows in in_parallel(index_file, todo, file_workers(largest_file(sources))):
+        # a file's index is many short steps, some holding the GIL: a thread more than cores keeps them busy
+        for rows in in_parallel(index_file, todo, file_workers(largest_file(sources), spare=1)):
             progress.advance(rows)
     pa.default_memory_pool().release_unused()  # what reading the files left cached: the plan needs the room
     repeated = repeated_keys(con, folder)
@@ -540,7 +550,7 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
         duplicates = _repeated_rejects(repeated, sources)
         _write_rejects(work.parent / REJECTS, rejects + duplicates)
         benchmarks = (decontaminator or load_decontaminator(config)).status
-        write_json_atomic(status_file, {"benchmarks": benchmarks, "rejected": len(rejects) + len(duplicates), "duplicates": len(duplicates)})
+        write_json_atomic(status_file, {"benchmarks": benchmarks, "rejected": len(rejects) + len(duplicates), "duplicates": len(duplicates)}, sync)
     status = json.loads(status_file.read_text())
     return Index(folder, repeated, status["benchmarks"], status["rejected"], status["duplicates"])
 
@@ -573,11 +583,12 @@ def largest_file(sources: list[Source]) -> int:
     return max(size for source in sources for size in source.unit_bytes)
 
 
-def file_workers(task_bytes: int) -> int:
-    """Threads a mix pass runs: one per core it may use, at most 4, and fewer where each task holds
+def file_workers(task_bytes: int, spare: int = 0) -> int:
+    """Threads a mix pass runs: one per core it may use (at most 4), plus `spare` for a pass whose
+    tasks often wait (on the GIL, between their compiled steps), and fewer where each task holds
     `task_bytes` of rows and together they would hold more than ROW_MEMORY (R1-length rows, large files)."""
     cores = max(1, min(len(os.sched_getaffinity(0)), 4))
-    return max(1, min(cores, ROW_MEMORY // max(task_bytes, 1)))
+    return max(1, min(cores + spare, ROW_MEMORY // max(task_bytes, 1)))
 
 
 def _index_unit(
@@ -675,22 +686,23 @@ def _repeated_rejects(repeated: pl.DataFrame, sources: list[Source]) -> list[dic
     return rejects
 
 
-def _write_rejects(path: Path, rejects: list[dict[str, Any]], settle: Settler | None = None) -> None:
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects), settle)
+def _write_rejects(path: Path, rejects: list[dict[str, Any]], settle: Settler | None = None, sync: bool = True) -> None:
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects), settle, sync)
 
 
-def write_index_file(frame: pl.DataFrame, path: Path, settle: Settler) -> None:
+def write_index_file(frame: pl.DataFrame, path: Path, settle: Settler, sync: bool) -> None:
     """A scratch Parquet file of the index, written atomically like every shard (through pyarrow, whose
     write errors are OSErrors a full disk can be told by); lz4, as it is read back once, soon, and no
     dictionaries: its columns are hashes and ids, all distinct (half the time to write, smaller)."""
-    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4", use_dictionary=False), settle=settle)
+    write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="lz4", use_dictionary=False), settle=settle, sync=sync)
 
 
 # --- pass 3: write ----------------------------------------------------------------------------------
 
 
-def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -> None:
-    """Scatter the source files' chosen rows (by output shard) and removed rows; gather the shards.
+def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path, sync: bool) -> None:
+    """Scatter the source files' chosen rows (by output shard) and removed rows; gather the shards
+    (the scatter files fsynced only where `sync`: they are deleted once the shards are written).
 
     Consecutive source files form a group until it holds a shard's worth of rows to write, so the
     plan is looked up, and removed rows are written, once per group, and the gather reads a few files
@@ -717,7 +729,7 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path) -
                 removed.append(_removed_rows(table, dropped.filter(mine), config, source.name))
                 chosen.append(_chosen_rows(table, picks.filter(mine), source.name, config))
             write_shard(out / "removed", group, pa.concat_tables(removed), settle)
-            _write_scattered(scattered[group], chosen, config.rows_per_shard, shards, settle)
+            _write_scattered(scattered[group], chosen, config.rows_per_shard, shards, settle, sync)
         return len(groups[group])
 
     # a scatter task holds a source file and up to a shard's rows, a gather task a shard
@@ -776,7 +788,7 @@ def _arrow_rows(table: pl.DataFrame, rows: pl.Series) -> pa.Table:
     return table[rows.cast(pl.Int64).to_numpy()].to_arrow(compat_level=pl.CompatLevel.newest())
 
 
-def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, shards: int, settle: Settler) -> None:
+def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, shards: int, settle: Settler, sync: bool) -> None:
     """Chosen rows (tables each sorted by output position) as an Arrow IPC file of one record batch per
     output shard (empty where the shard takes none of them): the gather of shard k reads batch k of
     every file and nothing else, and puts the rows in order. Uncompressed: lz4 there and back cost
@@ -789,7 +801,7 @@ def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, sha
                 pieces = [part.slice(at[shard], at[shard + 1] - at[shard]) for part, at in zip(parts, bounds) if at[shard + 1] > at[shard]]
                 writer.write_batch(pa.concat_tables(pieces).combine_chunks().to_batches()[0] if pieces else _empty_batch())
 
-    write_atomic(path, write, settle=settle)
+    write_atomic(path, write, settle=settle, sync=sync)
 
 
 def _empty_batch() -> pa.RecordBatch:

@@ -243,6 +243,31 @@ def test_a_file_that_cannot_be_put_in_place_off_the_thread_stops_what_follows_an
     assert no_temp_files(tmp_path)
 
 
+def test_a_scratch_folder_is_kept_within_its_boot_and_emptied_after_a_reboot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scratch files skip fsync (`scratch_needs_sync` says so), which is safe only while the machine that
+    wrote them has not crashed since: a folder from another boot, or one that never recorded its boot,
+    is emptied; where the machine names no boot, its files are synced and kept."""
+    from datakit.dataset import BOOT_ID, claim_scratch, scratch_needs_sync
+
+    work = tmp_path / "_work"
+    assert scratch_needs_sync(work) is False and not work.exists()  # this Linux names its boot; nothing written yet
+    claim_scratch(work)
+    (work / "index").mkdir()
+    (work / "index" / "rows-00000.parquet").write_text("indexed")
+    assert scratch_needs_sync(work) is False and (work / "index" / "rows-00000.parquet").exists()  # a re-run in the same boot keeps it
+    (work / ".boot").write_text("another-boot")
+    assert scratch_needs_sync(work) is False and not work.exists()
+    claim_scratch(work)
+    assert (work / ".boot").read_text() == BOOT_ID.read_text().strip()
+    (work / "index").mkdir()
+    (work / ".boot").unlink()  # left by a run that recorded no boot
+    scratch_needs_sync(work)
+    assert not work.exists()
+    monkeypatch.setattr("datakit.dataset.BOOT_ID", tmp_path / "no-such-file")  # a machine without boot ids
+    (work / "index").mkdir(parents=True)
+    assert scratch_needs_sync(work) is True and (work / "index").exists()
+
+
 # --- permissions and unreadable files ------------------------------------------------------------------
 
 

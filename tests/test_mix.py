@@ -247,6 +247,46 @@ def test_a_crash_while_indexing_resumes_from_the_files_already_indexed(tmp_path:
     assert json.loads((tmp_path / "crashed" / "report.json").read_text()) == json.loads((tmp_path / "whole" / "report.json").read_text())
 
 
+def test_scratch_files_skip_fsync_and_a_reboot_empties_what_a_crash_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the mix writes reaches the disk (fsync) before it is in place; its scratch files do not, as
+    they are deleted at the end. A machine crash can leave those torn: a run after a reboot (another
+    boot id) empties `_work/` and redoes it, here over a torn index file, and mixes what an
+    uninterrupted run mixes."""
+    import os
+
+    import datakit.dataset as dataset
+    import datakit.mix as mix
+
+    source = folder(tmp_path, "filtered", math_rows(12, 2) + writing_rows(4), per_shard=4)
+    quotas = {"reasoning": {"math": 15}, "non_reasoning": {"writing": 3}}
+    real_fsync, synced = os.fsync, []
+    monkeypatch.setattr(dataset.os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
+    run_mix(config(tmp_path, [source], quotas, out="whole"))
+    shards = {p.name for p in (tmp_path / "whole").rglob("part-*.parquet")}
+    assert shards and shards <= {Path(s).name.removeprefix(".").removesuffix(".tmp") for s in synced}  # every shard, output and removed
+    assert not [s for s in synced if "/_work/" in s]
+
+    real_index, calls = mix._index_unit, []
+
+    def crashing(*args: Any) -> Any:
+        calls.append(args[3])
+        if len(calls) == 3:
+            raise KeyboardInterrupt("the machine went down")
+        return real_index(*args)
+
+    monkeypatch.setattr(mix, "_index_unit", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        run_mix(config(tmp_path, [source], quotas, out="crashed"))
+    work = tmp_path / "crashed" / "_work"
+    torn = sorted((work / "index").glob("rows-*.parquet"))[0]
+    torn.write_bytes(torn.read_bytes()[:50])  # the page cache was lost with the machine: half a file
+    (work / ".boot").write_text("an-earlier-boot")
+    monkeypatch.setattr(mix, "_index_unit", real_index)
+    run_mix(config(tmp_path, [source], quotas, out="crashed"))
+    for part in ("", "removed"):
+        assert pl.from_arrow(read_table(tmp_path / "crashed" / part)).equals(pl.from_arrow(read_table(tmp_path / "whole" / part)))
+
+
 def test_a_plan_larger_than_its_memory_cap_spills_and_plans_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The plan runs in DuckDB under a memory cap: with a cap below what its joins and ranks want
     they spill to disk, and the mix comes out the same."""
@@ -348,12 +388,14 @@ def test_conversation_rows_append_the_r1_turn_to_each_rows_own_turns() -> None:
 
 
 def test_threads_are_fewer_where_each_would_hold_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One thread a core, at most 4, and only as many as ROW_MEMORY holds of what each task keeps in memory."""
+    """One thread a core, at most 4 (and any spare), and only as many as ROW_MEMORY holds of what each task keeps in memory."""
     import datakit.mix as mix
 
     monkeypatch.setattr(mix.os, "sched_getaffinity", lambda pid: set(range(8)))
     assert mix.file_workers(1000) == 4
+    assert mix.file_workers(1000, spare=1) == 5  # the index's tasks wait on the GIL between their steps
     assert mix.file_workers(mix.ROW_MEMORY // 2) == 2
+    assert mix.file_workers(mix.ROW_MEMORY // 2, spare=1) == 2
     assert mix.file_workers(mix.ROW_MEMORY * 3) == 1
     monkeypatch.setattr(mix.os, "sched_getaffinity", lambda pid: {0})
     assert mix.file_workers(1000) == 1
