@@ -71,7 +71,7 @@ from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
 from datakit.progress import StageProgress
-from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, language_problem, read_jsonl
+from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, known_languages, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
@@ -273,9 +273,10 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
 
 
 def _import_ahead() -> None:
-    """Import what later passes will, where the index leaves a core idle: pandas (pyarrow imports it
-    on its first conversion of Python values, which would stall the plan ~0.5 s on the GIL) and
-    matplotlib (for the plot drawn beside the write pass, which is busier)."""
+    """Import what the passes will, where the index leaves a core idle: the language table of the row
+    checks, pandas (pyarrow imports it on its first conversion of Python values, which would stall
+    the plan ~0.5 s on the GIL) and matplotlib (for the plot drawn beside the busier write pass)."""
+    known_languages()  # first: the index's row checks need it (~0.3 s of tables to build)
     with suppress(ImportError):
         importlib.import_module("pandas")
     importlib.import_module("datakit.plots")
@@ -671,9 +672,8 @@ def _index_unit(
         prompt_key="prompt_key",
         # one column a band: clustering reads one band of every prompt at a time
         **{f"band{b}": pl.Series(bands[:, b], dtype=pl.UInt64) for b in range(hasher.bands)},
-        decontam_benchmark=pl.Series([m.benchmark if m else None for m in matches], dtype=pl.String),
-        decontam_item=pl.Series([m.item if m else None for m in matches], dtype=pl.String),
-        decontam_ngram=pl.Series([m.ngram if m else None for m in matches], dtype=pl.String),
+        **{f"decontam_{part}": pl.Series([getattr(m, part) if m else None for m in matches], dtype=pl.String) if any(matches) else pl.lit(None, pl.String)
+           for part in ("benchmark", "item", "ngram")},  # most files have no match: no list of Nones then
     )
     return rows, prompts, rejects
 
