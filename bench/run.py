@@ -22,7 +22,8 @@ decontamination, every removed row kept), and its code verifier isolates what th
 `KB/row` is peak RSS over input rows: it falls as the input grows where memory stays flat, and stays
 level where memory grows with the input. Each side runs in its own process, so a peak RSS is that
 side's alone (sample shares one engine between both sides and reports none; code reports none).
-~65 minutes on 2 cores (distill ~35 of them; `--distill-rows 0` skips it); filtering 10^6 rows (--filter-rows 1000000) takes about an hour there.
+The mix's sides run three times each, in turn, and each side's fastest run counts (bench/harness.py).
+~67 minutes on 2 cores (distill ~35 of them; `--distill-rows 0` skips it); filtering 10^6 rows (--filter-rows 1000000) takes about an hour there.
 """
 
 from __future__ import annotations
