@@ -276,7 +276,7 @@ def write_atomic(path: Path, write: Callable[[Path], object], tmp: Path | None =
     return path
 
 
-def _put_in_place(tmp: Path, path: Path, sync: bool = True) -> None:
+def _put_in_place(tmp: Path, path: Path, sync: bool) -> None:
     if sync:
         fd = os.open(tmp, os.O_RDONLY)
         try:

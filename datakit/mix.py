@@ -665,6 +665,7 @@ def _index_unit(
         found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: words(texts[i]))
         bands = hasher.hashed_band_keys(flat, lengths)
         matches = found.result()
+    matched = any(matches)  # most files match no benchmark: their decontam columns are null literals, not lists of Nones
     prompts = prompts.select(
         src=pl.lit(src, pl.UInt16),
         prompt_id=pl.col("prompt_id").cast(pl.String),
@@ -672,8 +673,8 @@ def _index_unit(
         prompt_key="prompt_key",
         # one column a band: clustering reads one band of every prompt at a time
         **{f"band{b}": pl.Series(bands[:, b], dtype=pl.UInt64) for b in range(hasher.bands)},
-        **{f"decontam_{part}": pl.Series([getattr(m, part) if m else None for m in matches], dtype=pl.String) if any(matches) else pl.lit(None, pl.String)
-           for part in ("benchmark", "item", "ngram")},  # most files have no match: no list of Nones then
+        **{f"decontam_{part}": pl.Series([getattr(m, part) if m else None for m in matches], dtype=pl.String) if matched else pl.lit(None, pl.String)
+           for part in ("benchmark", "item", "ngram")},
     )
     return rows, prompts, rejects
 
