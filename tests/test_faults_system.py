@@ -371,15 +371,19 @@ def test_ctrl_c_mid_run_is_one_line_and_a_re_run_resumes(stage: str, whole: dict
 
 
 CTRL_C_AT_SHARD = """
-import os, signal, sys
+import os, signal, sys, threading
 import datakit.mix as mix
 from datakit.cli import main
 write_shard, wanted = mix.write_shard, int(os.environ["CTRL_C_AT_SHARD"])
+sent = threading.Event()
 
 def write_then_ctrl_c(folder, index, table, settle=None):  # a terminal's Ctrl-C: SIGINT to the whole process group
+    if folder.name != "removed" and index > wanted:
+        sent.wait(60)  # a later shard ends only after the Ctrl-C, so how many start does not hang on thread timing
     path = write_shard(folder, index, table, settle)
     if index == wanted and folder.name != "removed":
         os.killpg(0, signal.SIGINT)
+        sent.set()
     return path
 
 mix.write_shard = write_then_ctrl_c
