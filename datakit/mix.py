@@ -348,9 +348,10 @@ class Source:
         if self.sft is not None or not self.typed[unit]:
             return pl.from_arrow(self.read(unit, columns))  # type: ignore[return-value]
         frame = pl.read_parquet(item, columns=[c for c in columns if c not in ROW_PROBLEM], parallel="none", hive_partitioning=False, glob=False)
-        if any(c in ROW_PROBLEM for c in columns):
-            values = _problem_values(check_frame(frame), frame.height)
-            frame = frame.with_columns(pl.Series(name, column, pl.String) for name, column in zip(ROW_PROBLEM, values))
+        if any(c in ROW_PROBLEM for c in columns) and (problems := check_frame(frame)):
+            frame = frame.with_columns(pl.Series(name, column, pl.String) for name, column in zip(ROW_PROBLEM, _problem_values(problems, frame.height)))
+        elif any(c in ROW_PROBLEM for c in columns):  # the usual file: null literals, not a list of Nones per row
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(name) for name in ROW_PROBLEM)
         return frame.select(columns)
 
     def where(self, unit: int) -> str:
@@ -660,11 +661,8 @@ def _index_unit(
         random_key=pl.Series(random_keys(valid["draw_key"].to_numpy(), valid["sample_index"].to_numpy()), dtype=pl.UInt64),
     )
     rows = rows.with_columns(shuffle_key=pl.Series(shuffle_keys(rows["random_key"].to_numpy(), 0, config.seed), dtype=pl.UInt64))
-    # decontamination and MinHash both work on the same hashes in compiled code that frees the GIL: one runs beside the other
-    with ThreadPoolExecutor(1) as pool:
-        found = pool.submit(decontaminator.find_hashed, flat, lengths, lambda i: words(texts[i]))
-        bands = hasher.hashed_band_keys(flat, lengths)
-        matches = found.result()
+    matches = decontaminator.find_hashed(flat, lengths, lambda i: words(texts[i]))
+    bands = hasher.hashed_band_keys(flat, lengths)
     matched = any(matches)  # most files match no benchmark: their decontam columns are null literals, not lists of Nones
     prompts = prompts.select(
         src=pl.lit(src, pl.UInt16),
@@ -672,7 +670,7 @@ def _index_unit(
         first_i=(pl.col("row") + offset).cast(pl.UInt64),
         prompt_key="prompt_key",
         # one column a band: clustering reads one band of every prompt at a time
-        **{f"band{b}": pl.Series(bands[:, b], dtype=pl.UInt64) for b in range(hasher.bands)},
+        **{f"band{b}": pl.Series(keys, dtype=pl.UInt64) for b, keys in enumerate(np.ascontiguousarray(bands.T))},
         **{f"decontam_{part}": pl.Series([getattr(m, part) if m else None for m in matches], dtype=pl.String) if matched else pl.lit(None, pl.String)
            for part in ("benchmark", "item", "ngram")},
     )
@@ -779,7 +777,7 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path, s
 
     with StageProgress("mixing", total=len(units) + shards, unit="files", enabled=config.progress) as progress, ExitStack() as opened:
         with Settler() as settle:  # the scatter files are in place before any gather opens them
-            for files in in_parallel(scatter, range(len(groups)), file_workers(shard_bytes + largest_file(sources))):
+            for files in in_parallel(scatter, range(len(groups)), file_workers(shard_bytes + largest_file(sources), spare=1)):
                 progress.advance(files)
         with Settler() as settle:
             for _ in in_parallel(gather, range(shards), workers if keep_open else 1):

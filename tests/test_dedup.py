@@ -132,8 +132,8 @@ def test_cluster_is_transitive_with_the_earliest_row_as_representative() -> None
 
 
 def test_minhash_signatures_are_the_plain_formula() -> None:
-    """The compiled kernel (32-bit lanes, the mod folded) against the formula in Python integers: per
-    permutation, the least (a*h + b) folded mod 2^31 - 1 over a text's shingle hashes h (top 31 bits)."""
+    """The compiled kernel (32-bit SIMD lanes) against the formula in Python integers: per permutation,
+    the least x ^ (x >> 15), x = (h ^ xor) * mul mod 2^32, over a text's shingle hashes h (top 32 bits)."""
     from datakit.dedup import gram_hashes, word_hashes
 
     hasher = MinHasher()
@@ -142,15 +142,40 @@ def test_minhash_signatures_are_the_plain_formula() -> None:
     signatures = hasher.hashed_signatures(flat, lengths)
     hashes, owner, _ = gram_hashes(flat, lengths, hasher.shingle, whole_if_shorter=True)
 
-    def fold(x: int) -> int:
-        for _ in range(2):
-            x = (x & (2**31 - 1)) + (x >> 31)
-        return x
+    def permuted(h: int, xor: int, mul: int) -> int:
+        x = ((h ^ xor) * mul) % 2**32
+        return x ^ (x >> 15)
 
+    assert all(mul % 2 for mul in hasher._mul.tolist())  # odd: a bijection of 32-bit values
     for t in range(len(texts)):
-        shingles = [h >> 33 for h in hashes[owner == t].tolist()]
-        expected = [min((fold(a * h + b) for h in shingles), default=2**64 - 1) for a, b in zip(hasher._a.tolist(), hasher._b.tolist())]
+        shingles = [h >> 32 for h in hashes[owner == t].tolist()]
+        expected = [min((permuted(h, xor, mul) for h in shingles), default=2**64 - 1) for xor, mul in zip(hasher._xor.tolist(), hasher._mul.tolist())]
         assert signatures[t].tolist() == expected, texts[t]
+
+
+def test_minhash_collides_as_often_as_jaccard_similarity_says() -> None:
+    """What MinHash LSH promises, measured on random shingle sets of known Jaccard similarity J: each
+    permutation's minima agree with probability J, independently across permutations (the spread of the
+    agreeing share is binomial), and a pair shares a band key with probability 1 - (1 - J^rows)^bands."""
+    hasher = MinHasher(shingle=1)  # one word, one shingle: the sets are exactly the words
+    rng = np.random.default_rng(7)
+    pairs, size = 3000, 40
+    for shared in (16, 27, 33, 36):
+        similarity = shared / (2 * size - shared)
+        texts = []
+        for _ in range(pairs):
+            common = rng.integers(0, 2**63, shared, dtype=np.uint64)
+            texts += [np.concatenate([common, rng.integers(0, 2**63, size - shared, dtype=np.uint64)]) for _ in range(2)]
+        flat, lengths = np.concatenate(texts), np.full(len(texts), size, dtype=np.int64)
+        signatures = hasher.hashed_signatures(flat, lengths)
+        agree = (signatures[0::2] == signatures[1::2]).mean(axis=1)
+        k = hasher.bands * hasher.rows
+        assert abs(agree.mean() - similarity) < 4 * np.sqrt(similarity * (1 - similarity) / k / pairs)
+        assert abs(agree.std() / np.sqrt(similarity * (1 - similarity) / k) - 1) < 0.1  # independent permutations
+        keys = hasher.hashed_band_keys(flat, lengths)
+        collide = (keys[0::2] == keys[1::2]).any(axis=1).mean()
+        expected = 1 - (1 - similarity**hasher.rows) ** hasher.bands
+        assert abs(collide - expected) < 4 * np.sqrt(expected * (1 - expected) / pairs) + 0.005, (similarity, collide, expected)
 
 
 def reference_components(keys: np.ndarray) -> list[int]:
