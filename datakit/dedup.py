@@ -126,40 +126,38 @@ def _xxh64(data: np.ndarray, lo: int, hi: int, seed: np.uint64 = np.uint64(0)) -
     return h
 
 
+# Each byte as the ASCII word scan reads it: a letter or digit (A-Z lower-cased), 0 between words, or
+# _NOT_ASCII (bytes of multi-byte UTF-8 characters: the text goes through `words` instead).
+_NOT_ASCII = 255
+_ASCII_WORD_BYTES = np.array([c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 or 48 <= c <= 57 else _NOT_ASCII if c >= 128 else 0
+                              for c in range(256)], dtype=np.uint8)
+
+
 @numba.njit(nogil=True, cache=True)
 def _ascii_word_hashes(data: np.ndarray, offsets: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> int:
     """For each text data[offsets[t]:offsets[t+1]]: if pure ASCII, xxh64 of each lower-cased run of
     [A-Za-z0-9] appended to `flat` and their count in lengths[t]; otherwise lengths[t] = -1. Returns
-    how much of `flat` is filled."""
+    how much of `flat` is filled. One pass a text, a table lookup a byte."""
     word = np.empty(max(1, int(offsets[-1] - offsets[0])), dtype=np.uint8)
     filled = 0
     for t in range(len(offsets) - 1):
-        lo, hi = offsets[t], offsets[t + 1]
-        lengths[t] = 0
-        for i in range(lo, hi):
-            if data[i] >= 128:
-                lengths[t] = -1
+        first, size, count = filled, 0, 0
+        for i in range(offsets[t], offsets[t + 1] + 1):  # one step past the end: it ends the last word
+            c = _ASCII_WORD_BYTES[data[i]] if i < offsets[t + 1] else np.uint8(0)
+            if c == _NOT_ASCII:
+                count = -1
                 break
-        if lengths[t] < 0:
-            continue
-        i = lo
-        while i < hi:
-            size = 0
-            while i < hi:
-                c = data[i]
-                if 65 <= c <= 90:  # A-Z, lower-cased
-                    c += 32
-                elif not (97 <= c <= 122 or 48 <= c <= 57):
-                    break
+            if c:
                 word[size] = c
                 size += 1
-                i += 1
-            if size:
+            elif size:
                 flat[filled] = _xxh64(word, 0, size)
                 filled += 1
-                lengths[t] += 1
-            else:
-                i += 1
+                count += 1
+                size = 0
+        lengths[t] = count
+        if count < 0:
+            filled = first  # its words are hashed from `words` instead
     return filled
 
 
@@ -201,14 +199,29 @@ def _splitmix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def mix64(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser on a uint64 array (a bijection; uint64 products wrap, as intended)."""
-    z = z ^ (z >> np.uint64(30))
+@numba.njit(inline="always")
+def _mix64_one(z: np.uint64) -> np.uint64:
+    """`mix64` of one value, inside compiled code."""
+    z ^= z >> np.uint64(30)
     z *= np.uint64(0xBF58476D1CE4E5B9)
     z ^= z >> np.uint64(27)
     z *= np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return z
+    return z ^ (z >> np.uint64(31))
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array (a bijection; uint64 products wrap, as intended):
+    compiled, one pass without the GIL, rather than numpy's seven passes holding it between them."""
+    z = np.ascontiguousarray(z, dtype=np.uint64)
+    return _mix64_all(z.reshape(-1)).reshape(z.shape)
+
+
+@numba.njit(nogil=True, cache=True)
+def _mix64_all(z: np.ndarray) -> np.ndarray:
+    out = np.empty_like(z)
+    for i in range(len(z)):
+        out[i] = _mix64_one(z[i])
+    return out
 
 
 # Odd per-position multipliers of the gram hash; fixed, so n-gram hashes mean the same everywhere.
@@ -242,16 +255,6 @@ def gram_hashes(
     starts = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=starts[1:])
     return _gram_hashes(np.asarray(flat, dtype=np.uint64), starts, m, whole_if_shorter, sieve, bits)
-
-
-@numba.njit(inline="always")
-def _mix64_one(z: np.uint64) -> np.uint64:
-    """`mix64` of one value, inside compiled code."""
-    z ^= z >> np.uint64(30)
-    z *= np.uint64(0xBF58476D1CE4E5B9)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @numba.njit(inline="always")
@@ -318,6 +321,20 @@ def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, 
             sig[t, j] = _EMPTY if count == 0 else np.uint64(low[j])  # a text without words keeps _EMPTY
 
 
+@numba.njit(nogil=True, cache=True)
+def _band_keys(sig: np.ndarray, seeds: np.ndarray, rows: int) -> np.ndarray:
+    """Per text and band b, the band's `rows` MinHash values folded into one key: starting from seeds[b],
+    key = mix64(key ^ value) for each value in turn."""
+    keys = np.empty((sig.shape[0], len(seeds)), dtype=np.uint64)
+    for t in range(sig.shape[0]):
+        for b in range(len(seeds)):
+            key = seeds[b]
+            for r in range(rows):
+                key = _mix64_one(key ^ sig[t, b * rows + r])
+            keys[t, b] = key
+    return keys
+
+
 class MinHasher:
     """MinHash over word shingles with LSH banding: texts whose shingle sets have Jaccard similarity
     above ~`threshold` share a band key with high probability."""
@@ -367,11 +384,7 @@ class MinHasher:
 
     def hashed_band_keys(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`band_keys` of texts given as `word_hashes`."""
-        sig = self.hashed_signatures(flat, lengths).reshape(len(lengths), self.bands, self.rows)
-        keys = np.broadcast_to(self._band_seed, (len(lengths), self.bands)).copy()
-        for r in range(self.rows):
-            keys = mix64(keys ^ sig[:, :, r])
-        return keys
+        return _band_keys(self.hashed_signatures(flat, lengths), self._band_seed, self.rows)
 
 
 def cluster(keys: np.ndarray) -> np.ndarray:
