@@ -348,10 +348,11 @@ class Source:
         if self.sft is not None or not self.typed[unit]:
             return pl.from_arrow(self.read(unit, columns))  # type: ignore[return-value]
         frame = pl.read_parquet(item, columns=[c for c in columns if c not in ROW_PROBLEM], parallel="none", hive_partitioning=False, glob=False)
-        if any(c in ROW_PROBLEM for c in columns) and (problems := check_frame(frame)):
-            frame = frame.with_columns(pl.Series(name, column, pl.String) for name, column in zip(ROW_PROBLEM, _problem_values(problems, frame.height)))
-        elif any(c in ROW_PROBLEM for c in columns):  # the usual file: null literals, not a list of Nones per row
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(name) for name in ROW_PROBLEM)
+        if any(c in ROW_PROBLEM for c in columns):
+            if problems := check_frame(frame):
+                frame = frame.with_columns(pl.Series(name, column, pl.String) for name, column in zip(ROW_PROBLEM, _problem_values(problems, frame.height)))
+            else:  # the usual file: null literals, not a list of Nones per row
+                frame = frame.with_columns(pl.lit(None, pl.String).alias(name) for name in ROW_PROBLEM)
         return frame.select(columns)
 
     def where(self, unit: int) -> str:
