@@ -16,8 +16,9 @@ from itertools import chain
 import numba
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from xxhash import xxh64_intdigest
+
+from datakit.arrow_buffers import utf8_buffers
 
 _WORD = re.compile(r"[^\W_]+")  # \w without '_': letters and digits of any script
 _MASK64 = (1 << 64) - 1
@@ -35,7 +36,7 @@ def text_word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     string per word: ASCII texts (most of a corpus) are split and hashed by a compiled scan of their
     bytes (NFKC and lower-casing leave ASCII as ASCII, and there letters/digits are [a-z0-9]); any
     other text goes through `words` itself."""
-    data, offsets = _utf8_buffers(texts)
+    data, offsets = utf8_buffers(texts.fill_null("").to_arrow())
     flat = np.empty(int(offsets[-1] - offsets[0]) // 2 + len(texts) + 1, dtype=np.uint64)  # a word takes a byte and a gap
     lengths = np.empty(len(texts), dtype=np.int64)
     flat = flat[: _ascii_word_hashes(data, offsets, flat, lengths)]
@@ -49,15 +50,6 @@ def text_word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     merged = np.empty(len(from_other), dtype=np.uint64)
     merged[~from_other], merged[from_other] = flat, other_flat
     return merged, lengths
-
-
-def _utf8_buffers(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes of all texts (null: empty) and each text's start in them (one more: the end)."""
-    array = texts.fill_null("").to_arrow().cast(pa.large_string())
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    _, offsets, data = array.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
-    return (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)), offsets
 
 
 def sequence_keys(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -164,7 +156,7 @@ def _ascii_word_hashes(data: np.ndarray, offsets: np.ndarray, flat: np.ndarray, 
 def prefixed_keys(texts: pl.Series, prefix: str, seed: int) -> np.ndarray:
     """xxh64 (seeded) of `prefix` + each text, as xxhash gives it for the UTF-8 bytes: one key per
     text without a Python string each (a mix's draw keys, one per prompt)."""
-    data, offsets = _utf8_buffers(texts)
+    data, offsets = utf8_buffers(texts.fill_null("").to_arrow())
     return _prefixed_keys(data, offsets, np.frombuffer(prefix.encode(), dtype=np.uint8), np.uint64(seed))
 
 

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datakit import __version__
@@ -71,6 +70,7 @@ from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
 from datakit.progress import StageProgress
+from datakit.r1_turn import WHITESPACE, append_r1_turn
 from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, known_languages, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
@@ -86,8 +86,6 @@ ROW_PROBLEM = ["_problem_field", "_problem_reason"]  # why a row as read cannot 
 # read by the index only to check its rows where `completion` is there (the widest column but one):
 # left unread where the file's schema and statistics show it can hold no bad value
 CHECK_UNREAD = ["reasoning"]
-THINK_TEMPLATE = "<think>\n{reasoning}\n</think>\n\n{answer}"
-_THINK_PARTS = THINK_TEMPLATE.replace("{reasoning}", "{}").replace("{answer}", "{}").split("{}")  # the text around the two
 
 # The row format TRL's SFTTrainer reads unchanged (`messages`), plus provenance.
 MIX_SCHEMA = pa.schema(
@@ -678,16 +676,12 @@ def _index_unit(
     return rows, prompts, rejects
 
 
-# Python's str.strip() whitespace, so an answer counts as empty exactly where it always did
-_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # U+3000 is the last
-
-
 def _row_problem() -> list[pl.Expr]:
     """`_field`, `_reason` when a row cannot enter a mix (null when it can). Types, nulls, kinds and
     language codes were checked as the row was read (ROW_PROBLEM); what is left is the mix's own."""
     read = pl.col("_problem_reason").fill_null("") != ""
     no_user = ~pl.col("messages").list.eval(pl.element().struct.field("role") == "user").list.any()
-    empty = pl.col("answer").str.strip_chars(_WHITESPACE) == ""
+    empty = pl.col("answer").str.strip_chars(WHITESPACE) == ""
     which = lambda a, b, c: pl.when(read).then(a).when(no_user).then(pl.lit(b)).when(empty).then(pl.lit(c))  # noqa: E731
     return [which(pl.col("_problem_field"), "messages", "answer").alias("_field"), which(pl.col("_problem_reason"), "no user turn", "empty").alias("_reason")]
 
@@ -853,45 +847,22 @@ def _gather(readers: list[pa.ipc.RecordBatchFileReader], shard: int) -> pa.Table
 
 
 def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]) -> pa.Table:
-    """Samples as TRL conversations: the prompt's turns, then the assistant turn R1-style,
-    "<think>\\n{reasoning}\\n</think>\\n\\n{answer}" (an empty think block where there is no reasoning, for a
-    simple query (`think_mode` empty; a folder without the column has none) and for `empty_think_domains`).
-    The wide text columns stay in Arrow (no copy into polars and back); polars sees the narrow ones."""
+    """Samples as TRL conversations: the prompt's turns, then the assistant turn R1-style (datakit.r1_turn;
+    an empty think block where there is no reasoning, for a simple query (`think_mode` empty; a folder
+    without the column has none) and for `empty_think_domains`). The wide text columns stay in Arrow
+    (no copy into polars and back); polars sees the narrow ones."""
     extra = [c for c in CONVERSATION_EXTRAS if c in table.column_names]
     narrow = pl.from_arrow(table.select(["domain", *extra]))
     simple = (pl.col("think_mode") == "empty").fill_null(False) if "think_mode" in narrow.columns else pl.lit(False)
     flags = narrow.select(plain=pl.col("domain").is_in(empty_think_domains) | simple, verified_by=verified_by(narrow.columns))
-    reasoning, answer = (pc.utf8_trim(table[c].cast(pa.large_string()), _WHITESPACE) for c in ("reasoning", "answer"))
-    thought = pc.if_else(flags["plain"].to_arrow(), pa.scalar("", pa.large_string()), reasoning)
-    before, between, after, nothing = (pa.scalar(text, pa.large_string()) for text in (*_THINK_PARTS, ""))
-    content = pc.binary_join_element_wise(before, thought, between, answer, after, nothing)
     columns = {
-        "messages": _append_turn(table["messages"], "assistant", content),
+        "messages": append_r1_turn(table["messages"], table["reasoning"], table["answer"], flags["plain"].to_numpy()),
         **{c: table[c] for c in ("prompt_id", "sample_index", "domain", "kind", "language", "source")},
         "mix_source": pa.repeat(name, table.num_rows),
         "generator": table["generator"],
         "verified_by": flags["verified_by"].to_arrow(),
     }
     return pa.table(columns)
-
-
-def _append_turn(messages: pa.ChunkedArray, role: str, content: pa.ChunkedArray | pa.Array) -> pa.ListArray:
-    """Each row's list of turns with one more turn at its end, built on the Arrow buffers."""
-    turns = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
-    content = content.combine_chunks() if isinstance(content, pa.ChunkedArray) else content
-    offsets = turns.offsets.to_numpy()
-    offsets = offsets - offsets[0]
-    earlier = pc.list_flatten(turns)
-    added = pa.StructArray.from_arrays([pa.repeat(role, len(turns)), content.cast(pa.string())], fields=list(MESSAGE))
-    grown = offsets + np.arange(len(offsets))  # one more turn a row
-    order = np.empty(int(grown[-1]), dtype=np.int64)
-    last = grown[1:] - 1
-    is_new = np.zeros(len(order), dtype=bool)
-    is_new[last] = True
-    order[~is_new] = np.arange(len(earlier))
-    order[last] = len(earlier) + np.arange(len(turns))
-    values = pa.concat_arrays([earlier.cast(MESSAGE), added]).take(pa.array(order))
-    return pa.ListArray.from_arrays(pa.array(grown, pa.int32()), values, type=pa.list_(MESSAGE))
 
 
 def _removed_rows(table: pl.DataFrame, removed: pl.DataFrame, config: MixConfig, name: str) -> pa.Table:
