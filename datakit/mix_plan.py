@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import xxhash
 
-from datakit.dedup import cluster_columns, mix64
+from datakit.dedup import cluster_columns, mix64, possibly_shared
 
 if TYPE_CHECKING:
     import duckdb
@@ -172,7 +172,7 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
 
 def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per key column clustering reads (the exact key, then each MinHash band), the clean prompts whose
-    key another prompt shares. An exact duplicate has its original's bands: with exact dedup on, the
+    key another prompt may share. An exact duplicate has its original's bands: with exact dedup on, the
     bands are searched without the exact duplicates, for the same components from far fewer rows
     (table `bands`, made once for all bands)."""
     later = np.empty(0, np.uint64)
@@ -196,11 +196,12 @@ def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterat
 
 
 def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> tuple[np.ndarray, np.ndarray]:
-    """The `prompts` (`c`) whose key in `column` another of them shares, with that key: the only ones
-    clustering needs, a small fraction of a corpus (DuckDB finds them within its memory cap)."""
-    query = f"SELECT c, {column} AS key FROM {prompts} SEMI JOIN (SELECT {column} FROM {prompts} GROUP BY ALL HAVING count(*) > 1) USING ({column})"
-    got = con.sql(query).fetchnumpy()
-    return got["c"], got["key"]
+    """The `prompts` (`c`) whose key in `column` another of them may share (dedup.possibly_shared), with
+    that key: the only ones clustering needs, a small fraction of a corpus. One key column at a time
+    comes into Python (~75 MB with `c` at 10^7 prompts)."""
+    got = con.sql(f"SELECT c, {column} AS key FROM {prompts}").fetchnumpy()
+    kept = possibly_shared(got["key"])
+    return got["c"][kept], got["key"][kept]
 
 
 def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:

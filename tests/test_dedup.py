@@ -202,6 +202,23 @@ def test_cluster_matches_a_plain_union_find(seed: int) -> None:
     assert cluster(keys).tolist() == reference_components(keys)
 
 
+@pytest.mark.parametrize("size", [0, 1, 1000, 200_000])
+def test_possibly_shared_keeps_every_repeated_key_and_few_others(size: int) -> None:
+    """The filter before clustering: any key seen twice is kept (a miss would let a duplicate through),
+    and of the keys seen once only a bucket's collisions, well under a fifth."""
+    from datakit.dedup import possibly_shared
+
+    rng = np.random.default_rng(size)
+    unique = rng.integers(0, 2**64, size=size, dtype=np.uint64)
+    repeated = unique[rng.integers(0, max(size, 1), size=size // 20)] if size else unique[:0]
+    keys = rng.permutation(np.concatenate([unique, repeated, repeated[: len(repeated) // 2]]))
+    kept = possibly_shared(keys)
+    values, counts = np.unique(keys, return_counts=True)
+    shared = np.isin(keys, values[counts > 1])
+    assert kept[shared].all()
+    assert kept[~shared].mean() < 0.2 if size > 1 else not kept.any()
+
+
 def test_the_column_path_gives_the_words_hashes_and_band_keys_of_the_python_path() -> None:
     """The mix splits and hashes a whole file's prompts at once (ASCII ones by a compiled scan of the
     bytes); what it gets must be exactly `word_hashes` of `words` and `band_keys`, whatever the script."""
