@@ -379,18 +379,27 @@ class MinHasher:
         return _band_keys(self.hashed_signatures(flat, lengths), self._band_seed, self.rows)
 
 
-def possibly_shared(keys: np.ndarray) -> np.ndarray:
-    """A mask over `keys` (uniform 64-bit hashes, such as band keys) that is True for every key occurring
-    more than once, and for the few others (about one in eight) whose top bits another key has: what
-    clustering needs of a key column, found in one pass over two bitmaps of ~8 bits a key, ~10x
-    faster than a sort or a hash aggregate of the column. Clustering sorts the few it keeps."""
-    keys = np.ascontiguousarray(keys, dtype=np.uint64)
-    return _possibly_shared(keys, max(16, int(len(keys)).bit_length() + 3))
+class SharedKeys:
+    """Which of a key column's keys (uniform 64-bit hashes, such as band keys) may occur more than once,
+    for clustering, which needs only those: every key seen twice, and the few others (about one in
+    eight) whose top bits another key has. Two bitmaps of ~8 bits a key, filled by one pass over the
+    column (`add`, in batches of any size), then asked in a second (`possibly_shared`): ~10x faster
+    than a sort or a hash aggregate, and no more of the column in memory than a batch."""
+
+    def __init__(self, count: int) -> None:
+        self._bits = max(16, int(count).bit_length() + 3)
+        self._seen, self._twice = np.zeros(1 << (self._bits - 3), dtype=np.uint8), np.zeros(1 << (self._bits - 3), dtype=np.uint8)
+
+    def add(self, keys: np.ndarray) -> None:
+        _mark_keys(np.ascontiguousarray(keys, dtype=np.uint64), self._seen, self._twice, self._bits)
+
+    def possibly_shared(self, keys: np.ndarray) -> np.ndarray:
+        """A mask over `keys` (all `add`ed before): True where the key may occur more than once."""
+        return _in_twice(np.ascontiguousarray(keys, dtype=np.uint64), self._twice, self._bits)
 
 
 @numba.njit(nogil=True, cache=True)
-def _possibly_shared(keys: np.ndarray, bits: int) -> np.ndarray:
-    seen, twice = np.zeros(1 << (bits - 3), dtype=np.uint8), np.zeros(1 << (bits - 3), dtype=np.uint8)
+def _mark_keys(keys: np.ndarray, seen: np.ndarray, twice: np.ndarray, bits: int) -> None:
     shift = np.uint64(64 - bits)
     for key in keys:
         slot = np.int64(key >> shift)
@@ -398,6 +407,11 @@ def _possibly_shared(keys: np.ndarray, bits: int) -> np.ndarray:
         if seen[byte] & bit:
             twice[byte] |= bit
         seen[byte] |= bit
+
+
+@numba.njit(nogil=True, cache=True)
+def _in_twice(keys: np.ndarray, twice: np.ndarray, bits: int) -> np.ndarray:
+    shift = np.uint64(64 - bits)
     kept = np.empty(len(keys), dtype=np.bool_)
     for i in range(len(keys)):
         slot = np.int64(keys[i] >> shift)

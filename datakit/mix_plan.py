@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import xxhash
 
-from datakit.dedup import cluster_columns, mix64, possibly_shared
+from datakit.dedup import SharedKeys, cluster_columns, mix64
 
 if TYPE_CHECKING:
     import duckdb
@@ -196,12 +196,25 @@ def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterat
 
 
 def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> tuple[np.ndarray, np.ndarray]:
-    """The `prompts` (`c`) whose key in `column` another of them may share (dedup.possibly_shared), with
-    that key: the only ones clustering needs, a small fraction of a corpus. One key column at a time
-    comes into Python (~75 MB with `c` at 10^7 prompts)."""
-    got = con.sql(f"SELECT c, {column} AS key FROM {prompts}").fetchnumpy()
-    kept = possibly_shared(got["key"])
-    return got["c"][kept], got["key"][kept]
+    """The `prompts` (`c`) whose key in `column` another of them may share (dedup.SharedKeys), with that
+    key: the only ones clustering needs, a small fraction of a corpus. The column is read twice, a
+    batch at a time: once to learn its keys, once to keep the rows it needs."""
+    shared = SharedKeys(con.sql(f"SELECT count(*) FROM {prompts}").fetchall()[0][0])
+    for batch in _batches(con, f"SELECT {column} FROM {prompts}"):
+        shared.add(batch.column(0).to_numpy())
+    rows, keys = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
+    for batch in _batches(con, f"SELECT c, {column} FROM {prompts}"):
+        c, key = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+        kept = shared.possibly_shared(key)
+        rows.append(c[kept])
+        keys.append(key[kept])
+    return np.concatenate(rows), np.concatenate(keys)
+
+
+def _batches(con: duckdb.DuckDBPyConnection, query: str, rows: int = 2**16) -> Iterator[pa.RecordBatch]:
+    """`query`'s result as Arrow batches of up to `rows` rows (DuckDB buffers a few batches ahead: larger
+    ones hold ~100 MB more at 10^7 prompts for no gain)."""
+    yield from con.sql(query).to_arrow_reader(rows)
 
 
 def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:

@@ -203,16 +203,19 @@ def test_cluster_matches_a_plain_union_find(seed: int) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000, 200_000])
-def test_possibly_shared_keeps_every_repeated_key_and_few_others(size: int) -> None:
+def test_shared_keys_keeps_every_repeated_key_and_few_others(size: int) -> None:
     """The filter before clustering: any key seen twice is kept (a miss would let a duplicate through),
     and of the keys seen once only a bucket's collisions, well under a fifth."""
-    from datakit.dedup import possibly_shared
+    from datakit.dedup import SharedKeys
 
     rng = np.random.default_rng(size)
     unique = rng.integers(0, 2**64, size=size, dtype=np.uint64)
     repeated = unique[rng.integers(0, max(size, 1), size=size // 20)] if size else unique[:0]
     keys = rng.permutation(np.concatenate([unique, repeated, repeated[: len(repeated) // 2]]))
-    kept = possibly_shared(keys)
+    filter = SharedKeys(len(keys))
+    for batch in np.array_split(keys, 3):  # the column comes in batches
+        filter.add(batch)
+    kept = np.concatenate([filter.possibly_shared(batch) for batch in np.array_split(keys, 4)])
     values, counts = np.unique(keys, return_counts=True)
     shared = np.isin(keys, values[counts > 1])
     assert kept[shared].all()
