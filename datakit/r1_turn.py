@@ -4,7 +4,8 @@
 
 with reasoning and answer stripped as Python's str.strip() strips them, and an empty think block where
 the row should not reason. Built in one compiled pass over the Arrow buffers: each text is copied
-once, where Arrow's compute functions (trim, join, concatenate, take) copied it four times.
+once into the turn (after the cast of polars' string views to plain strings), where Arrow's compute
+functions (trim, join, concatenate, take) copied it four times.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ ROLE = "assistant"
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # U+3000 is the last
 _IS_SPACE = np.zeros(0x3001, dtype=np.bool_)
 _IS_SPACE[[ord(c) for c in WHITESPACE]] = True
+# the text before, between and after reasoning and answer, and the role, as the kernel copies them
+_BEFORE, _BETWEEN, _AFTER = (np.frombuffer(part.encode(), dtype=np.uint8) for part in THINK_TEMPLATE.replace("{answer}", "{reasoning}").split("{reasoning}"))
+_ROLE = np.frombuffer(ROLE.encode(), dtype=np.uint8)
 _WIDE = pa.large_list(pa.struct([("role", pa.large_string()), ("content", pa.large_string())]))  # what the kernels read
 _LARGEST = 2**31 - 1  # bytes an output string array (int32 offsets, as the mix's schema has) can hold
 
@@ -35,18 +39,15 @@ def append_r1_turn(messages: pa.Array | pa.ChunkedArray, reasoning: pa.Array | p
     turns = messages.offsets.to_numpy()
     (role_data, role_at), (text_data, text_at) = (utf8_buffers(child) for child in messages.values.flatten())
     (reasoning_data, reasoning_at), (answer_data, answer_at) = utf8_buffers(reasoning), utf8_buffers(answer)
-    before, between, after = (np.frombuffer(part.encode(), dtype=np.uint8) for part in THINK_TEMPLATE.replace("{answer}", "{reasoning}").split("{reasoning}"))
-    role = np.frombuffer(ROLE.encode(), dtype=np.uint8)
-
     bounds = _stripped_bounds(reasoning_data, reasoning_at, answer_data, answer_at, np.asarray(plain, dtype=np.bool_), _IS_SPACE)
     rows, values = len(turns) - 1, int(turns[-1] - turns[0]) + len(turns) - 1
-    text_bytes = int(text_at[turns[-1]] - text_at[turns[0]] + (bounds[:, 1] - bounds[:, 0]).sum() + (bounds[:, 3] - bounds[:, 2]).sum()) + rows * (len(before) + len(between) + len(after))
-    role_bytes = int(role_at[turns[-1]] - role_at[turns[0]]) + rows * len(role)
+    text_bytes = int(text_at[turns[-1]] - text_at[turns[0]] + (bounds[:, 1] - bounds[:, 0]).sum() + (bounds[:, 3] - bounds[:, 2]).sum()) + rows * (len(_BEFORE) + len(_BETWEEN) + len(_AFTER))
+    role_bytes = int(role_at[turns[-1]] - role_at[turns[0]]) + rows * len(_ROLE)
     if max(text_bytes, role_bytes) > _LARGEST:
         raise DatakitError(f"{rows} conversations hold {text_bytes:,} bytes of text, more than one Arrow string array holds (2 GiB): write smaller source files")
     (list_buffer, list_at), (role_at_buffer, new_role_at), (role_buffer, new_role), (text_at_buffer, new_text_at), (text_buffer, new_text) = (
         allocate(rows + 1, np.int32), allocate(values + 1, np.int32), allocate(role_bytes, np.uint8), allocate(values + 1, np.int32), allocate(text_bytes, np.uint8))
-    _fill(turns, role_data, role_at, text_data, text_at, reasoning_data, answer_data, bounds, role, before, between, after,
+    _fill(turns, role_data, role_at, text_data, text_at, reasoning_data, answer_data, bounds, _ROLE, _BEFORE, _BETWEEN, _AFTER,
           list_at, new_role_at, new_role, new_text_at, new_text)
     turn = pa.StructArray.from_arrays([pa.StringArray.from_buffers(values, role_at_buffer, role_buffer), pa.StringArray.from_buffers(values, text_at_buffer, text_buffer)], fields=list(MESSAGE))
     return pa.ListArray.from_buffers(pa.list_(MESSAGE), rows, [None, list_buffer], children=[turn])
