@@ -22,7 +22,8 @@ decontamination, every removed row kept), and its code verifier isolates what th
 `KB/row` is peak RSS over input rows: it falls as the input grows where memory stays flat, and stays
 level where memory grows with the input. Each side runs in its own process, so a peak RSS is that
 side's alone (sample shares one engine between both sides and reports none; code reports none).
-The mix's sides run three times each, in turn, and each side's fastest run counts (bench/harness.py).
+The mix's sides run three times each, in turn, and each side's fastest run counts (bench/harness.py); each
+side's clock includes its imports, and a line under each mix row gives the ratio without them.
 ~67 minutes on 2 cores (distill ~35 of them; `--distill-rows 0` skips it); filtering 10^6 rows (--filter-rows 1000000) takes about an hour there.
 """
 
@@ -56,19 +57,32 @@ def main() -> None:
     args = parser.parse_args()
     # filter and mix first: their sides are subprocesses, and Linux hands a parent's peak RSS down to its
     # children, so they must start before this process loads an engine for the sample benchmark
-    results = [filter_bench.compare(rows) for rows in args.filter_rows]
-    results += [mix_bench.compare(rows) for rows in args.mix_rows]
-    results += language_bench.compare(args.language_chains) if args.language_chains else []
-    results += code_bench.compare(args.code_problems, old=False) if args.code_problems else []
-    results += math_bench.compare(args.math_answers) if args.math_answers else []
-    results += distill_bench.compare(args.distill_rows) if args.distill_rows else []
-    samples = [sample_bench.compare(name, prompts=args.sample_prompts) for name in sample_bench.available_backends()]
-    print_table(samples + results)
+    measured: list[dict] = []
+
+    def report(results: list[dict]) -> None:
+        """Print each row as soon as it is measured (a run stopped part way keeps what it measured)."""
+        print_rows(results)
+        measured.extend(results)
+
+    for rows in args.filter_rows:
+        report([filter_bench.compare(rows)])
+    for rows in args.mix_rows:
+        report([mix_bench.compare(rows)])
+    report(language_bench.compare(args.language_chains) if args.language_chains else [])
+    report(code_bench.compare(args.code_problems, old=False) if args.code_problems else [])
+    report(math_bench.compare(args.math_answers) if args.math_answers else [])
+    report(distill_bench.compare(args.distill_rows) if args.distill_rows else [])
+    for name in sample_bench.available_backends():
+        report([sample_bench.compare(name, prompts=args.sample_prompts)])
+    print("\n" + HEADER + "\n" + "-" * len(HEADER))  # the whole table again, away from the engines' logs
+    print_rows(measured)
+    print("ratio: datakit / baseline (filter, code: per core); KB/row: datakit's peak RSS per input row. See the top of bench/run.py.")
+
+HEADER = f"{'stage':<28} {'input rows':>11} {'datakit':>12} {'baseline':>12} {'unit':>7} {'ratio':>7} {'RSS MB':>8} {'base RSS':>9} {'KB/row':>7}"
 
 
-def print_table(results: list[dict]) -> None:
-    header = f"{'stage':<28} {'input rows':>11} {'datakit':>12} {'baseline':>12} {'unit':>7} {'ratio':>7} {'RSS MB':>8} {'base RSS':>9} {'KB/row':>7}"
-    print("\n" + header + "\n" + "-" * len(header))
+def print_rows(results: list[dict]) -> None:
+    """Table rows under HEADER, with each one's notes (a baseline that failed, padding, the mix without imports)."""
     for r in results:
         ours, base = r["datakit"], r["baseline"]
         rss, base_rss = ours.get("peak_rss_mb"), base.get("peak_rss_mb")
@@ -80,9 +94,11 @@ def print_table(results: list[dict]) -> None:
         )
         if "failed" in base:
             print(f"  {r['stage']} baseline failed at {r['rows']:,} rows: {base['failed']}")
+        if "note" in r:
+            print(r["note"])
         if "padding" in r:
             print(f"  {r['stage']} pad: datakit {r['padding'][0]:.1%}, baseline {r['padding'][1]:.1%} of the tokens in its batches")
-    print("ratio: datakit / baseline (filter, code: per core); KB/row: datakit's peak RSS per input row. See the top of bench/run.py.")
+    sys.stdout.flush()
 
 
 def _mb(value: float | None) -> str:

@@ -70,8 +70,9 @@ from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
 from datakit.progress import StageProgress
+from datakit.arrow_buffers import integers
 from datakit.r1_turn import WHITESPACE, append_r1_turn
-from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, known_languages, language_problem, read_jsonl
+from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
@@ -271,12 +272,9 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
 
 
 def _import_ahead() -> None:
-    """Import what the passes will, where the index leaves a core idle: the language table of the row
-    checks, pandas (pyarrow imports it on its first conversion of Python values, which would stall
-    the plan ~0.5 s on the GIL) and matplotlib (for the plot drawn beside the busier write pass)."""
-    known_languages()  # first: the index's row checks need it (~0.3 s of tables to build)
-    with suppress(ImportError):
-        importlib.import_module("pandas")
+    """Import matplotlib, for the plot drawn beside the busier write pass, while the index leaves a core
+    idle. (Nothing in a mix hands pyarrow Python values to convert, which would import pandas: ~0.4 s
+    holding the GIL.)"""
     importlib.import_module("datakit.plots")
 
 
@@ -336,7 +334,7 @@ class Source:
         check = any(c in ROW_PROBLEM for c in columns)
         table, problems = conform(item.select(wanted) if isinstance(item, pa.Table) else pq.read_table(item, columns=wanted, use_threads=False), check)
         for name, values in zip(ROW_PROBLEM, _problem_values(problems, table.num_rows)) if check else ():
-            table = table.append_column(name, pa.array(values, pa.string()))
+            table = table.append_column(name, pl.Series(values, dtype=pl.String).to_arrow().cast(pa.string()))
         return table.select(columns)
 
     def read_frame(self, unit: int, columns: list[str]) -> pl.DataFrame:
@@ -797,8 +795,8 @@ def _scatter_groups(written: list[int], rows: int) -> list[list[int]]:
 def _chosen_rows(table: pl.DataFrame, picks: pl.DataFrame, name: str, config: MixConfig) -> pa.Table:
     """A source file's chosen rows in the mix format, with their output positions."""
     rows = conversation_rows(_arrow_rows(table, picks["row"]), name, config.empty_think_domains)
-    rows = rows.append_column("copy_index", pa.array(picks["copy_index"].to_numpy(), pa.int32()))
-    return rows.append_column(POSITION, pa.array(picks["position"].to_numpy(), pa.int64())).cast(SCATTER_SCHEMA)
+    rows = rows.append_column("copy_index", picks["copy_index"].to_arrow())
+    return rows.append_column(POSITION, picks["position"].to_arrow()).cast(SCATTER_SCHEMA)
 
 
 def _arrow_rows(table: pl.DataFrame, rows: pl.Series) -> pa.Table:
@@ -811,7 +809,7 @@ def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, sha
     output shard (empty where the shard takes none of them): the gather of shard k reads batch k of
     every file and nothing else, and puts the rows in order. Uncompressed: lz4 there and back cost
     ~1.7 CPU-s per 500K rows, a tenth of the write pass, for half the scratch disk."""
-    bounds = [np.searchsorted(part[POSITION].to_numpy(), np.arange(shards + 1) * rows_per_shard) for part in parts]
+    bounds = [np.searchsorted(integers(part[POSITION]), np.arange(shards + 1) * rows_per_shard) for part in parts]
 
     def write(tmp: Path) -> None:
         with pa.ipc.new_file(tmp, SCATTER_SCHEMA, options=pa.ipc.IpcWriteOptions(compression=None)) as writer:
@@ -823,7 +821,7 @@ def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, sha
 
 
 def _empty_batch() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=SCATTER_SCHEMA)
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in SCATTER_SCHEMA], schema=SCATTER_SCHEMA)
 
 
 def _open_scattered(path: Path, stack: ExitStack) -> pa.ipc.RecordBatchFileReader:
@@ -858,7 +856,7 @@ def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]
     columns = {
         "messages": append_r1_turn(table["messages"], table["reasoning"], table["answer"], flags["plain"].to_numpy()),
         **{c: table[c] for c in ("prompt_id", "sample_index", "domain", "kind", "language", "source")},
-        "mix_source": pa.repeat(name, table.num_rows),
+        "mix_source": pl.repeat(name, table.num_rows, eager=True).to_arrow(),
         "generator": table["generator"],
         "verified_by": flags["verified_by"].to_arrow(),
     }
@@ -869,7 +867,7 @@ def _removed_rows(table: pl.DataFrame, removed: pl.DataFrame, config: MixConfig,
     """The removed rows as they would have entered the mix (one schema, whatever the source's
     extra columns), tagged with why and by what."""
     rows = conversation_rows(_arrow_rows(table, removed["row"]), name, config.empty_think_domains)
-    rows = rows.append_column("copy_index", pa.array([0] * rows.num_rows, pa.int32()))
+    rows = rows.append_column("copy_index", pl.zeros(rows.num_rows, pl.Int32, eager=True).to_arrow())
     for f in REMOVED_FIELDS:
         rows = rows.append_column(f, removed[f.name].to_arrow().cast(f.type))
     return rows.cast(REMOVED_SCHEMA)

@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 import xxhash
 
+from datakit.arrow_buffers import integers
 from datakit.dedup import SharedKeys, cluster_columns, mix64
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class Plan:
 
 def plan_mix(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path, repeated: pl.DataFrame, names: list[str]) -> Plan:
     """Decide every row's fate: removed (and why), chosen (at which output positions), or left out."""
-    con.register("source_names_arrow", pa.table({"src": pa.array(range(len(names)), pa.uint16()), "name": names}))
+    con.register("source_names_arrow", pl.DataFrame({"src": range(len(names)), "name": names}, schema={"src": pl.UInt16, "name": pl.String}).to_arrow())
     con.register("repeated_arrow", repeated.select("_i").to_arrow())
     con.execute("CREATE OR REPLACE TABLE source_names AS SELECT * FROM source_names_arrow")
     con.execute(f"CREATE OR REPLACE VIEW valid AS SELECT * FROM read_parquet({index_files(index, ROWS)}) ANTI JOIN repeated_arrow USING (_i)")
@@ -154,7 +155,7 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
     con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, src, prompt_id, prompt_key FROM prompt WHERE decontam_benchmark IS NULL")
     numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
     duplicate, rep = cluster_columns(_shared_columns(con, config), numbers)
-    con.register("dups_arrow", pa.table({"c": pa.array(duplicate, pa.uint64()), "rep": pa.array(rep, pa.uint64())}))
+    con.register("dups_arrow", pl.DataFrame({"c": duplicate, "rep": rep}, schema={"c": pl.UInt64, "rep": pl.UInt64}).to_arrow())
     con.execute(
         f"""CREATE OR REPLACE TABLE prompt_removed AS
         SELECT src, prompt_id, 'contaminated' AS removed_by,
@@ -184,7 +185,7 @@ def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterat
         later = rows[1:][keys[1:] == keys[:-1]]  # all of a key's rows but its first
     if not config.dedup.near:
         return
-    con.register("exact_duplicates_arrow", pa.table({"c": pa.array(later, pa.uint64())}))
+    con.register("exact_duplicates_arrow", pl.DataFrame({"c": later}, schema={"c": pl.UInt64}).to_arrow())
     columns = ", ".join(f"band{band}" for band in range(config.dedup.bands))
     con.execute(
         f"""CREATE OR REPLACE TABLE bands AS SELECT first_i AS c, {columns} FROM prompt
@@ -201,10 +202,10 @@ def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> t
     batch at a time: once to learn its keys, once to keep the rows it needs."""
     shared = SharedKeys(con.sql(f"SELECT count(*) FROM {prompts}").fetchall()[0][0])
     for batch in _batches(con, f"SELECT {column} FROM {prompts}"):
-        shared.add(batch.column(0).to_numpy())
+        shared.add(integers(batch.column(0)))
     rows, keys = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
     for batch in _batches(con, f"SELECT c, {column} FROM {prompts}"):
-        c, key = batch.column(0).to_numpy(), batch.column(1).to_numpy()
+        c, key = integers(batch.column(0)), integers(batch.column(1))
         kept = shared.possibly_shared(key)
         rows.append(c[kept])
         keys.append(key[kept])
@@ -236,8 +237,8 @@ def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:
     """Table `picks` (_i, copy_index, shuffle_key, and the row's src, unit, row): each (kind, domain)
     quota's rows, the lowest random keys; drawn again (copy_index 1, 2, ...) only with replacement."""
     quotas = [(kind, domain, quota) for kind, domains in config.quotas.items() for domain, quota in domains.items()]
-    con.register("quotas_arrow", pa.table({"q": range(len(quotas)), "kind": [q[0] for q in quotas], "domain": [q[1] for q in quotas],
-                                           "quota": pa.array([q[2] for q in quotas], pa.int64())}))
+    con.register("quotas_arrow", pl.DataFrame([(q, *quota) for q, quota in enumerate(quotas)], orient="row",
+                                              schema={"q": pl.Int64, "kind": pl.String, "domain": pl.String, "quota": pl.Int64}).to_arrow())
     # Taking the lowest keys needs no sort of a whole group: its keys' top bits, counted, show below
     # which bucket every row is taken and in which one the quota ends; only that bucket is ranked.
     shift = 64 - KEY_BUCKET_BITS

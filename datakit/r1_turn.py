@@ -14,7 +14,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from datakit.arrow_buffers import allocate, put_bytes, utf8_buffers
+from datakit.arrow_buffers import allocate, integers, one_chunk, put_bytes, utf8_buffers
 from datakit.errors import DatakitError
 from datakit.schema import MESSAGE
 
@@ -34,9 +34,8 @@ _LARGEST = 2**31 - 1  # bytes an output string array (int32 offsets, as the mix'
 def append_r1_turn(messages: pa.Array | pa.ChunkedArray, reasoning: pa.Array | pa.ChunkedArray, answer: pa.Array | pa.ChunkedArray, plain: np.ndarray) -> pa.ListArray:
     """Each row's `messages` (a list of {role, content}, any Arrow string and list types) with the R1
     assistant turn of its `reasoning` and `answer` appended; an empty think block where `plain`."""
-    messages = messages.cast(_WIDE)
-    messages = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
-    turns = messages.offsets.to_numpy()
+    messages = one_chunk(messages.cast(_WIDE))
+    turns = integers(messages.offsets)
     (role_data, role_at), (text_data, text_at) = (utf8_buffers(child) for child in messages.values.flatten())
     (reasoning_data, reasoning_at), (answer_data, answer_at) = utf8_buffers(reasoning), utf8_buffers(answer)
     bounds = _stripped_bounds(reasoning_data, reasoning_at, answer_data, answer_at, np.asarray(plain, dtype=np.bool_), _IS_SPACE)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -21,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from datakit.errors import DatakitError, RowError
+from datakit.language_codes import LANGUAGE_SCRIPT, base_language
 from datakit.schema import KINDS, SAMPLE_SCHEMA, VERIFIERS
 
 KEY = ("prompt_id", "sample_index")
@@ -87,22 +87,12 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str]]:
 # --- values ------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def known_languages() -> tuple[str, ...]:
-    """The language codes the language filter can judge (imported lazily: its tables take ~0.3 s)."""
-    from datakit.filters.language import LANGUAGE_SCRIPT
-
-    return tuple(sorted(LANGUAGE_SCRIPT))
-
-
 def language_problem(code: str) -> str | None:
     """Why `code` is not a language the language filter knows (None when it is): its base code, as
     that filter reads it ('zh-Hans' -> 'zh'), must have a known script."""
-    from datakit.filters.language import _base_language
-
-    if _base_language(code) in known_languages():
+    if base_language(code) in LANGUAGE_SCRIPT:
         return None
-    return f"unknown language code {code!r}; the language filter knows {', '.join(known_languages())} (ISO 639-1, optionally with a region: en-US, zh-Hans)"
+    return f"unknown language code {code!r}; the language filter knows {', '.join(sorted(LANGUAGE_SCRIPT))} (ISO 639-1, optionally with a region: en-US, zh-Hans)"
 
 
 def _messages_problem(turns: list[dict[str, Any]]) -> str | None:

@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from datakit.arrow_buffers import integers
 from datakit.r1_turn import WHITESPACE, append_r1_turn
 from datakit.schema import MESSAGE
 
@@ -59,3 +60,14 @@ def test_no_rows_and_rows_without_earlier_turns() -> None:
     assert append_r1_turn(empty, pa.array([], pa.string()), pa.array([], pa.string()), np.zeros(0, bool)).to_pylist() == []
     got = append_r1_turn(pa.array([[]], pa.list_(MESSAGE)), pa.array([" r "]), pa.array(["\u3000a"]), np.zeros(1, bool))
     assert got.to_pylist() == [[{"role": "assistant", "content": "<think>\nr\n</think>\n\na"}]]
+
+
+def test_integers_are_a_view_of_any_slice_or_chunking_and_refuse_nulls_and_other_types() -> None:
+    values = pa.array(range(-5, 20), pa.int64())
+    for array, expected in ((values, range(-5, 20)), (values.slice(7, 9), range(2, 11)), (pa.chunked_array([values.slice(0, 3), values.slice(3, 2)]), range(-5, 0))):
+        assert integers(array).tolist() == list(expected)
+    assert integers(pa.array([1, 65535], pa.uint16())).dtype == np.uint16
+    assert integers(pa.array([], pa.uint64())).size == 0
+    for bad in (pa.array([1, None], pa.int32()), pa.array([1.5]), pa.array(["1"])):
+        with pytest.raises(TypeError, match="expected integers"):
+            integers(bad)

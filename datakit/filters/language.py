@@ -79,51 +79,13 @@ import numpy as np
 import polars as pl
 
 from datakit.filters import Filter, reason
+from datakit.language_codes import LANGUAGE_SCRIPT, SCRIPTS, base_language
 
 CLAIMED = ("en", "zh", "ja", "ko", "ru", "de", "fr", "es", "pt", "it", "ar", "vi")
 # Latin-script languages LID tells apart on a few words; a window is foreign only for one of them.
 WINDOWED = ("en", "de", "fr", "es", "pt", "it", "vi")
 
-# script -> (letters, language its words are when foreign, one token per character)
-SCRIPTS: dict[str, tuple[str, str, bool]] = {
-    "han": ("\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f", "zh", True),
-    "kana": ("\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9d", "ja", True),
-    "hangul": ("\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3", "ko", False),
-    "cyrillic": ("\u0400-\u052f", "ru", False),
-    "greek": ("\u0370-\u0373\u0376-\u037d\u0386-\u03ff\u1f00-\u1ffc", "el", False),
-    "arabic": ("\u0610-\u061a\u0620-\u065f\u066e-\u06d3\u06d5-\u06ef\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdfb\ufe70-\ufefc", "ar", False),
-    "hebrew": ("\u0591-\u05c7\u05d0-\u05ea\u05f0-\u05f2", "he", False),
-    "devanagari": ("\u0900-\u0963\u0966-\u097f", "hi", False),
-    "bengali": ("\u0980-\u09ff", "bn", False),
-    "gurmukhi": ("\u0a00-\u0a7f", "pa", False),
-    "gujarati": ("\u0a80-\u0aff", "gu", False),
-    "tamil": ("\u0b80-\u0bff", "ta", False),
-    "telugu": ("\u0c00-\u0c7f", "te", False),
-    "kannada": ("\u0c80-\u0cff", "kn", False),
-    "malayalam": ("\u0d00-\u0d7f", "ml", False),
-    "sinhala": ("\u0d80-\u0dff", "si", False),
-    "thai": ("\u0e01-\u0e3a\u0e40-\u0e4e", "th", False),
-    "lao": ("\u0e80-\u0eff", "lo", False),
-    "myanmar": ("\u1000-\u109f", "my", False),
-    "georgian": ("\u10a0-\u10ff", "ka", False),
-    "ethiopic": ("\u1200-\u137f", "am", False),
-    "khmer": ("\u1780-\u17ff", "km", False),
-    "armenian": ("\u0531-\u0556\u0561-\u0587", "hy", False),
-}
 LATIN_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
-_LATIN_ISO = (
-    "en de fr es pt it vi nl pl tr id ms sv da no nb nn fi cs sk ro hu hr sl et lv lt ca gl eu sq tl sw af is ga cy "
-    "mt az uz so ha yo ig zu xh la eo lb fy br oc bs jv su mg ht qu"
-)
-LANGUAGE_SCRIPT: dict[str, str] = {
-    **dict.fromkeys(_LATIN_ISO.split(), "latin"),
-    **dict.fromkeys(["ru", "uk", "bg", "be", "mk", "sr", "kk", "ky", "mn", "tg", "tt", "ba"], "cyrillic"),
-    **dict.fromkeys(["ar", "fa", "ur", "ps", "ug", "ckb"], "arabic"),
-    **dict.fromkeys(["he", "yi"], "hebrew"),
-    **dict.fromkeys(["hi", "mr", "ne", "sa"], "devanagari"),
-    "zh": "han", "ja": "han", "ko": "hangul", "el": "greek",
-    **{lang: script for script, (_, lang, _) in SCRIPTS.items() if lang not in ("zh", "ja", "ko", "ru", "ar", "he", "hi", "el")},
-}
 
 # One pass: fenced code (closed or not), inline code, display and inline math, LaTeX environments and
 # commands, URLs, e-mail domains and paths. (Each alternative opens with a rare character, which keeps
@@ -343,7 +305,7 @@ class Language(Filter):
         there is nothing to judge or the language is unknown. `may_mix` False: `plain_latin_rows` found
         neither a letter of another script nor a word of another language's list in the text, so LID
         can find nothing foreign, and only whether the chain has a word at all is left to read."""
-        target = _base_language(language)
+        target = base_language(language)
         script = LANGUAGE_SCRIPT.get(target)
         if script is None:
             return None, None, None
@@ -605,7 +567,7 @@ def plain_latin_rows(texts: pl.Series, languages: list[str | None]) -> list[bool
     windowed language's list, not the target's, not `NEUTRAL`). A foreign run needs an anchor, so such
     a chain's share is 1.0 when it has a word at all. Most chains are plain, and skip the word-by-word
     reading (`judge`)."""
-    targets = [_base_language(language) for language in languages]
+    targets = [base_language(language) for language in languages]
     plain = [False] * len(targets)
     for target in sorted(set(targets) & set(WINDOWED)):
         at = [i for i, t in enumerate(targets) if t == target]
@@ -668,11 +630,6 @@ def _chinese_sentences_in_japanese(masked: str, words: _Words) -> None:
 def _titled(tokens: list[str]) -> bool:
     """Title Case: every word capitalised but for the small words titles and names leave in lower case."""
     return tokens[0][0].isupper() and all(w[0].isupper() or w in TITLE_SMALL_WORDS for w in tokens)
-
-
-def _base_language(language: str | None) -> str:
-    """'zh-Hans' -> 'zh', 'EN_us' -> 'en'; '' for None."""
-    return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower() if language else ""
 
 
 # --- fastText LID-176, read from its file --------------------------------------------------------
