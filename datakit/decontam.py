@@ -4,12 +4,13 @@ Texts are compared as normalised words (`datakit.dedup.words`). Every n-gram of 
 problem goes into one sorted hash array (a problem shorter than n words goes in whole, so short
 problems are protected too); a batch of prompts is hashed in a few numpy passes and looked up by
 binary search, and each hit is confirmed word by word. A benchmark that cannot be loaded (offline,
-gated, missing file) is reported in `status`, never silently skipped.
+gated, missing file) is reported in `errors` and `status`, never silently skipped.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -74,30 +75,45 @@ class Decontaminator:
         if n < 1:
             raise DatakitError(f"decontamination: n must be >= 1, got {n}")
         self.n = n
-        self.status: dict[str, dict[str, Any]] = {}
-        self._texts: list[tuple[str, str, list[str]]] = []  # (benchmark, item id, words) per problem text
-        self._entries: dict[int, tuple[int, int, int]] = {}  # gram hash -> (text index, start, length)
+        self.errors: dict[str, str] = {}  # benchmark -> why it could not be loaded
+        self._names = [benchmark.name for benchmark in benchmarks]  # the status's order
+        self._loaded: list[tuple[Benchmark, list[tuple[str, list[str]]]]] = []
         hub = _HubAccess()
         for benchmark in benchmarks:
             try:
-                rows = _load(benchmark, hub)
+                self._loaded.append((benchmark, _load(benchmark, hub)))
             except DatakitError:
                 raise
             except Exception as error:  # noqa: BLE001 - the Hub client raises many types; all mean "could not load it"
-                self.status[benchmark.name] = {"error": _one_line(error)}
-                continue
-            self.status[benchmark.name] = {
-                "items": len(rows),
-                "ngrams": self._add(benchmark.name, rows),
-                "source": benchmark.path,
-            }
-        self._keys = np.array(sorted(self._entries), dtype=np.uint64)
-        self._lengths = sorted({length for _, _, length in self._entries.values()}, reverse=True)
-        # a first sieve by the top bits of a hash, ~16 slots a key: most n-grams of a prompt are turned
-        # away by one byte lookup, and only the few left are searched for among the keys
-        bits = max(16, int(self._keys.size).bit_length() + 4)
-        self._sieve = np.zeros(1 << bits, dtype=bool)
-        self._sieve[self._keys >> np.uint64(64 - bits)] = True
+                self.errors[benchmark.name] = _one_line(error)
+        self._indexing = threading.Lock()
+        self._status: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per benchmark: its items, distinct n-grams and source, or the error that kept it out."""
+        self._index()
+        return self._status  # type: ignore[return-value]
+
+    def _index(self) -> None:
+        """Hash every benchmark's n-grams, once, on first use (by whichever thread asks first): a caller
+        can check `errors` at once, and overlap the hashing, a first numba call (~0.2 s), with other work."""
+        with self._indexing:
+            if self._status is not None:
+                return
+            self._texts: list[tuple[str, str, list[str]]] = []  # (benchmark, item id, words) per problem text
+            self._entries: dict[int, tuple[int, int, int]] = {}  # gram hash -> (text index, start, length)
+            status = {name: {"error": error} for name, error in self.errors.items()}
+            for benchmark, rows in self._loaded:
+                status[benchmark.name] = {"items": len(rows), "ngrams": self._add(benchmark.name, rows), "source": benchmark.path}
+            self._keys = np.array(sorted(self._entries), dtype=np.uint64)
+            self._lengths = sorted({length for _, _, length in self._entries.values()}, reverse=True)
+            # a first sieve by the top bits of a hash, ~16 slots a key: most n-grams of a prompt are turned
+            # away by one byte lookup, and only the few left are searched for among the keys
+            bits = max(16, int(self._keys.size).bit_length() + 4)
+            self._sieve = np.zeros(1 << bits, dtype=bool)
+            self._sieve[self._keys >> np.uint64(64 - bits)] = True
+            self._status = {name: status[name] for name in self._names}
 
     def _add(self, name: str, rows: list[tuple[str, list[str]]]) -> int:
         """Index every n-gram (or whole short text) of a benchmark; returns how many distinct ones."""
@@ -131,6 +147,7 @@ class Decontaminator:
         """`find_many` for texts given as `dedup.word_hashes` (callers that hash the words once for
         several uses); `words_of(i)` gives text i's words, asked only to confirm a hit."""
         best: list[tuple[int, int, int] | None] = [None] * len(lengths)  # (start, -length, prompt): earliest, then longest
+        self._index()
         hits: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         split: dict[int, list[str]] = {}  # a contaminated text shares many n-grams: it is split once
         if self._keys.size:

@@ -530,9 +530,8 @@ class Index:
 def load_decontaminator(config: MixConfig) -> Decontaminator:
     """The benchmarks to decontaminate against; with require_all, one that cannot be loaded is an error."""
     decontaminator = Decontaminator(config.decontamination.benchmarks, n=config.decontamination.n)
-    failed = {name: s["error"] for name, s in decontaminator.status.items() if "error" in s}
-    if failed and config.decontamination.require_all:
-        raise DatakitError("decontamination: cannot load " + "; ".join(f"{k}: {v}" for k, v in failed.items()) + " (require_all is set)")
+    if decontaminator.errors and config.decontamination.require_all:
+        raise DatakitError("decontamination: cannot load " + "; ".join(f"{k}: {v}" for k, v in decontaminator.errors.items()) + " (require_all is set)")
     return decontaminator
 
 

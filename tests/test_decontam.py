@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -115,6 +116,19 @@ def test_an_unreachable_hub_benchmark_is_reported_not_raised() -> None:
     assert "no such file" in decon.status["gone"]["error"]
     assert decon.status["humaneval"]["items"] == 164  # the others still protect
     assert decon.find(read_problems()["HumanEval/3"]["prompt"]).item == "HumanEval/3"
+    assert decon.errors == {name: decon.status[name]["error"] for name in ("ghost", "gone")} and list(decon.status) == ["ghost", "humaneval", "gone"]
+
+
+def test_threads_that_ask_at_once_share_one_index_built_on_first_use() -> None:
+    """The n-grams are hashed when first needed, by whichever thread asks first (the mix's file
+    threads): every thread then finds what one thread alone finds."""
+    problems = list(read_problems().values())[:40]
+    texts = [f"Please help: {p['prompt']}" if i % 2 else f"An unrelated question number {i} about rivers." for i, p in enumerate(problems)]
+    alone = Decontaminator([HUMANEVAL]).find_many(texts)
+    shared = Decontaminator([HUMANEVAL])
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(shared.find, texts))
+    assert found == alone and sum(m is not None for m in found) == 20
 
 
 @pytest.mark.parametrize(
