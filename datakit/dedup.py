@@ -84,7 +84,7 @@ def _xxh_round(acc: np.uint64, lane: np.uint64) -> np.uint64:
 
 
 @numba.njit(nogil=True, cache=True)
-def _xxh64(data: np.ndarray, lo: int, hi: int, seed: np.uint64 = np.uint64(0)) -> np.uint64:
+def xxh64_span(data: np.ndarray, lo: int, hi: int, seed: np.uint64 = np.uint64(0)) -> np.uint64:
     """xxh64 of data[lo:hi] (uint8)."""
     i = lo
     if hi - lo >= 32:
@@ -143,7 +143,7 @@ def _ascii_word_hashes(data: np.ndarray, offsets: np.ndarray, flat: np.ndarray, 
                 word[size] = c
                 size += 1
             elif size:
-                flat[filled] = _xxh64(word, 0, size)
+                flat[filled] = xxh64_span(word, 0, size)
                 filled += 1
                 count += 1
                 size = 0
@@ -171,7 +171,7 @@ def _prefixed_keys(data: np.ndarray, offsets: np.ndarray, prefix: np.ndarray, se
     for t in range(len(keys)):
         size = offsets[t + 1] - offsets[t]
         joined[len(prefix) : len(prefix) + size] = data[offsets[t] : offsets[t + 1]]
-        keys[t] = _xxh64(joined, 0, len(prefix) + size, seed)
+        keys[t] = xxh64_span(joined, 0, len(prefix) + size, seed)
     return keys
 
 
@@ -179,7 +179,7 @@ def _prefixed_keys(data: np.ndarray, offsets: np.ndarray, prefix: np.ndarray, se
 def _sequence_keys(data: np.ndarray, starts: np.ndarray) -> np.ndarray:
     keys = np.empty(len(starts) - 1, dtype=np.uint64)
     for t in range(len(keys)):
-        keys[t] = _xxh64(data, starts[t], starts[t + 1])
+        keys[t] = xxh64_span(data, starts[t], starts[t + 1])
     return keys
 
 

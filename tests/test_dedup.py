@@ -249,15 +249,15 @@ def test_the_compiled_xxh64_is_xxhash_for_any_bytes() -> None:
     (each branch: below 4, 4-7, 8-31 and 32+ bytes, and the tails after 32-byte stripes)."""
     from xxhash import xxh64_intdigest
 
-    from datakit.dedup import _xxh64
+    from datakit.dedup import xxh64_span
 
     rng = np.random.default_rng(0)
     for size in [*range(72), 100, 127, 128, 129, 1000]:
         for seed in (0, 7, 2**64 - 1):
             data = rng.integers(0, 256, size=size, dtype=np.uint8)
             padded = np.concatenate([rng.integers(0, 256, size=3, dtype=np.uint8), data, rng.integers(0, 256, size=3, dtype=np.uint8)])
-            assert _xxh64(padded, 3, 3 + size, np.uint64(seed)) == xxh64_intdigest(data.tobytes(), seed)
-        assert _xxh64(data, 0, size) == xxh64_intdigest(data.tobytes())  # seed 0 when none is given
+            assert xxh64_span(padded, 3, 3 + size, np.uint64(seed)) == xxh64_intdigest(data.tobytes(), seed)
+        assert xxh64_span(data, 0, size) == xxh64_intdigest(data.tobytes())  # seed 0 when none is given
 
 
 def test_prefixed_keys_are_xxhash_of_prefix_and_text() -> None:

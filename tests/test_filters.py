@@ -72,18 +72,48 @@ def test_repetition_catches_loops_not_prose() -> None:
     assert got[0] is None and got[1].startswith("repetitive:")
 
 
-def test_repetition_hashed_count_equals_the_set_of_tuples() -> None:
-    from datakit.filters.text import _repeated_ngram_share_exact, repeated_ngram_share
+def test_repetition_compiled_count_equals_the_set_of_tuples() -> None:
+    import random
 
+    from datakit.filters.text import _repeated_ngram_share_exact, repeated_ngram_shares
+
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]  # every kind of whitespace str.split knows
+    rng = random.Random(7)
+    vocabulary = ["a", "b", "we", "check", "é", "naïve", "我们", "计算", "😀", "x\u200by", "\u00adsoft", "Wait,", "wait,", "\u2060"]
     texts = [
-        "", "one", "a b c d e", "a b c d e f", "x " * 50, "Wait, let me check that again. " * 40,
+        "", "one", " \n ", "a b c d e", "a b c d e f", "x " * 50, "Wait, let me check that again. " * 40,
         "First we add twelve and seven to get nineteen, then we multiply by two.",
-        "tab\tand\u00a0no-break\u2003em\x1cfile-sep\u3000ideographic spaces " * 7,  # every kind of whitespace str.split knows
+        "tab\tand\u00a0no-break\u2003em\x1cfile-sep\u3000ideographic spaces " * 7,
         "我们 来 计算 我们 来 计算 我们 来 计算 " * 5, "loop " * 3 + "then prose comes after the loop ends here " * 2,
+        "".join(s + "w" for s in spaces) * 3,  # each whitespace character splits, once each and in runs
     ]
-    for n in (1, 2, 5, 10):
-        for text in texts:
-            assert repeated_ngram_share(text, n) == (_repeated_ngram_share_exact(text.split(), n) if len(text.split()) >= n else 0.0), (n, text)
+    texts += [  # random words over a small vocabulary (many repeats), random runs of any whitespace between them
+        "".join(rng.choice(vocabulary) + "".join(rng.choices(spaces, k=rng.randint(1, 3))) for _ in range(rng.randint(0, 80)))
+        for _ in range(300)
+    ]
+    for n in (1, 2, 3, 5, 10):
+        got = repeated_ngram_shares(pl.Series(texts, dtype=pl.String), n)
+        for text, share in zip(texts, got):
+            words = text.split()
+            assert share == (_repeated_ngram_share_exact(words, n) if len(words) >= n else 0.0), (n, text)
+
+
+def test_repetition_counts_a_text_whose_hashes_collide_in_python(monkeypatch) -> None:
+    """The compiled scan answers -1 for a text where two different n-grams share a hash; that text is
+    then counted from its words."""
+    from datakit.filters import text
+
+    monkeypatch.setattr(text, "_repeated_ngram_shares", lambda data, offsets, n, shares, *work: shares.__setitem__(slice(None), [0.5, -1.0]))
+    shares = text.repeated_ngram_shares(pl.Series(["any text", "a b a b a b"]), 2)
+    assert shares.tolist() == [0.5, text._repeated_ngram_share_exact("a b a b a b".split(), 2)] == [0.5, 0.6]
+
+
+def test_repetition_scores_rows_with_a_null_text_one_by_one() -> None:
+    """A null chain of thought fails its own row (the stage's per-row fallback), not the batch."""
+    from datakit.filters.text import repeated_ngram_shares
+
+    with pytest.raises(ValueError, match="1 null text"):
+        repeated_ngram_shares(pl.Series(["a b", None]), 1)
 
 
 def test_language_consistency_masks_math_and_code() -> None:
