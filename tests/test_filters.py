@@ -98,6 +98,20 @@ def test_repetition_compiled_count_equals_the_set_of_tuples() -> None:
             assert share == (_repeated_ngram_share_exact(words, n) if len(words) >= n else 0.0), (n, text)
 
 
+def test_longest_paragraph_counts_words_as_str_split_between_blank_lines() -> None:
+    import random
+
+    from datakit.filters.text import longest_paragraph_words
+
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    rng = random.Random(11)
+    pieces = ["word", "é", "我们", "😀", "x\u200by", "\n\n", "\n\n\n", "\n", *spaces]
+    texts = ["", "one", "\n\n", "a b\n\nc d e\n\n\nf", "a\n\n\n\nb c", "\u3000a\u2028b\x1cc\n \nd"]
+    texts += ["".join(rng.choices(pieces, k=rng.randint(0, 60))) for _ in range(400)]
+    got = longest_paragraph_words(pl.Series(texts + [None], dtype=pl.String))
+    assert got.tolist() == [max(len(p.split()) for p in text.split("\n\n")) for text in texts] + [0]
+
+
 def test_repetition_counts_a_text_whose_hashes_collide_in_python(monkeypatch) -> None:
     """The compiled scan answers -1 for a text where two different n-grams share a hash; that text is
     then counted from its words."""
