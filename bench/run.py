@@ -24,7 +24,7 @@ level where memory grows with the input. Each side runs in its own process, so a
 side's alone (sample shares one engine between both sides and reports none; code reports none).
 The mix's sides run three times each, in turn, and each side's fastest run counts (bench/harness.py); each
 side's clock includes its imports, and a line under each mix row gives the ratio without them.
-~40 minutes on 2 cores (distill ~20 of them; `--distill-rows 0` skips it); filtering 10^6 rows (--filter-rows 1000000) takes about an hour there.
+~40 minutes on 2 cores (distill ~20 of them; `--distill-rows 0` skips it); filtering 10^6 rows (--filter-rows 1000000) takes ~40 minutes more there (the baseline ~30 of them).
 """
 
 from __future__ import annotations
