@@ -1,6 +1,6 @@
 """Cheap text filters over the split completion: format, long paragraphs, code in the chain of
-thought, and degenerate repetition. All vectorised with Polars except the n-gram count (a compiled
-scan of the texts' UTF-8 bytes)."""
+thought, and degenerate repetition. All vectorised with Polars except the paragraph and n-gram
+counts (compiled scans of the texts' UTF-8 bytes)."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def repeated_ngram_shares(texts: pl.Series, n: int) -> np.ndarray:
     capacity = int(np.max(np.diff(offsets), initial=0)) // 2 + 1  # a word takes a byte and a gap
     starts, ends = np.empty(capacity, np.int64), np.empty(capacity, np.int64)  # each word's first byte and the one after
     word_hashes, grams = np.empty(capacity, np.uint64), np.empty(capacity, np.uint64)
-    seen = np.empty(1 << (2 * capacity - 1).bit_length(), np.int64)  # as _table_bits gives for the longest
+    seen = np.empty(4 * capacity, np.int64)  # holds _table_bits' table for any text: a power of two under 4x its words
     _repeated_ngram_shares(data, offsets, n, shares, starts, ends, word_hashes, grams, seen)
     for t in np.flatnonzero(shares < 0):
         shares[t] = _repeated_ngram_share_exact(texts[int(t)].split(), n)
