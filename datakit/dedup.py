@@ -287,28 +287,44 @@ def _gram_hashes(
     return hashes[:kept], text[:kept], start[:kept]
 
 
+@numba.njit(inline="always")
+def _permuted(h: np.uint32, xor: np.uint32, mul: np.uint32) -> np.uint32:
+    """One of the MinHash permutations of 32-bit values (see _fold_minima)."""
+    x = np.uint32((h ^ xor) * mul)
+    return np.uint32(x ^ (x >> np.uint32(15)))
+
+
 @numba.njit(nogil=True, cache=True)
-def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, mul: np.ndarray, sig: np.ndarray) -> None:
+def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, mul: np.ndarray, sig: np.ndarray, low: np.ndarray, shingles: np.ndarray) -> None:
     """Row t of `sig` set to the minimum, over text t's shingles (its `m`-grams, or the whole text when
     shorter; the top 32 bits h of `_gram_hash`), of every permutation of 32-bit values
-    h -> x = (h ^ xor) * mul mod 2^32 (mul odd), then x ^ (x >> 15). Compiled, in one pass with no
-    temporaries.
+    h -> x = (h ^ xor) * mul mod 2^32 (mul odd), then x ^ (x >> 15). Compiled, with no temporaries:
+    `low` (one value a permutation) and `shingles` (room for the most shingles of a text) are the
+    caller's work space.
 
     Each step is a bijection, so each is a permutation, and the shingle hashes it permutes are already
     uniform: the minimum matches between two texts with the probability of their Jaccard similarity,
     independently across permutations (tests/test_dedup.py measures both against theory). Kept in 32
     bits, the loop over permutations runs 8 lanes to an AVX2 instruction, ~2.4x the speed of the
-    (a*h + b) mod (2^31 - 1) family it replaced, whose 64-bit products take 4 lanes and two folds."""
+    (a*h + b) mod (2^31 - 1) family it replaced, whose 64-bit products take 4 lanes and two folds.
+    Four shingles go through each pass over the permutations: one shingle a pass spent half its time
+    loading and storing the running minima."""
     none = np.uint32(0xFFFFFFFF)  # no shingle: above any value
-    low = np.empty(len(mul), dtype=np.uint32)
     for t in range(len(starts) - 1):
         low[:] = none
         count, size = _grams_of(starts, t, m, True)
         for s in range(count):
-            h = np.uint32(_gram_hash(flat, starts[t] + s, size) >> np.uint64(32))
+            shingles[s] = np.uint32(_gram_hash(flat, starts[t] + s, size) >> np.uint64(32))
+        s = 0
+        while s + 4 <= count:
+            h0, h1, h2, h3 = shingles[s], shingles[s + 1], shingles[s + 2], shingles[s + 3]
             for j in range(len(mul)):
-                x = np.uint32((h ^ xor[j]) * mul[j])
-                low[j] = min(low[j], np.uint32(x ^ (x >> np.uint32(15))))
+                a, b = xor[j], mul[j]
+                low[j] = min(low[j], min(min(_permuted(h0, a, b), _permuted(h1, a, b)), min(_permuted(h2, a, b), _permuted(h3, a, b))))
+            s += 4
+        for s in range(s, count):
+            for j in range(len(mul)):
+                low[j] = min(low[j], _permuted(shingles[s], xor[j], mul[j]))
         for j in range(len(mul)):
             sig[t, j] = _EMPTY if count == 0 else np.uint64(low[j])  # a text without words keeps _EMPTY
 
@@ -361,7 +377,8 @@ class MinHasher:
         starts = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=starts[1:])
         flat = np.asarray(flat, dtype=np.uint64)
-        _fold_minima(flat, starts, self.shingle, self._xor, self._mul, sig)  # lets go of the GIL: callers run batches on threads
+        low, shingles = np.empty(len(self._mul), dtype=np.uint32), np.empty(max(1, int(lengths.max(initial=0))), dtype=np.uint32)
+        _fold_minima(flat, starts, self.shingle, self._xor, self._mul, sig, low, shingles)  # lets go of the GIL: callers run batches on threads
         return sig
 
     def band_keys(self, texts: list[str]) -> np.ndarray:
