@@ -294,13 +294,12 @@ def _permuted(h: np.uint32, xor: np.uint32, mul: np.uint32) -> np.uint32:
     return np.uint32(x ^ (x >> np.uint32(15)))
 
 
-@numba.njit(nogil=True, cache=True)
-def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, mul: np.ndarray, sig: np.ndarray, low: np.ndarray, shingles: np.ndarray) -> None:
-    """Row t of `sig` set to the minimum, over text t's shingles (its `m`-grams, or the whole text when
-    shorter; the top 32 bits h of `_gram_hash`), of every permutation of 32-bit values
-    h -> x = (h ^ xor) * mul mod 2^32 (mul odd), then x ^ (x >> 15). Compiled, with no temporaries:
-    `low` (one value a permutation) and `shingles` (room for the most shingles of a text) are the
-    caller's work space.
+@numba.njit(inline="always")
+def _text_minima(flat: np.ndarray, starts: np.ndarray, t: int, m: int, xor: np.ndarray, mul: np.ndarray, low: np.ndarray, shingles: np.ndarray) -> int:
+    """`low` set to text t's MinHash values: the minimum, over its shingles (its `m`-grams, or the whole
+    text when shorter; the top 32 bits h of `_gram_hash`), of every permutation of 32-bit values
+    h -> x = (h ^ xor) * mul mod 2^32 (mul odd), then x ^ (x >> 15). Returns its shingle count (0: no
+    words, `low` all 2^32-1). `shingles` is work space for the most shingles of a text.
 
     Each step is a bijection, so each is a permutation, and the shingle hashes it permutes are already
     uniform: the minimum matches between two texts with the probability of their Jaccard similarity,
@@ -309,38 +308,53 @@ def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, 
     (a*h + b) mod (2^31 - 1) family it replaced, whose 64-bit products take 4 lanes and two folds.
     Four shingles go through each pass over the permutations: one shingle a pass spent half its time
     loading and storing the running minima."""
-    none = np.uint32(0xFFFFFFFF)  # no shingle: above any value
-    for t in range(len(starts) - 1):
-        low[:] = none
-        count, size = _grams_of(starts, t, m, True)
-        for s in range(count):
-            shingles[s] = np.uint32(_gram_hash(flat, starts[t] + s, size) >> np.uint64(32))
-        s = 0
-        while s + 4 <= count:
-            h0, h1, h2, h3 = shingles[s], shingles[s + 1], shingles[s + 2], shingles[s + 3]
-            for j in range(len(mul)):
-                a, b = xor[j], mul[j]
-                low[j] = min(low[j], min(min(_permuted(h0, a, b), _permuted(h1, a, b)), min(_permuted(h2, a, b), _permuted(h3, a, b))))
-            s += 4
-        for s in range(s, count):
-            for j in range(len(mul)):
-                low[j] = min(low[j], _permuted(shingles[s], xor[j], mul[j]))
+    low[:] = np.uint32(0xFFFFFFFF)
+    count, size = _grams_of(starts, t, m, True)
+    for s in range(count):
+        shingles[s] = np.uint32(_gram_hash(flat, starts[t] + s, size) >> np.uint64(32))
+    s = 0
+    while s + 4 <= count:
+        h0, h1, h2, h3 = shingles[s], shingles[s + 1], shingles[s + 2], shingles[s + 3]
         for j in range(len(mul)):
-            sig[t, j] = _EMPTY if count == 0 else np.uint64(low[j])  # a text without words keeps _EMPTY
+            a, b = xor[j], mul[j]
+            low[j] = min(low[j], min(min(_permuted(h0, a, b), _permuted(h1, a, b)), min(_permuted(h2, a, b), _permuted(h3, a, b))))
+        s += 4
+    for s in range(s, count):
+        for j in range(len(mul)):
+            low[j] = min(low[j], _permuted(shingles[s], xor[j], mul[j]))
+    return count
+
+
+@numba.njit(inline="always")
+def _permuted(h: np.uint32, xor: np.uint32, mul: np.uint32) -> np.uint32:
+    x = np.uint32((h ^ xor) * mul)
+    return np.uint32(x ^ (x >> np.uint32(15)))
 
 
 @numba.njit(nogil=True, cache=True)
-def _band_keys(sig: np.ndarray, seeds: np.ndarray, rows: int) -> np.ndarray:
-    """Per text and band b, the band's `rows` MinHash values folded into one key: starting from seeds[b],
-    key = mix64(key ^ value) for each value in turn."""
-    keys = np.empty((sig.shape[0], len(seeds)), dtype=np.uint64)
-    for t in range(sig.shape[0]):
+def _fold_minima(flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, mul: np.ndarray, sig: np.ndarray, low: np.ndarray, shingles: np.ndarray) -> None:
+    """Row t of `sig`: text t's MinHash values (`_text_minima`; all _EMPTY for a text without words).
+    Compiled, with no temporaries: `low` and `shingles` are the caller's work space."""
+    for t in range(len(starts) - 1):
+        count = _text_minima(flat, starts, t, m, xor, mul, low, shingles)
+        for j in range(len(mul)):
+            sig[t, j] = _EMPTY if count == 0 else np.uint64(low[j])
+
+
+@numba.njit(nogil=True, cache=True)
+def _fold_band_keys(
+    flat: np.ndarray, starts: np.ndarray, m: int, xor: np.ndarray, mul: np.ndarray, seeds: np.ndarray, rows: int, keys: np.ndarray, low: np.ndarray, shingles: np.ndarray
+) -> None:
+    """keys[t, b]: band b's `rows` MinHash values of text t (as `_fold_minima` gives them) folded into
+    one key, starting from seeds[b]: key = mix64(key ^ value) for each value in turn. The signatures
+    are never stored (~900 bytes a text, written and read back)."""
+    for t in range(len(starts) - 1):
+        count = _text_minima(flat, starts, t, m, xor, mul, low, shingles)
         for b in range(len(seeds)):
             key = seeds[b]
             for r in range(rows):
-                key = _mix64_one(key ^ sig[t, b * rows + r])
+                key = _mix64_one(key ^ (_EMPTY if count == 0 else np.uint64(low[b * rows + r])))
             keys[t, b] = key
-    return keys
 
 
 class MinHasher:
@@ -374,12 +388,18 @@ class MinHasher:
     def hashed_signatures(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`signatures` of texts given as `word_hashes` (callers that hash the words once for several uses)."""
         sig = np.empty((len(lengths), len(self._mul)), dtype=np.uint64)  # each row set by the kernel
+        _fold_minima(*self._kernel_input(flat, lengths), sig, *self._work_space(lengths))  # lets go of the GIL: callers run batches on threads
+        return sig
+
+    def _kernel_input(self, flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
         starts = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=starts[1:])
-        flat = np.asarray(flat, dtype=np.uint64)
-        low, shingles = np.empty(len(self._mul), dtype=np.uint32), np.empty(max(1, int(lengths.max(initial=0))), dtype=np.uint32)
-        _fold_minima(flat, starts, self.shingle, self._xor, self._mul, sig, low, shingles)  # lets go of the GIL: callers run batches on threads
-        return sig
+        return np.asarray(flat, dtype=np.uint64), starts, self.shingle, self._xor, self._mul
+
+    def _work_space(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The kernels' work space, made here: a compiled loop runs several times slower when its
+        function allocates arrays."""
+        return np.empty(len(self._mul), dtype=np.uint32), np.empty(max(1, int(lengths.max(initial=0))), dtype=np.uint32)
 
     def band_keys(self, texts: list[str]) -> np.ndarray:
         """(len(texts), bands) uint64: one key per LSH band; two texts sharing any key in the same
@@ -393,7 +413,9 @@ class MinHasher:
 
     def hashed_band_keys(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """`band_keys` of texts given as `word_hashes`."""
-        return _band_keys(self.hashed_signatures(flat, lengths), self._band_seed, self.rows)
+        keys = np.empty((len(lengths), self.bands), dtype=np.uint64)  # each row set by the kernel
+        _fold_band_keys(*self._kernel_input(flat, lengths), self._band_seed, self.rows, keys, *self._work_space(lengths))
+        return keys
 
 
 class SharedKeys:
