@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import itertools
 import json
 import os
 import resource
@@ -753,15 +754,15 @@ def write_mix(config: MixConfig, sources: list[Source], plan: Plan, out: Path, s
         if not scattered[group].exists():
             numbers = groups[group]
             picks, dropped = plan.chosen(offsets[numbers[0]], offsets[numbers[-1] + 1]), plan.removed(offsets[numbers[0]], offsets[numbers[-1] + 1])
-            chosen, removed = [], []
+            files = []
             for number in numbers:
                 src, unit = units[number]
                 source = sources[src]
                 mine = pl.col("_i").is_between(offsets[number], offsets[number + 1], closed="left")
                 # what a conversation is built from (not `completion`, the widest column: reasoning and answer are)
                 table = source.read_frame(unit, READ_COLUMNS + [c for c in CONVERSATION_EXTRAS if c in source.columns[unit]])
-                removed.append(_removed_rows(table, dropped.filter(mine), config, source.name))
-                chosen.append(_chosen_rows(table, picks.filter(mine), source.name, config))
+                files.append(_FileRows(source.name, table, picks.filter(mine), dropped.filter(mine)))
+            chosen, removed = _written_rows(files, config.empty_think_domains)
             write_shard(out / "removed", group, pa.concat_tables(removed), settle)
             _write_scattered(scattered[group], chosen, config.rows_per_shard, shards, settle, sync)
         return len(groups[group])
@@ -810,16 +811,40 @@ def _scatter_groups(written: list[int], rows: int) -> list[list[int]]:
     return groups
 
 
-def _chosen_rows(table: pl.DataFrame, picks: pl.DataFrame, name: str, config: MixConfig) -> pa.Table:
-    """A source file's chosen rows in the mix format, with their output positions."""
-    rows = conversation_rows(_arrow_rows(table, picks["row"]), name, config.empty_think_domains)
-    rows = rows.append_column("copy_index", picks["copy_index"].to_arrow())
-    return rows.append_column(POSITION, picks["position"].to_arrow()).cast(SCATTER_SCHEMA)
+@dataclass
+class _FileRows:
+    """A source file as the write pass reads it: its rows, and the plan's chosen and removed rows of it."""
+
+    name: str  # its source's `mix_source` label
+    table: pl.DataFrame
+    picks: pl.DataFrame  # row, position, copy_index; by position
+    dropped: pl.DataFrame  # row and why (REMOVED_FIELDS); by row
+
+    def rows(self, plan: pl.DataFrame) -> pl.DataFrame:
+        return self.table[plan["row"].cast(pl.Int64).to_numpy()]
 
 
-def _arrow_rows(table: pl.DataFrame, rows: pl.Series) -> pa.Table:
-    """Rows of a source file as read by polars, handed to Arrow as they are (string views: no copy)."""
-    return table[rows.cast(pl.Int64).to_numpy()].to_arrow(compat_level=pl.CompatLevel.newest())
+def _written_rows(files: list[_FileRows], empty_think_domains: list[str]) -> tuple[list[pa.Table], list[pa.Table]]:
+    """A scatter group's rows in the mix format: per file, its chosen rows with their output positions
+    (by position); and its removed rows, tagged with why and by what (one schema, whatever the
+    source's extra columns). Consecutive files of one source and the same columns (most groups) are
+    turned into conversations in one call, which costs the same per row and ~2 ms less per call."""
+    chosen, removed = [], []
+    for (name, _), same in itertools.groupby(files, key=lambda f: (f.name, tuple(f.table.columns))):
+        run = list(same)
+        frame = pl.concat([f.rows(f.picks) for f in run] + [f.rows(f.dropped) for f in run], rechunk=True)  # string views: no text copied
+        rows = conversation_rows(frame.to_arrow(compat_level=pl.CompatLevel.newest()), name, empty_think_domains)
+        at = 0
+        for f in run:
+            part = rows.slice(at, f.picks.height).append_column("copy_index", f.picks["copy_index"].to_arrow())
+            chosen.append(part.append_column(POSITION, f.picks["position"].to_arrow()).cast(SCATTER_SCHEMA))
+            at += f.picks.height
+        dropped = pl.concat([f.dropped for f in run])
+        part = rows.slice(at).append_column("copy_index", pl.zeros(dropped.height, pl.Int32, eager=True).to_arrow())
+        for f in REMOVED_FIELDS:
+            part = part.append_column(f, dropped[f.name].to_arrow().cast(f.type))
+        removed.append(part.cast(REMOVED_SCHEMA))
+    return chosen, removed
 
 
 def _write_scattered(path: Path, parts: list[pa.Table], rows_per_shard: int, shards: int, settle: Settler, sync: bool) -> None:
@@ -879,16 +904,6 @@ def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]
         "verified_by": flags["verified_by"].to_arrow(),
     }
     return pa.table(columns)
-
-
-def _removed_rows(table: pl.DataFrame, removed: pl.DataFrame, config: MixConfig, name: str) -> pa.Table:
-    """The removed rows as they would have entered the mix (one schema, whatever the source's
-    extra columns), tagged with why and by what."""
-    rows = conversation_rows(_arrow_rows(table, removed["row"]), name, config.empty_think_domains)
-    rows = rows.append_column("copy_index", pl.zeros(rows.num_rows, pl.Int32, eager=True).to_arrow())
-    for f in REMOVED_FIELDS:
-        rows = rows.append_column(f, removed[f.name].to_arrow().cast(f.type))
-    return rows.cast(REMOVED_SCHEMA)
 
 
 # --- report -----------------------------------------------------------------------------------------
