@@ -289,7 +289,7 @@ def _gram_hashes(
 
 @numba.njit(inline="always")
 def _permuted(h: np.uint32, xor: np.uint32, mul: np.uint32) -> np.uint32:
-    """One of the MinHash permutations of 32-bit values (see _fold_minima)."""
+    """One of the MinHash permutations of 32-bit values (see _text_minima)."""
     x = np.uint32((h ^ xor) * mul)
     return np.uint32(x ^ (x >> np.uint32(15)))
 
@@ -323,12 +323,6 @@ def _text_minima(flat: np.ndarray, starts: np.ndarray, t: int, m: int, xor: np.n
         for j in range(len(mul)):
             low[j] = min(low[j], _permuted(shingles[s], xor[j], mul[j]))
     return count
-
-
-@numba.njit(inline="always")
-def _permuted(h: np.uint32, xor: np.uint32, mul: np.uint32) -> np.uint32:
-    x = np.uint32((h ^ xor) * mul)
-    return np.uint32(x ^ (x >> np.uint32(15)))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -365,7 +359,7 @@ class MinHasher:
         if shingle < 1 or bands < 1 or rows < 1:
             raise ValueError("shingle, bands and rows must be >= 1")
         self.shingle, self.bands, self.rows, self.seed = shingle, bands, rows, seed
-        # permutation i (see _fold_minima): a 32-bit xor mask and an odd 32-bit multiplier
+        # permutation i (see _text_minima): a 32-bit xor mask and an odd 32-bit multiplier
         state = [_splitmix64((seed << 20) + i) for i in range(2 * bands * rows + bands)]
         k = bands * rows
         self._xor = np.array([s >> 32 for s in state[:k]], dtype=np.uint32)
