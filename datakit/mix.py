@@ -2,7 +2,7 @@
 
 Three passes over the sources, each reading a few files at a time (one a core, on threads, at most
 4, one more where tasks often wait on the GIL; fewer where files or rows are large); no pass holds a
-per-row table in memory (peak RSS, by bench/mix.py: 0.67-0.69 GB at 10^6 samples, 0.86 GB at 10^7):
+per-row table in memory (peak RSS, by bench/mix.py: 0.73-0.76 GB at 10^6 samples, 0.85 GB at 10^7):
 
 1. index: per source file, per row its location, domain, kind and hashes, and per prompt its exact
    key, MinHash bands and any benchmark n-gram it shares (decontamination), written to
@@ -224,7 +224,8 @@ def _arrow_jemalloc_pool() -> Iterator[None]:
     the default pool on Linux, mimalloc, the kernel's page clearing (clear_page_erms) took 9% of a
     10^6-sample mix's CPU, 1.2 of ~15 CPU-s, most of it in the write pass: each batch's large buffers
     came back as freshly mapped memory, cleared whole on first touch. With jemalloc it takes 1%
-    (write pass 7.2 -> 6.1 CPU-s; peak RSS +5%)."""
+    (write pass 7.2 -> 6.1 CPU-s), as jemalloc keeps freed pages for ~1 s for the next batch: peak RSS
+    +60-100 MB at 10^5-10^6 samples, none at 10^7 (releasing them at once, decay 0, lost the gain)."""
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without it
