@@ -307,16 +307,8 @@ def test_a_plan_larger_than_its_memory_cap_spills_and_plans_the_same(tmp_path: P
         spilled.append(con.sql("SELECT count(*) FROM duckdb_temporary_files()").fetchall()[0][0])
         real(con, *tables)
 
-    real_plan = mix.plan_mix
-
-    def planned(*args: Any) -> Any:
-        plan = real_plan(*args)
-        watched(plan.con)
-        return plan
-
     monkeypatch.setattr(mix_plan, "MEMORY_LIMIT", "16MB")
     monkeypatch.setattr(mix_plan, "_drop", watched)
-    monkeypatch.setattr(mix, "plan_mix", planned)
     tight = run_mix(config(tmp_path, [source], quotas, out="tight")).report
     assert max(spilled) > 0 and tight == roomy and roomy["removed"]["exact_duplicate"] == len(again)
     for part in ("", "removed"):
