@@ -388,6 +388,35 @@ def test_conversation_rows_append_the_r1_turn_to_each_rows_own_turns() -> None:
         assert [(r["prompt_id"], r["mix_source"], r["verified_by"]) for r in got] == [(r["prompt_id"], "src", "none") for r in picked]
 
 
+def test_prompt_texts_are_the_user_turns_without_the_math_instruction_whatever_the_turns() -> None:
+    """The text dedup compares: the user turns joined by newlines, R1's math instruction taken out,
+    the same for a batch of one-turn prompts (read from the flat list of turns) as for a batch with
+    a multi-turn prompt in it (each list evaluated), and for each prompt as for a batch."""
+    from datakit.ingest import R1_MATH_INSTRUCTION
+    from datakit.mix import prompt_texts
+
+    def user(text: str) -> dict[str, str]:
+        return {"role": "user", "content": text}
+
+    one_turn = [[user(f"What is 2 + {i}?\n{R1_MATH_INSTRUCTION}")] for i in range(3)] + [[{"role": "system", "content": "terse"}, user("Name a tree.")]]
+    several = [[user("First part."), {"role": "assistant", "content": "ok"}, user(f"Second part. {R1_MATH_INSTRUCTION}")]]
+    expected = [f"What is 2 + {i}?\n" for i in range(3)] + ["Name a tree.", "First part.\nSecond part. "]
+    dtype = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    assert prompt_texts(pl.Series(one_turn, dtype=dtype)).to_list() == expected[:4]
+    assert prompt_texts(pl.Series(one_turn + several, dtype=dtype)).to_list() == expected
+    assert [prompt_texts(pl.Series([m], dtype=dtype))[0] for m in one_turn + several] == expected
+
+
+@pytest.mark.parametrize("ids", [["a", "a", "b", "c", "c", "c"], ["a", "b", "a", "c", "b", "c"], ["x"], []])
+def test_prompt_numbers_number_prompts_by_first_appearance_together_or_interleaved(ids: list[str]) -> None:
+    from datakit.mix import prompt_numbers
+
+    order = list(dict.fromkeys(ids))
+    first_rows, prompt_of = prompt_numbers(pl.Series(ids, dtype=pl.String))
+    assert first_rows.tolist() == [ids.index(i) for i in order]
+    assert prompt_of.tolist() == [order.index(i) for i in ids]
+
+
 def test_threads_are_fewer_where_each_would_hold_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """One thread a core, at most 4 (and any spare), and only as many as ROW_MEMORY holds of what each task keeps in memory."""
     import datakit.mix as mix
