@@ -908,9 +908,12 @@ def _may_open(files: int, spare: int = 256) -> bool:
 
 
 def _gather(readers: list[pa.ipc.RecordBatchFileReader], shard: int) -> pa.Table:
-    """Output shard `shard`: batch `shard` of every scatter file, in output order."""
+    """Output shard `shard`: batch `shard` of every scatter file, in output order (one take, which
+    copies the rows once into one chunk; sorting, then combining chunks, copied them twice)."""
     rows = pa.Table.from_batches([reader.get_batch(shard) for reader in readers], SCATTER_SCHEMA)
-    return rows.sort_by(POSITION).drop_columns([POSITION]).combine_chunks()
+    order = np.argsort(integers(rows[POSITION]))
+    # handed over as Arrow's view of the numpy buffer: pyarrow converting a numpy array imports pandas
+    return rows.drop_columns([POSITION]).take(pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(order)]))
 
 
 def conversation_rows(table: pa.Table, name: str, empty_think_domains: list[str]) -> pa.Table:
