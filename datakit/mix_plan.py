@@ -11,7 +11,9 @@ kill plans exactly what the killed run planned.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,13 +153,18 @@ def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
 def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path) -> None:
     """Table `prompt_removed`: per removed prompt (src, prompt_id), contaminated or a duplicate of an
     earlier prompt (exact or near; the earliest source and row wins), with the reason."""
-    # a prompt is indexed once per source file it appears in (usually one): its first appearance stands
+    # a prompt is indexed once per source file it appears in (usually one): its first appearance stands;
+    # where every prompt is in one file (most mixes), the index is read as it is, not copied
     con.execute(f"CREATE OR REPLACE VIEW prompts AS SELECT * FROM read_parquet({index_files(index, PROMPTS)})")
-    con.execute(
-        """CREATE OR REPLACE TABLE prompt AS
-        WITH again AS (SELECT src, prompt_id, min(first_i) AS first FROM prompts GROUP BY ALL HAVING count(*) > 1)
-        SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
-    )
+    con.execute("CREATE OR REPLACE TABLE again AS SELECT src, prompt_id, min(first_i) AS first FROM prompts GROUP BY ALL HAVING count(*) > 1")
+    copied = con.sql("SELECT count(*) FROM again").fetchall()[0][0] > 0
+    if copied:
+        con.execute(
+            """CREATE OR REPLACE TABLE prompt AS
+            SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
+        )
+    else:
+        con.execute("CREATE OR REPLACE VIEW prompt AS SELECT * FROM prompts")
     # numbered by the row of their first appearance (no sort): clustering keeps each component's earliest prompt
     con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, src, prompt_id, prompt_key FROM prompt WHERE decontam_benchmark IS NULL")
     numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
@@ -176,7 +183,8 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
         FROM dups_arrow x JOIN clean d ON d.c = x.c JOIN clean r ON r.c = x.rep JOIN source_names n ON n.src = r.src"""
     )
     con.unregister("dups_arrow")
-    _drop(con, "prompt", "clean", "bands")
+    con.execute(f"DROP {'TABLE' if copied else 'VIEW'} prompt")
+    _drop(con, "again", "clean", "bands")
 
 
 def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -200,23 +208,38 @@ def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterat
         WHERE decontam_benchmark IS NULL AND first_i NOT IN (SELECT c FROM exact_duplicates_arrow)"""
     )
     con.unregister("exact_duplicates_arrow")
-    for band in range(config.dedup.bands):
-        yield _shared_keys(con, f"band{band}", "bands")
+    yield from _in_order(lambda band: _shared_keys(con, f"band{band}", "bands"), range(config.dedup.bands))
+
+
+def _in_order(work: Callable[[Any], Any], items: Iterable[Any], threads: int = 2) -> Iterator[Any]:
+    """`work(item)` for each item, in order, on `threads` threads, no more than `threads` items ahead
+    of the caller: the band columns are read and sieved two at a time (DuckDB, numba and numpy let go
+    of the GIL) while clustering sorts the previous one."""
+    with ThreadPoolExecutor(threads) as pool:
+        running: deque[Future[Any]] = deque()
+        for item in items:
+            running.append(pool.submit(work, item))
+            if len(running) > threads:
+                yield running.popleft().result()
+        while running:
+            yield running.popleft().result()
 
 
 def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> tuple[np.ndarray, np.ndarray]:
     """The `prompts` (`c`) whose key in `column` another of them may share (dedup.SharedKeys), with that
     key: the only ones clustering needs, a small fraction of a corpus. The column is read twice, a
-    batch at a time: once to learn its keys, once to keep the rows it needs."""
-    shared = SharedKeys(con.sql(f"SELECT count(*) FROM {prompts}").fetchall()[0][0])
-    for batch in _batches(con, f"SELECT {column} FROM {prompts}"):
-        shared.add(integers(batch.column(0)))
-    rows, keys = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
-    for batch in _batches(con, f"SELECT c, {column} FROM {prompts}"):
-        c, key = integers(batch.column(0)), integers(batch.column(1))
-        kept = shared.possibly_shared(key)
-        rows.append(c[kept])
-        keys.append(key[kept])
+    batch at a time: once to learn its keys, once to keep the rows it needs (on a cursor of its own:
+    columns are read on threads)."""
+    with con.cursor() as cursor:
+        shared = SharedKeys(cursor.sql(f"SELECT count(*) FROM {prompts}").fetchall()[0][0])
+        for batch in _batches(cursor, f"SELECT {column} FROM {prompts}"):
+            shared.add(integers(batch.column(0)))
+        rows, keys = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
+        for batch in _batches(cursor, f"SELECT c, {column} FROM {prompts}"):
+            c, key = integers(batch.column(0)), integers(batch.column(1))
+            kept = shared.possibly_shared(key)
+            rows.append(c[kept])
+            keys.append(key[kept])
     return np.concatenate(rows), np.concatenate(keys)
 
 
