@@ -153,18 +153,13 @@ def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
 def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: Path) -> None:
     """Table `prompt_removed`: per removed prompt (src, prompt_id), contaminated or a duplicate of an
     earlier prompt (exact or near; the earliest source and row wins), with the reason."""
-    # a prompt is indexed once per source file it appears in (usually one): its first appearance stands;
-    # where every prompt is in one file (most mixes), the index is read as it is, not copied
+    # a prompt is indexed once per source file it appears in (usually one): its first appearance stands
     con.execute(f"CREATE OR REPLACE VIEW prompts AS SELECT * FROM read_parquet({index_files(index, PROMPTS)})")
-    con.execute("CREATE OR REPLACE TABLE again AS SELECT src, prompt_id, min(first_i) AS first FROM prompts GROUP BY ALL HAVING count(*) > 1")
-    copied = con.sql("SELECT count(*) FROM again").fetchall()[0][0] > 0
-    if copied:
-        con.execute(
-            """CREATE OR REPLACE TABLE prompt AS
-            SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
-        )
-    else:
-        con.execute("CREATE OR REPLACE VIEW prompt AS SELECT * FROM prompts")
+    con.execute(
+        """CREATE OR REPLACE TABLE prompt AS
+        WITH again AS (SELECT src, prompt_id, min(first_i) AS first FROM prompts GROUP BY ALL HAVING count(*) > 1)
+        SELECT p.* FROM prompts p LEFT JOIN again a USING (src, prompt_id) WHERE a.first IS NULL OR p.first_i = a.first"""
+    )
     # numbered by the row of their first appearance (no sort): clustering keeps each component's earliest prompt
     con.execute("CREATE OR REPLACE TABLE clean AS SELECT first_i AS c, src, prompt_id, prompt_key FROM prompt WHERE decontam_benchmark IS NULL")
     numbers = con.sql("SELECT coalesce(max(c) + 1, 0) FROM clean").fetchall()[0][0]
@@ -183,8 +178,7 @@ def _prompt_removals(config: MixConfig, con: duckdb.DuckDBPyConnection, index: P
         FROM dups_arrow x JOIN clean d ON d.c = x.c JOIN clean r ON r.c = x.rep JOIN source_names n ON n.src = r.src"""
     )
     con.unregister("dups_arrow")
-    con.execute(f"DROP {'TABLE' if copied else 'VIEW'} prompt")
-    _drop(con, "again", "clean", "bands")
+    _drop(con, "prompt", "clean", "bands")
 
 
 def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
