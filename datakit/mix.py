@@ -34,8 +34,8 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +76,7 @@ from datakit.r1_turn import WHITESPACE, append_r1_turn
 from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
+from datakit.threads import in_parallel
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
 
 SFT_ROLES = ("system", "user", "assistant")
@@ -615,22 +616,6 @@ def source_files(sources: list[Source]) -> tuple[list[tuple[int, int]], list[int
     each one's first row (one more: the end)."""
     units = [(src, unit) for src, source in enumerate(sources) for unit in range(len(source.units))]
     return units, np.cumsum([0] + [sources[src].unit_rows[unit] for src, unit in units]).tolist()
-
-
-def in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
-    """`work(item)` for each item on `workers` threads (reading, polars, Arrow, numpy and the numba
-    kernels let go of the GIL), results as they complete. An item is handed out only when a thread is
-    free, so a failure or a kill starts nothing more: the running items end, then it is raised."""
-    pool, running = ThreadPoolExecutor(workers), set()
-    try:
-        for item in items:
-            if len(running) == workers:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in done)
-            running.add(pool.submit(work, item))
-        yield from (future.result() for future in as_completed(running))
-    finally:
-        pool.shutdown(wait=True)
 
 
 def largest_file(sources: list[Source]) -> int:

@@ -11,9 +11,7 @@ kill plans exactly what the killed run planned.
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import xxhash
 
 from datakit.arrow_buffers import integers
 from datakit.dedup import SharedKeys, cluster_columns, mix64
+from datakit.threads import in_parallel
 
 if TYPE_CHECKING:
     import duckdb
@@ -202,21 +201,9 @@ def _shared_columns(con: duckdb.DuckDBPyConnection, config: MixConfig) -> Iterat
         WHERE decontam_benchmark IS NULL AND first_i NOT IN (SELECT c FROM exact_duplicates_arrow)"""
     )
     con.unregister("exact_duplicates_arrow")
-    yield from _in_order(lambda band: _shared_keys(con, f"band{band}", "bands"), range(config.dedup.bands))
-
-
-def _in_order(work: Callable[[Any], Any], items: Iterable[Any], threads: int = 2) -> Iterator[Any]:
-    """`work(item)` for each item, in order, on `threads` threads, no more than `threads` items ahead
-    of the caller: the band columns are read and sieved two at a time (DuckDB, numba and numpy let go
-    of the GIL) while clustering sorts the previous one."""
-    with ThreadPoolExecutor(threads) as pool:
-        running: deque[Future[Any]] = deque()
-        for item in items:
-            running.append(pool.submit(work, item))
-            if len(running) > threads:
-                yield running.popleft().result()
-        while running:
-            yield running.popleft().result()
+    # read and sieved two at a time on threads (DuckDB, numba and numpy let go of the GIL) while clustering
+    # sorts the one before; clustering comes to the same components in any order of the columns
+    yield from in_parallel(lambda band: _shared_keys(con, f"band{band}", "bands"), range(config.dedup.bands), 2)
 
 
 def _shared_keys(con: duckdb.DuckDBPyConnection, column: str, prompts: str) -> tuple[np.ndarray, np.ndarray]:
