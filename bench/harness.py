@@ -34,23 +34,35 @@ def report_side(result: dict[str, Any]) -> None:
     print(json.dumps({**result, "peak_rss_mb": round(peak_kb / 1024, 1)}))
 
 
-def run_sides(script: str, args: list[str], baseline_may_fail: bool = False, rounds: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_sides(
+    script: str, args: list[str], baseline_may_fail: bool = False, rounds: int = 1, warm_up: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Make fresh data, then run the baseline and datakit on it, each in its own process, `rounds` times
     in turn (baseline, datakit, baseline, ...); returns their results (baseline, datakit), each with
     `rate` = rows/s (None for a baseline that failed, where it `baseline_may_fail`) and `runs`, the
-    seconds of every run. A side's result is its fastest run: other work on the machine only ever slows
-    a run down, so the fastest is the least disturbed, and taking it for both sides keeps the ratio
-    from following whichever side a burst of load happened to hit. The data is deleted afterwards."""
+    seconds of every counted run. A side's result is its fastest run: other work on the machine only
+    ever slows a run down, so the fastest is the least disturbed, and taking it for both sides keeps the
+    ratio from following whichever side a burst of load happened to hit. With `warm_up`, each counted
+    run comes right after an uncounted run of the same side: on a virtual machine, memory a process
+    touches that the host took back while it lay free costs far more to fault in, so a side that
+    takes gigabytes runs up to twice as slow after the other side has run (the mix's polars baseline
+    at 10^6, 5 GB: 13.4, 11.5, 9.0, 7.1, 6.4 s in five rounds in turn; 13.4, 6.8, 7.9, 6.7, 6.6, 6.5 s
+    run after run). The data is deleted afterwards."""
     compile_datakit()
     work = Path(tempfile.mkdtemp(prefix=f"bench-{Path(script).stem}-"))
     common = ["--data", str(work / "samples"), *args]
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "datakit": []}
     try:
         run_side(script, "make", common)
+
+        def counted(side: str, may_fail: bool = False) -> dict[str, Any]:
+            first = run_side(script, side, common, may_fail) if warm_up else {}
+            return first if "failed" in first else run_side(script, side, common, may_fail)
+
         for _ in range(rounds):
             if not any("failed" in run for run in runs["baseline"]):  # a baseline that ran out of memory once will again
-                runs["baseline"].append(run_side(script, "baseline", common, baseline_may_fail))
-            runs["datakit"].append(run_side(script, "datakit", common))
+                runs["baseline"].append(counted("baseline", baseline_may_fail))
+            runs["datakit"].append(counted("datakit"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base, ours = (_fastest(runs[side]) for side in ("baseline", "datakit"))

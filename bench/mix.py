@@ -1,8 +1,8 @@
 """Mix throughput and memory: `datakit mix` against an in-memory polars script, same data, one run.
 
     python bench/mix.py                    # 10^5 samples
-    python bench/mix.py --rows 1000000     # the issue's 10^6 (~2 minutes on 2 cores: the data, then three rounds of both sides)
-    python bench/mix.py --rows 10000000 --rounds 1   # 10^7: ~4 GB of shards made first (~7 minutes), then the mix (~2 minutes on 2 cores); see below
+    python bench/mix.py --rows 1000000     # the issue's 10^6 (~2 minutes on 2 cores: the data, then three rounds of both sides, each run twice)
+    python bench/mix.py --rows 10000000 --rounds 1   # 10^7: ~4 GB of shards made first (~7 minutes), then the mix, twice (~4 minutes on 2 cores); see below
 
 The synthetic corpus has four domains, two samples per prompt, 5% of prompts repeated exactly
 (other ids, changed case), 3% repeated with one word changed, and ten HumanEval prompts planted.
@@ -13,8 +13,10 @@ reason, and streams file by file. Each side runs in its own process; peak RSS is
 side's clock starts before it imports anything (the baseline's polars; datakit's mix, with numba,
 DuckDB and the rest): what a user waits for once Python is up. The `imports s` column shows what
 importing took, and the ratio without it (the mix's work alone) is printed too. The sides run in
-turn, three times by default, and each side's fastest run counts (bench/harness.py: on a shared
-machine one run of either side can take a third longer than the next).
+turn, three times by default, each counted run right after an uncounted one of the same side, and
+each side's fastest counted run counts (bench/harness.py: on a shared machine one run of either side
+can take a third longer than the next, and on a virtual machine the baseline's 5 GB make its runs
+up to twice as slow after datakit's than after its own).
 
 The data is written 10^4 rows a file as it is made, so 10^7 rows fit anywhere with the disk for them.
 The baseline holds every row in memory (~5.5 GB at 10^6): where the machine has too little it is the
@@ -121,7 +123,7 @@ def run_baseline(folder: Path, out: Path, rows: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, in turn; each side's fastest counts")
+    parser.add_argument("--rounds", type=int, default=3, help="counted runs of each side, in turn, each after an uncounted one; each side's fastest counts")
     parser.add_argument("--side", choices=["make", "datakit", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -159,9 +161,9 @@ def first_to_go_when_memory_runs_out() -> None:
 
 
 def compare(rows: int, rounds: int = 3) -> dict:
-    """Both sides on the same fresh data, each in its own process, `rounds` times in turn (the baseline
-    may run out of memory)."""
-    base, ours = run_sides(__file__, ["--rows", str(rows)], baseline_may_fail=True, rounds=rounds)
+    """Both sides on the same fresh data, each in its own process, `rounds` times in turn, each counted
+    run after an uncounted one (the baseline may run out of memory)."""
+    base, ours = run_sides(__file__, ["--rows", str(rows)], baseline_may_fail=True, rounds=rounds, warm_up=True)
     ratio = ours["rate"] / base["rate"] if base["rate"] else None
     result = {"stage": "mix", "rows": rows, "unit": "rows/s", "baseline": base, "datakit": ours, "ratio": ratio, "ratio_means": "rows/s"}
     if base["rate"]:

@@ -22,8 +22,10 @@ decontamination, every removed row kept), and its code verifier isolates what th
 `KB/row` is peak RSS over input rows: it falls as the input grows where memory stays flat, and stays
 level where memory grows with the input. Each side runs in its own process, so a peak RSS is that
 side's alone (sample shares one engine between both sides and reports none; code reports none).
-The mix's sides run three times each, in turn, and each side's fastest run counts (bench/harness.py); each
-side's clock includes its imports, and a line under each mix row gives the ratio without them.
+The mix's sides run three times each, in turn, each counted run right after an uncounted one of the same
+side (on a virtual machine a side that takes gigabytes is slower after the other has run), and each
+side's fastest counted run counts (bench/harness.py); each side's clock includes its imports, and a line
+under each mix row gives the ratio without them.
 ~40 minutes on 2 cores (distill ~20 of them; `--distill-rows 0` skips it); filtering 10^6 rows (--filter-rows 1000000) takes ~40 minutes more there (the baseline ~30 of them).
 """
 
