@@ -2,7 +2,7 @@
 
     python bench/mix.py                    # 10^5 samples
     python bench/mix.py --rows 1000000     # the 10^6 (~2 minutes on 2 cores: the data, then three rounds of both sides, each run twice)
-    python bench/mix.py --rows 10000000 --rounds 1   # 10^7: ~4 GB of shards made first (~7 minutes), then the mix, twice (~4 minutes on 2 cores); see below
+    python bench/mix.py --rows 10000000 --rounds 1   # 10^7: ~4 GB of shards made first (~7 minutes), then the mix, twice (~2.5 minutes on 2 cores); see below
 
 The synthetic corpus has four domains, two samples per prompt, 5% of prompts repeated exactly
 (other ids, changed case), 3% repeated with one word changed, and ten HumanEval prompts planted.

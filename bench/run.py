@@ -3,7 +3,7 @@ and peak RSS against input size, so the growth is visible.
 
     python bench/run.py                     # sample (vllm and hf), filter at 10^4 and 10^5, mix at 10^4, 10^5, 10^6, code
     python bench/run.py --filter-rows 10000 100000 --mix-rows 10000 100000   # choose the sizes
-    python bench/run.py --mix-rows 10000 100000 1000000 10000000  # add mix at 10^7 (~20 minutes more; its baseline runs out of memory where RAM is under ~60 GB)
+    python bench/run.py --mix-rows 10000 100000 1000000 10000000  # add mix at 10^7 (~12 minutes more; its baseline runs out of memory where RAM is under ~60 GB)
     python bench/run.py --code-problems 20  # the code verifier on the first 20 problems of each set (0: skip it)
     python bench/run.py --language-chains 500  # the language filter on 500 chains, against the previous one (0: skip it)
     python bench/run.py --math-answers 500  # the math check on 500 answers (0: skip it)
