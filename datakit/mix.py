@@ -76,8 +76,8 @@ from datakit.r1_turn import WHITESPACE, append_r1_turn
 from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
 from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
-from datakit.threads import in_parallel
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
+from datakit.threads import in_parallel
 
 SFT_ROLES = ("system", "user", "assistant")
 WORK = "_work"  # scratch space of a running mix; removed when it completes
