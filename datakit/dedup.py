@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from xxhash import xxh64_intdigest
 
-from datakit.arrow_buffers import utf8_buffers
+from datakit.arrow_buffers import read_u64, utf8_buffers
 
 _WORD = re.compile(r"[^\W_]+")  # \w without '_': letters and digits of any script
 _MASK64 = (1 << 64) - 1
@@ -50,6 +50,29 @@ def text_word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     merged = np.empty(len(from_other), dtype=np.uint64)
     merged[~from_other], merged[from_other] = flat, other_flat
     return merged, lengths
+
+
+def text_hash(reasoning: str, answer: str) -> int:
+    """A sample's `text_hash`: xxh64 of its answer's UTF-8 bytes, seeded with the xxh64 of its
+    reasoning's. Equal for two samples exactly when their SFT turns are (up to a 64-bit collision)."""
+    return xxh64_intdigest(answer.encode(), seed=xxh64_intdigest(reasoning.encode()))
+
+
+def text_hashes(reasoning: pl.Series, answer: pl.Series) -> pl.Series:
+    """`text_hash` of every row, compiled (null where either text is null)."""
+    r_data, r_offsets = utf8_buffers(reasoning.fill_null("").to_arrow())
+    a_data, a_offsets = utf8_buffers(answer.fill_null("").to_arrow())
+    hashes = pl.Series("text_hash", _text_hashes(r_data, r_offsets, a_data, a_offsets), dtype=pl.UInt64)
+    missing = reasoning.is_null() | answer.is_null()
+    return hashes.scatter(missing.arg_true(), None) if missing.any() else hashes
+
+
+@numba.njit(nogil=True, cache=True)
+def _text_hashes(r_data: np.ndarray, r_offsets: np.ndarray, a_data: np.ndarray, a_offsets: np.ndarray) -> np.ndarray:
+    keys = np.empty(len(r_offsets) - 1, dtype=np.uint64)
+    for t in range(len(keys)):
+        keys[t] = xxh64_span(a_data, a_offsets[t], a_offsets[t + 1], xxh64_span(r_data, r_offsets[t], r_offsets[t + 1]))
+    return keys
 
 
 def sequence_keys(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -90,10 +113,10 @@ def xxh64_span(data: np.ndarray, lo: int, hi: int, seed: np.uint64 = np.uint64(0
     if hi - lo >= 32:
         v1, v2, v3, v4 = seed + _XXH_P1 + _XXH_P2, seed + _XXH_P2, seed, seed - _XXH_P1
         while i + 32 <= hi:
-            v1 = _xxh_round(v1, _read_le(data, i, 8))
-            v2 = _xxh_round(v2, _read_le(data, i + 8, 8))
-            v3 = _xxh_round(v3, _read_le(data, i + 16, 8))
-            v4 = _xxh_round(v4, _read_le(data, i + 24, 8))
+            v1 = _xxh_round(v1, read_u64(data, i))
+            v2 = _xxh_round(v2, read_u64(data, i + 8))
+            v3 = _xxh_round(v3, read_u64(data, i + 16))
+            v4 = _xxh_round(v4, read_u64(data, i + 24))
             i += 32
         h = _rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)
         for v in (v1, v2, v3, v4):
@@ -102,7 +125,7 @@ def xxh64_span(data: np.ndarray, lo: int, hi: int, seed: np.uint64 = np.uint64(0
         h = seed + _XXH_P5
     h += np.uint64(hi - lo)
     while i + 8 <= hi:
-        h = _rotl(h ^ _xxh_round(np.uint64(0), _read_le(data, i, 8)), 27) * _XXH_P1 + _XXH_P4
+        h = _rotl(h ^ _xxh_round(np.uint64(0), read_u64(data, i)), 27) * _XXH_P1 + _XXH_P4
         i += 8
     if i + 4 <= hi:
         h = _rotl(h ^ (_read_le(data, i, 4) * _XXH_P1), 23) * _XXH_P2 + _XXH_P3

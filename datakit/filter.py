@@ -28,13 +28,14 @@ from datakit import __version__
 from datakit.chain import Chain, load_chain, parse_chain
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_manifest, shard_files, write_json_atomic, write_loader_card, write_shard
+from datakit.dedup import text_hashes
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason_code
 from datakit.pool import die_with_parent
 from datakit.progress import StageProgress
 from datakit.reader import KEY, Reject, Rows, check_mapping, check_schema, duplicate_reason, read_jsonl, read_table, repeated_keys, write_rejects
 from datakit.reasoning import split_completion
-from datakit.schema import SCHEMA_VERSION
+from datakit.schema import SCHEMA_VERSION, TEXT_HASH
 
 STATS_DIR = "stats"
 REJECTS = "rejects.jsonl"  # input rows that cannot be filtered (bad values, repeated keys), with file, line/row, field, reason
@@ -284,13 +285,16 @@ def _read_tables(tables: list[tuple[Any, str]], mapping: dict[str, str]) -> Rows
 
 
 def normalise(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
-    """Rename mapped columns to the schema's names and derive what a foreign trace may lack."""
+    """Rename mapped columns to the schema's names and derive what a foreign trace may lack; `text_hash`
+    is computed afresh (what the rows came with may predate an edit of their text)."""
     frame = frame.rename({src: dst for dst, src in mapping.items() if src in frame.columns and src != dst})
     if "completion" in frame.columns and not {"reasoning", "answer"} <= set(frame.columns):
         split = [split_completion(text or "") for text in frame["completion"].to_list()]
         frame = frame.with_columns(reasoning=pl.Series([r for r, _ in split]), answer=pl.Series([a for _, a in split]))
     if "sample_index" not in frame.columns and "prompt_id" in frame.columns:
         frame = frame.with_columns(sample_index=pl.int_range(pl.len()).over("prompt_id").cast(pl.Int32))
+    if {"reasoning", "answer"} <= set(frame.columns):
+        frame = frame.with_columns(text_hashes(frame["reasoning"], frame["answer"]).alias(TEXT_HASH))
     return frame
 
 

@@ -66,7 +66,7 @@ from datakit.dataset import (
     write_text_atomic,
 )
 from datakit.decontam import DEFAULT_BENCHMARKS, Benchmark, Decontaminator
-from datakit.dedup import MinHasher, mix64, prefixed_keys, sequence_keys, text_word_hashes, words
+from datakit.dedup import MinHasher, mix64, prefixed_keys, sequence_keys, text_hashes, text_word_hashes, words
 from datakit.errors import DatakitError, RowError
 from datakit.ingest import R1_MATH_INSTRUCTION, map_domain
 from datakit.mix_plan import PROMPTS, ROWS, Plan, plan_database, plan_mix, repeated_keys, shuffle_keys, summary
@@ -75,7 +75,7 @@ from datakit.arrow_buffers import integers
 from datakit.r1_turn import WHITESPACE, append_r1_turn
 from datakit.reader import FIELDS, Reject, check_frame, conform, duplicate_reason, holds, language_problem, read_jsonl
 from datakit.reasoning import THINK_OPEN, split_completion
-from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, verified_by
+from datakit.schema import KINDS, MESSAGE, SCHEMA_VERSION, TEXT_HASH, verified_by
 from datakit.sft_format import PROMPT_COMPLETION, write_prompt_completion
 from datakit.threads import in_parallel
 
@@ -86,8 +86,8 @@ REJECTS = "rejects.jsonl"
 READ_COLUMNS = ["prompt_id", "sample_index", "messages", "reasoning", "answer", "domain", "kind", "language", "source", "generator"]
 CONVERSATION_EXTRAS = ["think_mode", "verified_by", "correct_verdict", "correct_verifier", "judge_verdict"]  # read where present
 ROW_PROBLEM = ["_problem_field", "_problem_reason"]  # why a row as read cannot enter (null: it can)
-# read by the index only to check its rows where `completion` is there (the widest column but one):
-# left unread where the file's schema and statistics show it can hold no bad value
+# read by the index only to check its rows where the file's `text_hash` stands for the text (the widest
+# column but `completion`): left unread where the file's schema and statistics show it can hold no bad value
 CHECK_UNREAD = ["reasoning"]
 # the index's columns of a few values a file (the rest are hashes and ids, all distinct)
 INDEX_DICTIONARY = ["src", "unit", "kind", "domain", "decontam_benchmark", "decontam_item", "decontam_ngram"]
@@ -279,6 +279,7 @@ def _mix_into(config: MixConfig, sources: list[Source], out: Path, run_hash: str
         drawing.submit(_import_ahead)
         index = build_index(config, sources, out / WORK, decontaminator, con, sync)
         plan = plan_mix(config, con, index.folder, index.repeated, [s.name for s in sources])
+        check_repeats(plan.repeats(), sources)
         report = build_report(config, sources, plan, index)
         plan.keep_only_what_writing_reads()
         plot = drawing.submit(write_plot, out, report)  # drawn while the shards are written
@@ -342,7 +343,7 @@ class Source:
     sft: SftImport | None = None  # an SFT set, turned into sample rows as each unit is read
     unit_rows: list[int] = field(default_factory=list)  # each unit's row count
     unit_bytes: list[int] = field(default_factory=list)  # each unit's size uncompressed (Parquet metadata), all columns
-    sound: list[set[str]] = field(default_factory=list)  # each unit's CHECK_UNREAD columns that can hold no bad value
+    sound: list[set[str]] = field(default_factory=list)  # each unit's CHECK_UNREAD and TEXT_HASH columns that can hold no bad value
     typed: list[bool] = field(default_factory=list)  # each unit: a Parquet file whose schema columns all hold their types
     rejects: list[Reject] = field(default_factory=list)  # a JSONL source's lines that are not sample rows
     lines: list[int] = field(default_factory=list)  # a JSONL source: the line of each row of its one unit
@@ -428,12 +429,12 @@ def open_source(spec: MixSource) -> Source:
         if isinstance(unit, pa.Table):
             unit_rows.append(unit.num_rows)
             unit_bytes.append(unit.nbytes)
-            nulls: dict[str, int | None] = {c: unit.column(c).null_count for c in CHECK_UNREAD if c in schema.names}
+            nulls: dict[str, int | None] = {c: unit.column(c).null_count for c in (*CHECK_UNREAD, TEXT_HASH) if c in schema.names}
         else:
             meta = pq.ParquetFile(unit).metadata
             unit_rows.append(meta.num_rows)
             unit_bytes.append(sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups)))
-            nulls = {c: _parquet_nulls(meta, c) for c in CHECK_UNREAD if c in schema.names}
+            nulls = {c: _parquet_nulls(meta, c) for c in (*CHECK_UNREAD, TEXT_HASH) if c in schema.names}
         sound.append(set() if spec.sft else {c for c, n in nulls.items() if n == 0 and holds(schema.field(c).type, FIELDS[c].type)})
         typed.append(isinstance(unit, Path) and all(holds(schema.field(c).type, FIELDS[c].type) for c in schema.names if c in FIELDS))
     if path.is_file() and path.suffix in (".jsonl", ".json"):
@@ -585,8 +586,10 @@ def build_index(config: MixConfig, sources: list[Source], work: Path, decontamin
     def index_file(number: int) -> int:
         src, unit = units[number]
         source = sources[src]
-        unread = source.sound[unit] if "completion" in source.columns[unit] else set()
-        frame = source.read_frame(unit, [c for c in READ_COLUMNS if c not in unread] + [c for c in ("completion", *ROW_PROBLEM) if c in source.columns[unit]])
+        # a file with a sound `text_hash` is not read for its text (R1's reasoning is most of a file)
+        hashed = TEXT_HASH in source.sound[unit]
+        unread = set(CHECK_UNREAD) & source.sound[unit] if hashed else set()
+        frame = source.read_frame(unit, [c for c in READ_COLUMNS if c not in unread] + [TEXT_HASH] * hashed + ROW_PROBLEM)
         rows, prompts, rejects = _index_unit(config, src, source, unit, frame, decontaminator, hasher, offsets[number])
         write_index_file(rows, folder / f"{ROWS}-{number:05d}.parquet", settle, sync)
         write_index_file(prompts, folder / f"{PROMPTS}-{number:05d}.parquet", settle, sync)
@@ -637,8 +640,8 @@ def _index_unit(
     """Index one file's rows (as `Source.read_frame` read them), column-wise; a malformed row becomes a
     reject naming its file, row and field. Rows are numbered from `offset` (`_i`: the row's place
     among all sources' rows)."""
-    text = "completion" if "completion" in read.columns else None
-    frame = read.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, text or "reasoning"])
+    hashed = TEXT_HASH in read.columns  # else the text is: reasoning is read
+    frame = read.select(["prompt_id", "sample_index", "messages", "answer", "domain", "kind", *ROW_PROBLEM, TEXT_HASH if hashed else "reasoning"])
     frame = frame.with_row_index("row").with_columns(_row_problem())
     rejects = []
     bad = frame.filter(pl.col("_field").is_not_null()).select("row", "_field", "_reason")
@@ -657,8 +660,9 @@ def _index_unit(
     prompt_key = sequence_keys(flat, lengths)
     # the draw's key of each sample is derived from its prompt's, hashed once per prompt
     draw_key = prefixed_keys(firsts["prompt_id"], f"{source.name}\x00", config.seed)
-    completion = pl.col(text) if text else pl.format("{}\n{}", "reasoning", "answer")
     valid = valid.with_columns(prompt_key=pl.Series(prompt_key[prompt_of], dtype=pl.UInt64))
+    if not hashed:
+        valid = valid.with_columns(text_hashes(valid["reasoning"], valid["answer"]).alias(TEXT_HASH))
     rows = valid.select(
         _i=(pl.col("row") + offset).cast(pl.UInt64),
         src=pl.lit(src, pl.UInt16),
@@ -668,8 +672,8 @@ def _index_unit(
         sample_index=pl.col("sample_index").cast(pl.Int32),
         kind=pl.col("kind").cast(pl.String),
         domain=pl.col("domain").cast(pl.String),
-        # the same completion to the same prompt text, in any source
-        sample_key=completion.hash(0) ^ pl.col("prompt_key"),
+        # the same reasoning and answer to the same prompt text, in any source
+        sample_key=pl.col(TEXT_HASH) ^ pl.col("prompt_key"),
         random_key=pl.Series(random_keys(draw_key[prompt_of], valid["sample_index"].to_numpy()), dtype=pl.UInt64),
     )
     rows = rows.with_columns(shuffle_key=pl.Series(shuffle_keys(rows["random_key"].to_numpy(), 0, config.seed), dtype=pl.UInt64))
@@ -741,6 +745,30 @@ def write_index_file(frame: pl.DataFrame, path: Path, settle: Settler, sync: boo
     columns of few values (INDEX_DICTIONARY); writing and reading it back cost a fifth less than lz4."""
     dictionary = [c for c in INDEX_DICTIONARY if c in frame.columns]
     write_atomic(path, lambda tmp: pq.write_table(frame.to_arrow(), tmp, compression="none", use_dictionary=dictionary, write_statistics=False), settle=settle, sync=sync)
+
+
+def check_repeats(repeats: pl.DataFrame, sources: list[Source]) -> None:
+    """Samples removed as repeats on the strength of their files' own `text_hash` are checked against
+    their text before anything is written: each such row's hash, and its original's, is computed from
+    its reasoning and answer. A hash out of step with its text (edited after it was written, or forged)
+    thus stops the run, naming the row, rather than remove a distinct sample; at worst it keeps a
+    repeat that would have been removed. Only the files holding such rows are read (most corpora
+    repeat few samples)."""
+    rows = pl.concat([repeats.select("src", "unit", "row"), repeats.select(src="first_src", unit="first_unit", row="first_row")]).unique()
+    for (src, unit), group in rows.group_by(["src", "unit"]):
+        source = sources[src]
+        if TEXT_HASH not in source.sound[unit]:
+            continue  # its hashes were computed from the text by this mix
+        frame = source.read_frame(unit, ["reasoning", "answer", TEXT_HASH])[group["row"].sort().to_numpy()]
+        wrong = np.flatnonzero((text_hashes(frame["reasoning"], frame["answer"]) != frame[TEXT_HASH]).to_numpy())
+        if len(wrong):
+            at, stored = int(group["row"].sort()[int(wrong[0])]), frame[TEXT_HASH][int(wrong[0])]
+            unit_name, number = source.position(unit, at)
+            raise DatakitError(
+                f"{source.where(unit)} {unit_name} {number}: field {TEXT_HASH} ({stored}) does not match the row's reasoning and answer, so the "
+                f"mix cannot trust it to find repeated samples ({len(wrong)} such row(s) in this file). Was the text edited after `sample` or "
+                f"`filter` wrote it? Run `datakit filter` on the folder (it writes the hash afresh) or drop the column, then run the mix again."
+            )
 
 
 # --- pass 3: write ----------------------------------------------------------------------------------

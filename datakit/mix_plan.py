@@ -93,11 +93,18 @@ class Plan:
         query = "SELECT _i, row, position, copy_index FROM located WHERE _i >= $1 AND _i < $2 ORDER BY src, unit, position"
         return self._fetch(query, first, end)
 
+    def repeats(self) -> pl.DataFrame:
+        """The samples removed as repeats of another (src, unit, row) and their originals' (first_src,
+        first_unit, first_row); none without exact dedup."""
+        if not self.con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'repeats'").fetchall()[0][0]:
+            return pl.DataFrame(schema={c: pl.Int64 for c in ("src", "unit", "row", "first_src", "first_unit", "first_row")})
+        return self._fetch("SELECT src, unit, row, first_src, first_unit, first_row FROM repeats ORDER BY _i")
+
     def keep_only_what_writing_reads(self) -> None:
-        """Once the report is drawn, the write pass reads `located` and `removed` alone, a group of files'
-        rows at a time: the rest is dropped and DuckDB's cap lowered, so what it holds goes to its spill
-        files and the memory to the writing threads (~170 MB at 10^7 samples)."""
-        _drop(self.con, "fate", "prompt_removed")
+        """Once the report is drawn and the repeats checked, the write pass reads `located` and `removed`
+        alone, a group of files' rows at a time: the rest is dropped and DuckDB's cap lowered, so what it
+        holds goes to its spill files and the memory to the writing threads (~170 MB at 10^7 samples)."""
+        _drop(self.con, "fate", "prompt_removed", "repeats")
         self.con.execute(f"SET memory_limit = '{WRITING_MEMORY_LIMIT}'")
 
     def removed(self, first: int, end: int) -> pl.DataFrame:
@@ -231,11 +238,14 @@ def _batches(con: duckdb.DuckDBPyConnection, query: str, rows: int = 2**16) -> I
 
 
 def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:
-    """A completion already in the mix for the same prompt text adds nothing: keep its first copy."""
+    """A sample whose reasoning and answer are already in the mix for the same prompt text adds
+    nothing: keep its first copy. Table `repeats` keeps each pair (the repeat's src, unit, row and its
+    original's, as first_*) for checking against the text (mix.check_repeats)."""
     con.execute(
         """CREATE OR REPLACE TABLE repeats AS
         WITH firsts AS (SELECT sample_key, min(_i) AS first FROM fate WHERE removed_by IS NULL GROUP BY sample_key HAVING count(*) > 1)
-        SELECT f._i, n.name || ':' || o.prompt_id || '#' || o.sample_index AS label
+        SELECT f._i, f.src, f.unit, f.row, o.src AS first_src, o.unit AS first_unit, o.row AS first_row,
+               n.name || ':' || o.prompt_id || '#' || o.sample_index AS label
         FROM fate f JOIN firsts k USING (sample_key) JOIN fate o ON o._i = k.first JOIN source_names n ON n.src = o.src
         WHERE f.removed_by IS NULL AND f._i <> k.first"""
     )
@@ -243,7 +253,6 @@ def _drop_repeated_samples(con: duckdb.DuckDBPyConnection) -> None:
         """UPDATE fate SET removed_by = 'exact_duplicate', removed_reason = 'sample repeats ' || repeats.label, duplicate_of = repeats.label
         FROM repeats WHERE fate._i = repeats._i"""
     )
-    _drop(con, "repeats")
 
 
 def _fill_quotas(config: MixConfig, con: duckdb.DuckDBPyConnection) -> None:

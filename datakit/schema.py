@@ -19,6 +19,8 @@ VERIFIERS = ("math", "code", "choice", "exact", "judge", "none")
 RULE_VERIFIERS = ("math", "code", "choice", "exact")
 REASONING_DOMAINS = frozenset({"math", "code", "science", "logic"})
 
+TEXT_HASH = "text_hash"
+
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 
 PROMPT_FIELDS = [
@@ -57,6 +59,10 @@ SAMPLE_FIELDS = [
     pa.field("completion_tokens", pa.int32(), nullable=False),
     pa.field("generator", pa.string(), nullable=False),
     pa.field("sampling", SAMPLING, nullable=False),
+    # xxh64 of `reasoning` and `answer` (datakit.dedup.text_hash): written by `sample` and afresh by
+    # `filter`, so the mix finds repeated samples without reading their text; absent or null (older
+    # folders, samples made elsewhere), the mix hashes the text itself
+    pa.field(TEXT_HASH, pa.uint64()),
 ]
 
 PROMPT_SCHEMA = pa.schema(PROMPT_FIELDS)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from datakit.dataset import write_shard
+from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.filter import FilterConfig, run_filter
 from datakit.filters import Filter, reason
@@ -169,6 +170,18 @@ def test_foreign_traces_with_a_column_mapping(tmp_path: Path) -> None:
     assert summary.report["rows_out"] == 1
     accepted = pl.read_parquet(out / "accepted" / "shards" / "*.parquet")
     assert accepted["answer"].to_list() == ["\\boxed{4}"] and accepted["sample_index"].to_list() == [0]
+    assert accepted["text_hash"].to_list() == [text_hash("Two plus two.", "\\boxed{4}")]  # derived, as the split texts are
+
+
+def test_text_hash_is_written_afresh_from_the_text(tmp_path: Path) -> None:
+    """What the rows came with may predate an edit of their text: filter's output carries the hash of
+    the text it read (what mix trusts to find repeated samples without reading the text)."""
+    rows = [{**_sample(1, i, f"The answer is \\boxed{{{2 + i}}}."), "text_hash": 12345} for i in range(2)]
+    write_shard(tmp_path / "samples", 0, pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
+    out = tmp_path / "out"
+    run_filter(FilterConfig(input=str(tmp_path / "samples"), output=str(out), chain=str(_chain(tmp_path, "filters: [format]")), progress=False, plots=False))
+    accepted = pl.read_parquet(out / "accepted" / "shards" / "*.parquet")
+    assert accepted.height == 2 and accepted["text_hash"].to_list() == [text_hash(r["reasoning"], r["answer"]) for r in rows]
 
 
 def test_a_new_threshold_re_decides_from_stored_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from datakit.cli import app
 from datakit.dataset import read_table, write_json_atomic, write_shard
 from datakit.decontam import Benchmark
+from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.mix import DecontaminationConfig, MixConfig, MixSource, run_mix
 from datakit.schema import SAMPLE_SCHEMA
@@ -331,6 +332,32 @@ def test_cli_mix_prints_the_report_and_a_finished_folder_is_a_no_op(tmp_path: Pa
     assert "already complete" in " ".join(again.output.split())
     other = runner.invoke(app, [*args, "--seed", "3"])
     assert other.exit_code != 0
+
+
+def test_repeated_samples_are_found_by_their_text_hash_and_a_hash_out_of_step_with_its_text_stops_the_mix(tmp_path: Path) -> None:
+    """A folder whose rows carry `text_hash` (as sample and filter write it) mixes exactly as one
+    without: its hash stands for the text the index then does not read. A hash copied onto another
+    sample's row makes that sample a repeat of one whose text differs: the mix checks every repeat, and
+    its original, against the text before writing anything, and stops naming the file, row and field."""
+    rows = math_rows(6, 2) + [sample("m4", math_rows(6, 2)[8]["messages"][0]["content"], "math", 2, answer="The answer to m4 is 0.")]
+    hashed = [{**r, "text_hash": text_hash(r["reasoning"], r["answer"])} for r in rows]
+    quotas = {"reasoning": {"math": 8}}
+    outputs = []
+    for name, source_rows in (("plain", rows), ("hashed", hashed)):
+        source = folder(tmp_path / name, "filtered", source_rows)
+        report = run_mix(config(tmp_path, [source], quotas, out=f"mix-{name}")).report
+        assert report["removed"] == {"exact_duplicate": 1, "near_duplicate": 0, "contaminated": 0}
+        removed = read_table(tmp_path / f"mix-{name}" / "removed").to_pylist()
+        assert [(r["prompt_id"], r["sample_index"], r["duplicate_of"]) for r in removed] == [("m4", 2, "filtered:m4#0")]
+        outputs.append(read_table(tmp_path / f"mix-{name}"))
+    assert outputs[0].equals(outputs[1])
+
+    forged = [dict(r) for r in hashed]
+    forged[3]["text_hash"] = forged[2]["text_hash"]  # m1#1 claims m1#0's text, which it does not hold
+    source = folder(tmp_path / "forged", "filtered", forged)
+    with pytest.raises(DatakitError, match=r"part-00000\.parquet row 3: field text_hash \(\d+\) does not match the row's reasoning and answer"):
+        run_mix(config(tmp_path, [source], quotas, out="mix-forged"))
+    assert not (tmp_path / "mix-forged" / "shards").exists()
 
 
 def test_duplicates_are_found_across_shards_and_quotas_are_filled_exactly(tmp_path: Path) -> None:

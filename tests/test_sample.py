@@ -14,6 +14,7 @@ import pytest
 
 from conftest import write_jsonl
 from datakit.backends import BackendConfig, HFOptions, SamplingParams
+from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.sample import SampleConfig, run_sample
 from datakit.schema import SAMPLE_SCHEMA
@@ -55,6 +56,7 @@ def test_writes_n_rows_per_prompt_with_every_column(tiny_model: str, tmp_path: P
     assert rows.filter(pl.col("finish_reason") == "length")["completion_tokens"].to_list() == [16] * rows.filter(pl.col("finish_reason") == "length").height
     assert (rows["prompt_tokens"] > 0).all() and (rows["completion_tokens"] > 0).all()
     assert rows["sampling"][0] == {"n": 2, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 16, "seed": 0}
+    assert rows["text_hash"].to_list() == [text_hash(r, a) for r, a in zip(rows["reasoning"], rows["answer"])]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["counts"]["rows"] == 14 and manifest["counts"]["rejected_prompts"] == 1
     reject = json.loads((out / "rejects.jsonl").read_text().splitlines()[0])
