@@ -11,7 +11,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pyarrow as pa
-from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -69,7 +68,8 @@ def _load_u64(typingctx, data, at):  # noqa: ANN001, ANN202 - numba's typing sig
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         array = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.load(builder.bitcast(builder.gep(array.data, [args[1]]), ir.IntType(64).as_pointer()), align=1)
+        pointer = builder.bitcast(builder.gep(array.data, [args[1]]), context.get_value_type(types.uint64).as_pointer())
+        return builder.load(pointer, align=1)
 
     return types.uint64(data, at), codegen
 
