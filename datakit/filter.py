@@ -28,14 +28,13 @@ from datakit import __version__
 from datakit.chain import Chain, load_chain, parse_chain
 from datakit.config import NOT_HASHED, fingerprint, hashed_view, to_dict
 from datakit.dataset import MANIFEST, SHARD_DIR, claim_folder, folder_lock, read_manifest, shard_files, write_json_atomic, write_loader_card, write_shard
-from datakit.dedup import text_hashes
 from datakit.errors import DatakitError
 from datakit.filters import Filter, reason_code
 from datakit.pool import die_with_parent
 from datakit.progress import StageProgress
 from datakit.reader import KEY, Reject, Rows, check_mapping, check_schema, duplicate_reason, read_jsonl, read_table, repeated_keys, write_rejects
 from datakit.reasoning import split_completion
-from datakit.schema import SCHEMA_VERSION, TEXT_HASH
+from datakit.schema import SCHEMA_VERSION, text_hash_column
 
 STATS_DIR = "stats"
 REJECTS = "rejects.jsonl"  # input rows that cannot be filtered (bad values, repeated keys), with file, line/row, field, reason
@@ -294,7 +293,7 @@ def normalise(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
     if "sample_index" not in frame.columns and "prompt_id" in frame.columns:
         frame = frame.with_columns(sample_index=pl.int_range(pl.len()).over("prompt_id").cast(pl.Int32))
     if {"reasoning", "answer"} <= set(frame.columns):
-        frame = frame.with_columns(text_hashes(frame["reasoning"], frame["answer"]).alias(TEXT_HASH))
+        frame = frame.with_columns(text_hash_column(frame))
     return frame
 
 

@@ -759,11 +759,12 @@ def check_repeats(repeats: pl.DataFrame, sources: list[Source]) -> None:
         source = sources[src]
         if TEXT_HASH not in source.sound[unit]:
             continue  # its hashes were computed from the text by this mix
-        frame = source.read_frame(unit, ["reasoning", "answer", TEXT_HASH])[group["row"].sort().to_numpy()]
+        at = group["row"].sort().to_numpy()
+        frame = source.read_frame(unit, ["reasoning", "answer", TEXT_HASH])[at]
         wrong = np.flatnonzero((text_hashes(frame["reasoning"], frame["answer"]) != frame[TEXT_HASH]).to_numpy())
         if len(wrong):
-            at, stored = int(group["row"].sort()[int(wrong[0])]), frame[TEXT_HASH][int(wrong[0])]
-            unit_name, number = source.position(unit, at)
+            unit_name, number = source.position(unit, int(at[wrong[0]]))
+            stored = frame[TEXT_HASH][int(wrong[0])]
             raise DatakitError(
                 f"{source.where(unit)} {unit_name} {number}: field {TEXT_HASH} ({stored}) does not match the row's reasoning and answer, so the "
                 f"mix cannot trust it to find repeated samples ({len(wrong)} such row(s) in this file). Was the text edited after `sample` or "

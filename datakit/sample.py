@@ -41,13 +41,12 @@ from datakit.dataset import (
     write_shard,
     write_text_atomic,
 )
-from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.ingest import ColumnMapping, IngestConfig, Ingested, Reject, load_prompts
 from datakit.models import DEFAULT_MODEL, generator_id
 from datakit.progress import StageProgress
 from datakit.reasoning import split_completion, split_prompted
-from datakit.schema import SAMPLE_SCHEMA, SCHEMA_VERSION, TEXT_HASH
+from datakit.schema import SAMPLE_SCHEMA, SCHEMA_VERSION, TEXT_HASH, text_hash
 
 REJECTS = "rejects.jsonl"
 SHARD_REJECTS = "rejects"  # rejects/part-NNNNN.jsonl: a shard's prompts refused by the engine (prompt_too_long)

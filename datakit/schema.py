@@ -10,6 +10,7 @@ from collections.abc import Collection
 
 import polars as pl
 import pyarrow as pa
+from xxhash import xxh64_intdigest
 
 SCHEMA_VERSION = 1
 
@@ -59,7 +60,7 @@ SAMPLE_FIELDS = [
     pa.field("completion_tokens", pa.int32(), nullable=False),
     pa.field("generator", pa.string(), nullable=False),
     pa.field("sampling", SAMPLING, nullable=False),
-    # xxh64 of `reasoning` and `answer` (datakit.dedup.text_hash): written by `sample` and afresh by
+    # xxh64 of `reasoning` and `answer` (text_hash below): written by `sample` and afresh by
     # `filter`, so the mix finds repeated samples without reading their text; absent or null (older
     # folders, samples made elsewhere), the mix hashes the text itself
     pa.field(TEXT_HASH, pa.uint64()),
@@ -67,6 +68,21 @@ SAMPLE_FIELDS = [
 
 PROMPT_SCHEMA = pa.schema(PROMPT_FIELDS)
 SAMPLE_SCHEMA = pa.schema(PROMPT_FIELDS + SAMPLE_FIELDS)
+
+
+def text_hash(reasoning: str, answer: str) -> int:
+    """A sample's `text_hash`: xxh64 of its answer's UTF-8 bytes, seeded with the xxh64 of its
+    reasoning's. Equal for two samples exactly when their SFT turns are (up to a 64-bit collision)."""
+    return xxh64_intdigest(answer.encode(), seed=xxh64_intdigest(reasoning.encode()))
+
+
+def text_hash_column(frame: pl.DataFrame) -> pl.Series:
+    """`text_hash` of every row of a frame with `reasoning` and `answer` (null where either is), a
+    Python call a row: what `sample` and `filter` write, without loading the compiled kernels
+    (numba: ~0.4 s a process) for ~6 ms a thousand R1-length rows (datakit.dedup.text_hashes is the
+    mix's compiled equal)."""
+    pairs = zip(frame["reasoning"].to_list(), frame["answer"].to_list())
+    return pl.Series(TEXT_HASH, [None if r is None or a is None else text_hash(r, a) for r, a in pairs], dtype=pl.UInt64)
 
 
 def default_kind(domain: str) -> str:

@@ -275,18 +275,20 @@ def test_prefixed_keys_are_xxhash_of_prefix_and_text() -> None:
 
 
 def test_text_hashes_are_xxhash_of_answer_seeded_with_reasoning() -> None:
-    """`text_hash`, which sample and filter write and the mix trusts: the compiled column-wise hash equals
-    the one-row one and xxhash's own, for any text (non-ASCII, empty, stripe-long, a sliced column);
+    """`text_hash`, which sample and filter write and the mix trusts: the mix's compiled column-wise hash
+    equals the one-row one, the column of those (sample's and filter's) and xxhash's own, for any text (non-ASCII, empty, stripe-long, a sliced column);
     null where either text is; and reasoning and answer are not interchangeable."""
     from xxhash import xxh64_intdigest
 
-    from datakit.dedup import text_hash, text_hashes
+    from datakit.dedup import text_hashes
+    from datakit.schema import text_hash, text_hash_column
 
     reasoning = ["Let me think.", "", "é中🙂 " * 9, "x" * 200, None, "tail", "ab"]
     answer = ["42", "", "ünï", "y" * 33, "a", None, ""]
     expected = [None if r is None or a is None else xxh64_intdigest(a.encode(), seed=xxh64_intdigest(r.encode())) for r, a in zip(reasoning, answer)]
     assert text_hashes(pl.Series(reasoning), pl.Series(answer)).to_list() == expected
     assert [text_hash(r, a) for r, a in zip(reasoning[:4], answer[:4])] == expected[:4]
+    assert text_hash_column(pl.DataFrame({"reasoning": reasoning, "answer": answer})).to_list() == expected
     assert text_hashes(pl.Series(reasoning).slice(2, 3), pl.Series(answer).slice(2, 3)).to_list() == expected[2:5]
     assert text_hash("ab", "") != text_hash("", "ab") and text_hash("a", "b") != text_hash("ab", "")
 

