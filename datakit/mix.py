@@ -2,7 +2,7 @@
 
 Three passes over the sources, each reading a few files at a time (one a core, on threads, at most
 4, one more where tasks often wait on the GIL; fewer where files or rows are large); no pass holds a
-per-row table in memory (peak RSS, by bench/mix.py: 0.73-0.76 GB at 10^6 samples, 0.85 GB at 10^7):
+per-row table in memory (peak RSS, by bench/mix.py: 0.76-0.79 GB at 10^6 samples, 0.91 GB at 10^7):
 
 1. index: per source file, per row its location, domain, kind and hashes, and per prompt its exact
    key, MinHash bands and any benchmark n-gram it shares (decontamination), written to
